@@ -1,0 +1,39 @@
+"""Constants shared across layers: metric names, result-file schemas, default budgets and paths."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: Retrieval metrics reported by ``compute_metrics`` (plus ``recall_at_{k}`` for each requested k).
+METRICS = ("precision_at_1", "r_precision", "map_at_r")
+#: How the papers print them.
+METRIC_DISPLAY = {"precision_at_1": "P@1", "r_precision": "RP", "map_at_r": "MAP@R"}
+
+#: Columns of ``results.csv`` (long format, one row per value). ``embedding`` is ``fold{i}`` for
+#: the i-th fold's model on its own (the "separated" figure is their mean per repeat) or
+#: ``concatenated`` for the folds' normalised embeddings joined.
+RESULT_COLUMNS = ("method", "display_name", "dataset", "repeat", "embedding", "metric", "value")
+#: Columns of ``trials.csv``: one row per search trial (params and per-fold values as JSON).
+TRIAL_COLUMNS = ("method", "dataset", "trial", "state", "value", "params", "fold_values")
+#: Columns of ``curves.csv``: validation MAP@R along training, for every repeat's folds.
+CURVE_COLUMNS = ("method", "dataset", "repeat", "fold", "epoch", "iteration", "metric", "value")
+
+#: The "Pretrained" row's method name in results (the trunk before training, untrained embedder).
+PRETRAINED = "pretrained"
+PRETRAINED_DISPLAY = "Pretrained"
+CONCATENATED = "concatenated"
+
+
+def fold_embedding(i: int) -> str:
+    """The ``embedding`` value of fold ``i``'s model in ``results.csv``."""
+    return f"fold{i}"
+
+
+def cache_dir() -> Path:
+    """Where generated data and pretrained small trunks are cached (``$DML_BENCH_CACHE`` overrides)."""
+    env = os.environ.get("DML_BENCH_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "dml-bench"

@@ -1,0 +1,134 @@
+"""Image collections and the dataset object every loader returns.
+
+A loader (CUB, Cars196, SOP, In-shop, a user's folder or CSV, the built-in dataset) returns a
+``DataSource``: the images of the training classes (train + validation, split into folds later
+by ``benchmark.data.splits``), and those of the test classes, either as one set evaluated against
+itself or, for In-shop, as a query set and a gallery set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from benchmark.errors import DatasetError
+
+Transform = Callable[[object], torch.Tensor]
+
+
+class ImageSet(torch.utils.data.Dataset):
+    """Labelled images. ``self[i]`` is ``(transform(image), label, i)``.
+
+    ``labels`` are the dataset's own class ids (integers, not necessarily contiguous).
+    """
+
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def load(self, i: int):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def subset(self, indices: Sequence[int]) -> "ImageSet":
+        raise NotImplementedError  # pragma: no cover
+
+    def with_transform(self, transform: Optional[Transform]) -> "ImageSet":
+        raise NotImplementedError  # pragma: no cover
+
+
+class FileImageSet(ImageSet):
+    """Images read from files with PIL (converted to RGB). A corrupt file raises ``DatasetError``."""
+
+    def __init__(self, paths: Sequence[str | Path], labels: Sequence[int],
+                 transform: Optional[Transform] = None) -> None:
+        if len(paths) != len(labels):
+            raise DatasetError(f"{len(paths)} image paths but {len(labels)} labels")
+        self.paths = [Path(p) for p in paths]
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.transform = transform
+
+    def load(self, i: int) -> Image.Image:
+        path = self.paths[i]
+        try:
+            with Image.open(path) as img:
+                return img.convert("RGB")
+        except FileNotFoundError:
+            raise DatasetError(f"{path}: image file is missing") from None
+        except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+            raise DatasetError(f"{path}: corrupt or unreadable image ({exc.__class__.__name__}: {exc})") from None
+
+    def __getitem__(self, i: int):
+        img = self.load(i)
+        x = self.transform(img) if self.transform is not None else img
+        return x, int(self.labels[i]), i
+
+    def subset(self, indices: Sequence[int]) -> "FileImageSet":
+        idx = np.asarray(indices, dtype=np.int64)
+        return FileImageSet([self.paths[i] for i in idx], self.labels[idx], self.transform)
+
+    def with_transform(self, transform: Optional[Transform]) -> "FileImageSet":
+        return FileImageSet(self.paths, self.labels, transform)
+
+
+class ArrayImageSet(ImageSet):
+    """Images held in memory as a ``uint8`` array ``N x H x W x 3`` (the built-in dataset).
+
+    Items are float tensors ``3 x H x W`` in [0, 1] passed through ``transform`` (a tensor transform).
+    """
+
+    def __init__(self, images: np.ndarray, labels: Sequence[int],
+                 transform: Optional[Transform] = None) -> None:
+        if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+            raise DatasetError(f"expected uint8 images N x H x W x 3, got {images.dtype} {images.shape}")
+        if len(images) != len(labels):
+            raise DatasetError(f"{len(images)} images but {len(labels)} labels")
+        self.images = images
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.transform = transform
+
+    def load(self, i: int) -> torch.Tensor:
+        return torch.from_numpy(self.images[i]).permute(2, 0, 1).float().div_(255.0)
+
+    def __getitem__(self, i: int):
+        x = self.load(i)
+        if self.transform is not None:
+            x = self.transform(x)
+        return x, int(self.labels[i]), i
+
+    def subset(self, indices: Sequence[int]) -> "ArrayImageSet":
+        idx = np.asarray(indices, dtype=np.int64)
+        return ArrayImageSet(self.images[idx], self.labels[idx], self.transform)
+
+    def with_transform(self, transform: Optional[Transform]) -> "ArrayImageSet":
+        return ArrayImageSet(self.images, self.labels, transform)
+
+
+@dataclass
+class DataSource:
+    """One benchmark dataset, split into training classes and test classes by its standard rule.
+
+    ``train`` holds every image of the training classes (cross-validation folds are made from
+    it). For a dataset evaluated test-set-against-itself ``test`` is set; for a query/gallery
+    dataset (In-shop) ``query`` and ``gallery`` are set instead (``test`` is their union).
+    ``train_transform``/``eval_transform`` turn a loaded image into the model's input.
+    """
+
+    name: str
+    train: ImageSet
+    test: ImageSet
+    train_transform: Transform
+    eval_transform: Transform
+    query: Optional[ImageSet] = None
+    gallery: Optional[ImageSet] = None
+    #: Side information a method or report may use (e.g. the built-in dataset's context ids).
+    info: dict = field(default_factory=dict)
+
+    @property
+    def has_query_gallery(self) -> bool:
+        return self.query is not None and self.gallery is not None

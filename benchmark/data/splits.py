@@ -1,0 +1,102 @@
+"""Class-disjoint splits, one pure function for every dataset.
+
+Train/test: a dataset's standard rule (``first_half_classes`` for CUB-200-2011 and Cars196, the
+official files for SOP and In-shop). Cross-validation: ``class_disjoint_folds`` partitions the
+training classes into ``n_folds`` validation blocks (contiguous by sorted label, as the reference
+code did, or a seeded shuffle). ``make_splits`` combines both and checks that no class is shared.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from benchmark.errors import ConfigError, DatasetError
+
+FOLD_MODES = ("contiguous", "shuffled")
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One cross-validation fold: indices into the training set."""
+
+    index: int
+    train_indices: np.ndarray
+    val_indices: np.ndarray
+    train_classes: np.ndarray
+    val_classes: np.ndarray
+
+
+@dataclass(frozen=True)
+class Splits:
+    """The folds of the training classes, and the test classes."""
+
+    folds: tuple[Fold, ...]
+    train_classes: np.ndarray
+    test_classes: np.ndarray
+
+
+def first_half_classes(labels: Sequence[int]) -> np.ndarray:
+    """Boolean mask of the samples whose class is in the first half of the sorted class ids.
+
+    The CUB-200-2011 / Cars196 rule: classes 1..C/2 train, C/2+1..C test.
+    """
+    labels = np.asarray(labels)
+    classes = np.unique(labels)
+    if len(classes) < 2:
+        raise DatasetError(f"need at least 2 classes to split train/test, found {len(classes)}")
+    return np.isin(labels, classes[: len(classes) // 2])
+
+
+def class_disjoint_folds(classes: Sequence[int], n_folds: int, *, mode: str = "contiguous",
+                         seed: int = 0) -> list[np.ndarray]:
+    """Partition ``classes`` into ``n_folds`` validation blocks of near-equal size.
+
+    ``contiguous``: blocks of the sorted class ids (fold 0 validates on the first block).
+    ``shuffled``: the same block sizes over a permutation drawn from ``seed``.
+    """
+    if mode not in FOLD_MODES:
+        raise ConfigError(f"unknown fold mode {mode!r} (expected one of {FOLD_MODES})")
+    classes = np.unique(np.asarray(classes))
+    if n_folds < 2:
+        raise ConfigError(f"n_folds must be at least 2, got {n_folds}")
+    if len(classes) < n_folds:
+        raise DatasetError(f"{len(classes)} training classes cannot make {n_folds} class-disjoint folds")
+    if mode == "shuffled":
+        classes = np.random.default_rng(seed).permutation(classes)
+    return [np.sort(block) for block in np.array_split(classes, n_folds)]
+
+
+def make_splits(train_labels: Sequence[int], test_labels: Sequence[int], *, n_folds: int = 4,
+                mode: str = "contiguous", seed: int = 0) -> Splits:
+    """Folds over the training set's classes and the test classes, checked to be class-disjoint."""
+    train_labels = np.asarray(train_labels)
+    test_labels = np.asarray(test_labels)
+    train_classes = np.unique(train_labels)
+    test_classes = np.unique(test_labels)
+    shared = np.intersect1d(train_classes, test_classes)
+    if len(shared):
+        raise DatasetError(f"train and test share {len(shared)} class(es), e.g. {shared[:5].tolist()}")
+    folds = []
+    for i, val_classes in enumerate(class_disjoint_folds(train_classes, n_folds, mode=mode, seed=seed)):
+        fold_train_classes = np.setdiff1d(train_classes, val_classes)
+        val_mask = np.isin(train_labels, val_classes)
+        fold = Fold(i, np.flatnonzero(~val_mask), np.flatnonzero(val_mask), fold_train_classes, val_classes)
+        _check_fold(fold, train_labels, test_classes)
+        folds.append(fold)
+    return Splits(tuple(folds), train_classes, test_classes)
+
+
+def _check_fold(fold: Fold, train_labels: np.ndarray, test_classes: np.ndarray) -> None:
+    seen_train = np.unique(train_labels[fold.train_indices])
+    seen_val = np.unique(train_labels[fold.val_indices])
+    for a, b, what in ((seen_train, seen_val, "train and validation"),
+                       (seen_train, test_classes, "train and test"),
+                       (seen_val, test_classes, "validation and test")):
+        shared = np.intersect1d(a, b)
+        if len(shared):
+            raise DatasetError(f"fold {fold.index}: {what} share classes {shared[:5].tolist()}")
+    if len(fold.train_indices) == 0 or len(fold.val_indices) == 0:
+        raise DatasetError(f"fold {fold.index} has an empty train or validation set")

@@ -1,0 +1,1 @@
+"""Models: trunks (feature extractors), the embedder, and the cached pretraining of the small CNN."""

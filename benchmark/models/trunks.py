@@ -1,0 +1,96 @@
+"""Trunks: the image networks whose pooled features the embedder maps to the embedding.
+
+Every trunk exposes ``feature_map(x)`` (B x C x H x W, for methods that attend over it),
+``pool(fmap)`` (B x C) and ``out_dim`` (C). ImageNet weights come through torchvision's weight
+API (they are read from torchvision's cache; nothing here downloads on its own when offline).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from benchmark.errors import ConfigError
+
+TRUNKS = ("small_cnn", "resnet50", "googlenet")
+
+
+class Trunk(nn.Module):
+    """Base class: ``forward`` = ``pool(feature_map(x))``."""
+
+    out_dim: int
+
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def pool(self, fmap: torch.Tensor) -> torch.Tensor:
+        return fmap.mean(dim=(2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.feature_map(x))
+
+
+class SmallCNN(Trunk):
+    """A four-stage CNN for 32 x 32 inputs on a CPU (about 0.3 M parameters, 128-d features)."""
+
+    def __init__(self, width: int = 32) -> None:
+        super().__init__()
+
+        def stage(cin: int, cout: int, pool: bool) -> nn.Sequential:
+            layers = [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+                      nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+            if pool:
+                layers.append(nn.MaxPool2d(2))
+            return nn.Sequential(*layers)
+
+        self.body = nn.Sequential(stage(3, width, True), stage(width, 2 * width, True),
+                                  stage(2 * width, 4 * width, True), stage(4 * width, 4 * width, False))
+        self.out_dim = 4 * width
+
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class TorchvisionTrunk(Trunk):
+    """ResNet-50 or GoogLeNet (the torchvision stand-in for BN-Inception) without its classifier."""
+
+    def __init__(self, arch: str, pretrained: bool) -> None:
+        super().__init__()
+        import torchvision
+
+        if arch == "resnet50":
+            weights = torchvision.models.ResNet50_Weights.IMAGENET1K_V2 if pretrained else None
+            net = torchvision.models.resnet50(weights=weights)
+            self.body = nn.Sequential(*list(net.children())[:-2])
+            self.out_dim = 2048
+        elif arch == "googlenet":
+            weights = torchvision.models.GoogLeNet_Weights.IMAGENET1K_V1 if pretrained else None
+            net = torchvision.models.googlenet(weights=weights, aux_logits=False, init_weights=not pretrained)
+            self.body = nn.Sequential(*list(net.children())[:-3])  # drop avgpool, dropout, fc
+            self.out_dim = 1024
+        else:  # pragma: no cover - guarded by build_trunk
+            raise ConfigError(f"unknown torchvision trunk {arch!r}")
+
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+def build_trunk(name: str, *, pretrained: bool) -> Trunk:
+    """The trunk ``name`` (one of ``TRUNKS``). ``small_cnn`` weights are loaded by the caller."""
+    if name == "small_cnn":
+        return SmallCNN()
+    if name in ("resnet50", "googlenet"):
+        try:
+            return TorchvisionTrunk(name, pretrained)
+        except (RuntimeError, OSError) as exc:  # no cached weights and no network
+            raise ConfigError(
+                f"could not load ImageNet weights for {name!r} ({exc.__class__.__name__}); put them in "
+                f"torchvision's cache ($TORCH_HOME/hub/checkpoints) or set model.pretrained: false") from None
+    raise ConfigError(f"unknown trunk {name!r} (expected one of {TRUNKS})")
+
+
+def freeze_batchnorm(module: nn.Module) -> None:
+    """Put every BatchNorm layer in eval mode (frozen running statistics), as the reference did."""
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
