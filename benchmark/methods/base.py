@@ -9,7 +9,7 @@ calls them for every method, so a new method never needs a change anywhere else.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import torch
 from torch import nn
@@ -52,7 +52,16 @@ class Method(nn.Module):
         return self(model(images), labels, indices)
 
     def on_epoch_start(self, epoch: int, state: Any) -> None:
-        """Called by the trainer before each epoch (cluster refresh, environment inference)."""
+        """Called by the trainer before each epoch (cluster refresh, environment inference).
+
+        ``state`` is a ``benchmark.training.trainer.TrainState`` (model, training images,
+        ``state.embed_training_set()``, device, seed).
+        """
+
+    def batch_sampler(self, labels: Any, *, batch_size: int, m_per_class: int,
+                      seed: int) -> Optional[Iterator[list[int]]]:
+        """An endless iterator of index batches, or None for the trainer's class-balanced batches."""
+        return None
 
     def optimizer_groups(self, default_lr: float, weight_decay: float) -> list[dict]:
         """Parameter groups for the method's own parameters (empty when it has none)."""

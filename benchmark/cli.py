@@ -1,0 +1,152 @@
+"""The command line: ``dml-bench`` / ``python run_benchmark.py`` {list-methods, run, report}.
+
+Bad input (unknown method, preset or config key, missing dataset, a run folder of another config)
+prints one line ``error: ...`` and exits with status 2. Ctrl-C exits with 130; re-running the same
+command resumes the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from benchmark.errors import BenchmarkError
+
+RESULTS_DIR = Path("results")
+
+
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--preset", help="a preset from configs/ (smoke, quick, reality-check)")
+    src.add_argument("--config", help="a YAML config file")
+    p.add_argument("--out", help="run folder (default: results/<config name>)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config key, e.g. --set training.max_epochs=3 (repeatable)")
+    p.add_argument("--methods", help="comma-separated methods (overrides the config's list)")
+    p.add_argument("--datasets", help="comma-separated dataset names (keeps the config's entries of these names, "
+                                      "or adds them with default options)")
+    p.add_argument("--trials", type=int, help="search trials per method and dataset")
+    p.add_argument("--repeats", type=int, help="repeats of the best configuration")
+    p.add_argument("--folds", type=int, help="cross-validation folds")
+    p.add_argument("--device", choices=None, help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--storage", help="Optuna storage URL shared by several workers (default: a journal file "
+                                     "in the run folder)")
+    p.add_argument("--seed", type=int, help="run seed")
+    p.add_argument("--allow-config-change", action="store_true",
+                   help="continue a run folder whose stored config differs from this one")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dml-bench", description="Deep metric learning benchmark: the reality-check protocol "
+        "(search over class-disjoint folds, repeats, separated and concatenated test evaluation).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list-methods", help="every registered method with its search space")
+    run = sub.add_parser("run", help="run (or resume, or join as a worker) a leaderboard")
+    _add_run_args(run)
+    rep = sub.add_parser("report", help="tables (Markdown, text, LaTeX) and plots from a run folder's results.csv")
+    rep.add_argument("run_dir")
+    rep.add_argument("--format", default="markdown,text,latex",
+                     help="comma-separated formats written to RUN_DIR/tables (markdown, text, latex)")
+    rep.add_argument("--compare", choices=["published"], help="show the published numbers beside ours")
+    rep.add_argument("--no-plots", action="store_true", help="skip the plots")
+    rep.add_argument("--print", dest="print_format", default="markdown",
+                     choices=["markdown", "text", "latex"], help="format printed to the terminal")
+    return parser
+
+
+def _config_from_args(args: argparse.Namespace):
+    from benchmark.config import apply_overrides, config_from_dict, preset_path, read_config_file
+
+    data = read_config_file(preset_path(args.preset) if args.preset else args.config)
+    overrides = list(args.overrides)
+    if args.methods:
+        data["methods"] = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if args.datasets:
+        wanted = [d.strip() for d in args.datasets.split(",") if d.strip()]
+        existing = {(d if isinstance(d, str) else d.get("name")): d for d in data.get("datasets", [])}
+        data["datasets"] = [existing.get(name, {"name": name}) for name in wanted]
+    for flag, key in (("trials", "protocol.n_trials"), ("repeats", "protocol.n_repeats"),
+                      ("folds", "protocol.n_folds"), ("device", "device"), ("storage", "protocol.storage"),
+                      ("seed", "seed")):
+        value = getattr(args, flag)
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    return config_from_dict(apply_overrides(data, overrides))
+
+
+def cmd_list_methods(args: argparse.Namespace) -> int:
+    from benchmark.methods.describe import describe_methods
+
+    print(describe_methods())
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from benchmark.protocol.leaderboard import run_leaderboard
+    from benchmark.protocol.run_dir import attach_log, prepare_run_dir
+
+    cfg = _config_from_args(args)
+    run_dir = Path(args.out) if args.out else RESULTS_DIR / cfg.name
+    prepare_run_dir(run_dir, cfg, list(argv), allow_config_change=args.allow_config_change)
+    handler = attach_log(run_dir)
+    try:
+        run_leaderboard(cfg, run_dir, progress=not args.no_progress, allow_config_change=args.allow_config_change)
+    finally:
+        logging.getLogger("benchmark").removeHandler(handler)
+        handler.close()
+    return _report(run_dir, formats=("markdown", "text", "latex"), compare=None, plots=True,
+                   print_format="markdown")
+
+
+def _report(run_dir: Path, *, formats, compare, plots: bool, print_format: str) -> int:
+    from benchmark.reporting import aggregate, read_results, render_table, write_plots, write_reports
+
+    results = run_dir / "results.csv"
+    if not results.is_file():
+        raise BenchmarkError(f"{results} does not exist (is {run_dir} a run folder?)")
+    written = write_reports(run_dir, formats=tuple(formats), compare=compare)
+    if plots:
+        written += write_plots(run_dir)
+    agg = aggregate(read_results(results))
+    for dataset in agg["dataset"].unique():
+        print(f"\n{dataset}\n")
+        print(render_table(agg, dataset, fmt=print_format, compare=compare))
+    print(f"\nwrote {len(written)} files under {run_dir}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    bad = sorted(set(formats) - {"markdown", "text", "latex"})
+    if bad:
+        raise BenchmarkError(f"unknown format {bad[0]!r} (expected markdown, text or latex)")
+    run_dir = Path(args.run_dir)
+    return _report(run_dir, formats=formats, compare=args.compare, plots=not args.no_plots,
+                   print_format=args.print_format)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "list-methods":
+            return cmd_list_methods(args)
+        if args.command == "run":
+            return cmd_run(args, argv)
+        return cmd_report(args)
+    except BenchmarkError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: the unit in progress was recorded as failed and will be redone; "
+              "re-run the same command to resume", file=sys.stderr)
+        return 130
+
+
+def entry_point() -> None:
+    sys.exit(main())

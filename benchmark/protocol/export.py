@@ -1,0 +1,72 @@
+"""Writing the run's result tables (``results.csv``, ``trials.csv``, ``curves.csv``) from the storage.
+
+The files are regenerated from the storage as a whole and written atomically, so a re-run, a
+second worker or an interrupted run never leaves a half-written file or a value counted twice.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from benchmark.constants import CURVE_COLUMNS, PRETRAINED, PRETRAINED_DISPLAY, RESULT_COLUMNS, TRIAL_COLUMNS
+from benchmark.io import atomic_write
+from benchmark.methods import get_method
+from benchmark.protocol.units import Stages
+
+
+def result_rows(stages: Stages) -> list[dict]:
+    rows = []
+
+    def add(method, display, dataset, repeat, test):
+        for embedding, metrics in test.items():
+            for metric, value in metrics.items():
+                if metric == "num_queries":
+                    continue
+                rows.append(dict(method=method, display_name=display, dataset=dataset, repeat=repeat,
+                                 embedding=embedding, metric=metric, value=value))
+
+    for pre in stages.pretrained:
+        for unit, t in pre.completed_units().items():
+            add(PRETRAINED, PRETRAINED_DISPLAY, pre.dcfg.name, unit, t.user_attrs["test"])
+    for (dataset, method), rep in stages.repeats.items():
+        display = get_method(method).display_name
+        for unit, t in sorted(rep.completed_units().items()):
+            add(method, display, dataset, unit, t.user_attrs["test"])
+    return rows
+
+
+def trial_rows(stages: Stages) -> list[dict]:
+    rows = []
+    for (dataset, method), s in stages.search.items():
+        for t in s.trials():
+            rows.append(dict(method=method, dataset=dataset, trial=t.number, state=t.state.name,
+                             value=t.value if t.value is not None else float("nan"),
+                             params=json.dumps(t.params, sort_keys=True),
+                             fold_values=json.dumps(t.user_attrs.get("fold_values", []))))
+    return rows
+
+
+def curve_rows(stages: Stages) -> list[dict]:
+    rows = []
+    for (dataset, method), rep in stages.repeats.items():
+        for unit, t in sorted(rep.completed_units().items()):
+            for fold, curve in enumerate(t.user_attrs.get("curves", [])):
+                for epoch, iteration, value in curve:
+                    rows.append(dict(method=method, dataset=dataset, repeat=unit, fold=fold, epoch=epoch,
+                                     iteration=iteration, metric="val_map_at_r", value=value))
+    return rows
+
+
+def _write_csv(path: Path, rows: list[dict], columns) -> None:
+    frame = pd.DataFrame(rows, columns=list(columns))
+    atomic_write(path, lambda p: frame.to_csv(p, index=False))
+
+
+def export_results(stages: Stages, run_dir: Path) -> None:
+    """(Re)write results.csv, trials.csv and curves.csv in ``run_dir`` from the storage."""
+    _write_csv(run_dir / "results.csv", result_rows(stages), RESULT_COLUMNS)
+    _write_csv(run_dir / "trials.csv", trial_rows(stages), TRIAL_COLUMNS)
+    _write_csv(run_dir / "curves.csv", curve_rows(stages), CURVE_COLUMNS)

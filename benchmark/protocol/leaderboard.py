@@ -1,0 +1,117 @@
+"""Running a leaderboard: every (method, dataset) through search, repeats and test, by any number of workers.
+
+A worker repeatedly takes the first stage that has work it can do (the stages' order is the
+single-worker order: for each dataset the Pretrained row, then per method its search and then its
+repeats). When everything left is held by other live workers it waits and looks again, so several
+workers, on one machine or many sharing a storage URL, finish one leaderboard together; a
+restarted worker picks up what is left.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+from tqdm.auto import tqdm
+
+from benchmark.config import BenchmarkConfig, config_to_dict
+from benchmark.errors import RunDirError
+from benchmark.protocol import storage as st
+from benchmark.protocol.export import export_results
+from benchmark.protocol.run_dir import config_difference
+from benchmark.protocol.units import BLOCKED, DONE, RAN, Stages, build_stages
+from benchmark.protocol.workbench import Workbench
+
+log = logging.getLogger(__name__)
+META_STUDY = "__meta__"
+
+
+def check_storage_config(storage, cfg: BenchmarkConfig, *, allow_config_change: bool) -> None:
+    """The storage remembers the config of its leaderboard; a worker with another config is refused."""
+    meta = st.get_study(storage, META_STUDY)
+    new = config_to_dict(cfg)
+    old = meta.user_attrs.get("config")
+    if old is not None and not allow_config_change:
+        diff = config_difference(old, new)
+        if diff:
+            raise RunDirError(f"the storage holds a leaderboard with a different config ({'; '.join(diff)}); "
+                              f"use --allow-config-change to continue it with the new config")
+    meta.set_user_attr("config", new)
+
+
+def work_done(stages: Stages) -> tuple[int, int]:
+    """(finished units, total units) over every stage, for the overall progress bar."""
+    done = total = 0
+    for pre in stages.pretrained:
+        total += pre.n_units
+        done += len(pre.completed_units())
+    for key, s in stages.search.items():
+        total += s.n_trials
+        done += min(len(s.trials(TrialState.COMPLETE, TrialState.PRUNED)), s.n_trials)
+        r = stages.repeats[key]
+        total += r.n_units
+        done += len(r.completed_units())
+    return done, total
+
+
+def run_leaderboard(cfg: BenchmarkConfig, run_dir: Path, *, progress: bool = True,
+                    allow_config_change: bool = False) -> Stages:
+    """Work on the leaderboard until every unit is done; write the result files after every unit."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = st.create_storage(cfg.protocol.storage, run_dir)
+    check_storage_config(storage, cfg, allow_config_change=allow_config_change)
+    bench = Workbench(cfg, progress=progress)
+    stages = build_stages(bench, storage)
+    order = stages.ordered()
+    done, total = work_done(stages)
+    bar = tqdm(total=total, initial=done, desc="leaderboard", disable=not progress, dynamic_ncols=True)
+    log.info("worker %s starts: %d of %d units already done", st.worker_id(), done, total)
+    finished_stages: set[str] = set()
+    try:
+        while True:
+            statuses = []
+            for stage in order:
+                status = stage.step()
+                statuses.append(status)
+                if status == RAN:
+                    break
+                if status == DONE and stage.name not in finished_stages:
+                    finished_stages.add(stage.name)
+                    _announce(stage, bar)
+            if all(s == DONE for s in statuses) and len(statuses) == len(order):
+                break
+            if statuses[-1] == RAN:
+                export_results(stages, run_dir)
+                bar.n = work_done(stages)[0]
+                bar.refresh()
+            elif BLOCKED in statuses:
+                log.info("waiting %.0fs for units held by other workers", cfg.protocol.poll_interval)
+                time.sleep(cfg.protocol.poll_interval)
+    finally:
+        bar.close()
+    export_results(stages, run_dir)
+    log.info("leaderboard complete")
+    return stages
+
+
+def _announce(stage, bar) -> None:
+    """One summary line when a stage ends."""
+    from benchmark.protocol.units import RepeatStage, SearchStage
+
+    if isinstance(stage, SearchStage):
+        best = max(stage.trials(TrialState.COMPLETE), key=lambda t: (t.value, -t.number))
+        msg = (f"[search done] {stage.dcfg.name}/{stage.method}: {len(stage.trials(TrialState.COMPLETE))} complete, "
+               f"{len(stage.trials(TrialState.PRUNED))} pruned; best val MAP@R {best.value:.4f} with {best.params}")
+    elif isinstance(stage, RepeatStage):
+        units = stage.completed_units()
+        concat = [t.user_attrs["test"].get("concatenated", {}).get("map_at_r", float("nan")) for t in units.values()]
+        msg = (f"[repeats done] {stage.dcfg.name}/{stage.method}: {len(units)} repeats, test concatenated MAP@R "
+               f"mean {sum(concat) / len(concat):.4f}")
+    else:
+        test = next(iter(stage.completed_units().values())).user_attrs["test"]
+        msg = f"[pretrained] {stage.dcfg.name}: test concatenated MAP@R {test.get('concatenated', {}).get('map_at_r', float('nan')):.4f}"
+    log.info(msg)
+    bar.write(msg)

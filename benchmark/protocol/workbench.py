@@ -1,0 +1,123 @@
+"""Everything a unit of work needs, prepared once per process: datasets, folds, models, methods.
+
+``Workbench.train_folds`` trains one configuration of one method on the folds of one dataset;
+``evaluate`` runs the test evaluation (separated and concatenated). The protocol's units (search
+trial, repeat, pretrained row) are thin layers over these two calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from benchmark.config import BenchmarkConfig, DatasetConfig
+from benchmark.data.base import DataSource, ImageSet
+from benchmark.data.splits import Splits, make_splits
+from benchmark.evaluation.embed import evaluate_models
+from benchmark.methods import MethodContext, get_method
+from benchmark.models.build import ModelFactory
+from benchmark.protocol.seeds import derive_seed
+from benchmark.training.trainer import FoldResult, train_fold
+
+
+def relabel(images: ImageSet) -> ImageSet:
+    """A copy of ``images`` with labels mapped to 0..C-1 (proxy losses index their proxies by label)."""
+    out = images.subset(np.arange(len(images)))
+    out.labels = np.unique(images.labels, return_inverse=True)[1].astype(np.int64)
+    return out
+
+
+@dataclass
+class FoldData:
+    train: ImageSet
+    train_eval: ImageSet
+    val: ImageSet
+    num_classes: int
+
+
+@dataclass
+class PreparedDataset:
+    config: DatasetConfig
+    source: DataSource
+    splits: Splits
+    folds: list[FoldData]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class Workbench:
+    """Datasets, model factory and device of one worker process."""
+
+    def __init__(self, cfg: BenchmarkConfig, *, progress: bool = True) -> None:
+        self.cfg = cfg
+        self.device = resolve_device(cfg.device)
+        self.progress = progress
+        self.models = ModelFactory(cfg.model, progress=progress)
+        self._datasets: dict[str, PreparedDataset] = {}
+
+    def dataset(self, dcfg: DatasetConfig) -> PreparedDataset:
+        if dcfg.name not in self._datasets:
+            from benchmark.data.catalog import load_dataset
+
+            source = load_dataset(dcfg.name, root=dcfg.root, **dcfg.options)
+            p = self.cfg.protocol
+            splits = make_splits(source.train.labels, source.test.labels, n_folds=p.n_folds,
+                                 mode=p.fold_mode, seed=self.cfg.seed)
+            folds = []
+            for fold in splits.folds:
+                train = relabel(source.train.subset(fold.train_indices))
+                folds.append(FoldData(train=train.with_transform(source.train_transform),
+                                      train_eval=train.with_transform(source.eval_transform),
+                                      val=source.train.subset(fold.val_indices).with_transform(source.eval_transform),
+                                      num_classes=len(fold.train_classes)))
+            self._datasets[dcfg.name] = PreparedDataset(dcfg, source, splits, folds)
+        return self._datasets[dcfg.name]
+
+    def train_folds(self, method_name: str, params: dict, dcfg: DatasetConfig, seed_key: tuple, *,
+                    on_fold_end: Optional[Callable[[int, FoldResult], None]] = None,
+                    heartbeat: Optional[Callable[[], None]] = None, desc: str = "") -> list:
+        """Train ``method_name`` with ``params`` on every fold; return ``[(model, FoldResult), ...]``.
+
+        ``on_fold_end(fold_index, result)`` may raise (e.g. ``optuna.TrialPruned``) to stop early.
+        """
+        spec = get_method(method_name)
+        data = self.dataset(dcfg)
+        tcfg = self.cfg.training_for(dcfg)
+        out = []
+        for i, fold in enumerate(data.folds):
+            seed = derive_seed(self.cfg.seed, *seed_key, "fold", i)
+            model = self.models.new(derive_seed(seed, "init"))
+            ctx = MethodContext(num_classes=fold.num_classes, embedding_dim=self.cfg.model.embedding_dim,
+                                device=self.device, trunk_dim=model.trunk.out_dim)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(derive_seed(seed, "method"))
+                method = spec.create(ctx, params)
+            model, result = train_fold(
+                model=model, method=method, train_set=fold.train, train_eval_set=fold.train_eval, val_set=fold.val,
+                cfg=tcfg, device=self.device, seed=seed, m_per_class=min(spec.m_per_class, tcfg.m_per_class),
+                warmup_epochs=int(spec.extra.get("warmup_epochs", 0)), desc=f"{desc} fold {i}",
+                progress=self.progress, heartbeat=heartbeat)
+            out.append((model, result))
+            if on_fold_end is not None:
+                on_fold_end(i, result)
+        return out
+
+    def untrained_models(self, dcfg: DatasetConfig, seed_key: tuple) -> list:
+        """One model per fold with the pretrained trunk and an untrained embedder (the "Pretrained" row)."""
+        n = len(self.dataset(dcfg).folds)
+        return [self.models.new(derive_seed(self.cfg.seed, *seed_key, "fold", i, "init")).to(self.device).eval()
+                for i in range(n)]
+
+    def evaluate(self, models: list, dcfg: DatasetConfig) -> dict:
+        """Test metrics ``{fold{i} | concatenated: {metric: value}}`` (the test set is used only here)."""
+        data = self.dataset(dcfg)
+        tcfg = self.cfg.training_for(dcfg)
+        return evaluate_models(models, data.source, device=self.device, recall_at=self.cfg.recall_at_for(dcfg),
+                               batch_size=tcfg.eval_batch_size, num_workers=tcfg.num_workers)

@@ -1,0 +1,1 @@
+"""Training: the fold trainer and its class-balanced batch sampler."""
