@@ -31,21 +31,24 @@ class Trunk(nn.Module):
 
 
 class SmallCNN(Trunk):
-    """A four-stage CNN for 32 x 32 inputs on a CPU (about 0.3 M parameters, 128-d features)."""
+    """A four-stage CNN for 32 x 32 inputs on a CPU (conv-BN-ReLU per stage, widths w, 2w, 4w, 8w).
 
-    def __init__(self, width: int = 32) -> None:
+    With the default width 16 it has about 0.1 M parameters, 128-d features on a 4 x 4 map, and
+    trains at a few tens of batches of 32 per second on two CPU cores.
+    """
+
+    def __init__(self, width: int = 16) -> None:
         super().__init__()
 
         def stage(cin: int, cout: int, pool: bool) -> nn.Sequential:
-            layers = [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-                      nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+            layers = [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
             if pool:
                 layers.append(nn.MaxPool2d(2))
             return nn.Sequential(*layers)
 
         self.body = nn.Sequential(stage(3, width, True), stage(width, 2 * width, True),
-                                  stage(2 * width, 4 * width, True), stage(4 * width, 4 * width, False))
-        self.out_dim = 4 * width
+                                  stage(2 * width, 4 * width, True), stage(4 * width, 8 * width, False))
+        self.out_dim = 8 * width
 
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
