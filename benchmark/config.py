@@ -95,6 +95,7 @@ class BenchmarkConfig:
 
     name: str = "benchmark"
     seed: int = 0
+    #: Method names, or the string ``all`` in a config file for every registered method.
     device: str = "auto"
     methods: list = field(default_factory=lambda: ["contrastive"])
     datasets: list = field(default_factory=lambda: [DatasetConfig()])
@@ -147,6 +148,10 @@ def _build(cls: type, data: Any, path: str) -> Any:
         hint = hints[name]
         if dataclasses.is_dataclass(hint):
             kwargs[name] = _build(hint, value, sub)
+        elif name == "methods" and cls is BenchmarkConfig and value == "all":
+            from benchmark.methods import list_methods
+
+            kwargs[name] = [m.name for m in list_methods()]
         elif name == "datasets" and cls is BenchmarkConfig:
             if not isinstance(value, list) or not value:
                 raise ConfigError("config key 'datasets' expects a non-empty list")

@@ -1,0 +1,269 @@
+"""The user's own data (a folder of class sub-folders, or a CSV of paths and labels), and the
+file-handling helpers that every file-based loader (CUB, Cars196, SOP, In-shop) shares.
+
+Every check raises ``DatasetError`` with a one-line message that names the file (and the line
+where there is one), and says what was expected and what was found.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import re
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from benchmark.data.base import DataSource, FileImageSet
+from benchmark.data.splits import first_half_classes
+from benchmark.data.transforms import imagenet_eval_transform, imagenet_train_transform
+from benchmark.errors import DatasetError
+
+logger = logging.getLogger(__name__)
+
+#: File endings (lower case) read as images in a folder dataset.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+FOLDER_LAYOUT = "one sub-folder of images per class, or train/ and test/ folders that each hold class sub-folders"
+CSV_LAYOUT = "a CSV file with header path,label and an optional split column (train/test)"
+CSV_COLUMNS = ("path", "label", "split")
+SPLITS = ("train", "test")
+
+Files = tuple[Sequence[Path], Sequence[int]]
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+def require_dir(path: Path, expected: str) -> Path:
+    """``path`` if it is a folder, else ``DatasetError`` saying what the folder should hold."""
+    if not path.is_dir():
+        found = "is not a folder" if path.exists() else "folder not found"
+        raise DatasetError(f"{path}: {found} (expected {expected})")
+    return path
+
+
+def require_file(path: Path, expected: str) -> Path:
+    """``path`` if it is a file, else ``DatasetError`` saying what the file should be."""
+    if not path.is_file():
+        found = "is not a file" if path.exists() else "file not found"
+        raise DatasetError(f"{path}: {found} (expected {expected})")
+    return path
+
+
+def read_text_lines(path: Path) -> list[str]:
+    """The lines of a UTF-8 text file (a byte-order mark is dropped)."""
+    try:
+        return path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+
+
+def excerpt(text: str, limit: int = 80) -> str:
+    """``text`` stripped, cut to ``limit`` characters and quoted, for an error message."""
+    text = text.strip()
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def split_rows(path: Path, lines: Iterable[str], columns: Sequence[str], *,
+               first_lineno: int = 1) -> list[tuple[int, list[str]]]:
+    """Whitespace-separated rows ``(line number, fields)``, each checked to have ``len(columns)``
+    fields; blank lines are skipped. ``first_lineno`` is the line number of ``lines[0]``."""
+    rows = []
+    for lineno, line in enumerate(lines, first_lineno):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != len(columns):
+            raise DatasetError(f"{path}:{lineno}: expected {len(columns)} columns ({' '.join(columns)}), "
+                               f"found {len(fields)}: {excerpt(line)}")
+        rows.append((lineno, fields))
+    return rows
+
+
+def check_header(path: Path, line: str | None, columns: Sequence[str], lineno: int = 1) -> None:
+    """The header line must be exactly ``columns`` (whitespace-separated)."""
+    found = "end of file" if line is None else excerpt(line)
+    if line is None or line.split() != list(columns):
+        raise DatasetError(f"{path}:{lineno}: expected the header {' '.join(columns)!r}, found {found}")
+
+
+def parse_int(path: Path, lineno: int, column: str, value: str) -> int:
+    """``value`` as an integer, or ``DatasetError`` naming the file, line and column."""
+    try:
+        return int(value)
+    except ValueError:
+        raise DatasetError(f"{path}:{lineno}: expected an integer {column}, found {excerpt(value)}") from None
+
+
+def check_images_exist(paths: Sequence[Path], listed_in: Callable[[int], str]) -> None:
+    """Every image file must exist; the first missing one is reported with where it was listed."""
+    for i, p in enumerate(paths):
+        if not os.path.exists(p):
+            raise DatasetError(f"{p}: image file is missing (listed in {listed_in(i)})")
+
+
+def warn_if_not_published(name: str, n_classes: int, n_images: int, classes: int, images: int,
+                          where: Path) -> None:
+    """Log a warning when a dataset's size differs from the published one (a subset is allowed)."""
+    if (n_classes, n_images) != (classes, images):
+        logger.warning("%s at %s has %d classes and %d images; the published dataset has %d and %d "
+                       "(loading it as a subset)", name, where, n_classes, n_images, classes, images)
+
+
+def files_source(name: str, train: Files, test: Files, *, image_size: int, resize: int,
+                 query: Files | None = None, gallery: Files | None = None,
+                 info: dict | None = None) -> DataSource:
+    """A ``DataSource`` of image files (each loader has checked that train and test are non-empty
+    and class-disjoint): training images get the train transform, the others the eval transform."""
+    train_tf = imagenet_train_transform(image_size, resize)
+    eval_tf = imagenet_eval_transform(image_size, resize)
+
+    def image_set(files: Files | None, transform) -> FileImageSet | None:
+        return None if files is None else FileImageSet(files[0], files[1], transform)
+
+    return DataSource(name=name, train=image_set(train, train_tf), test=image_set(test, eval_tf),
+                      train_transform=train_tf, eval_transform=eval_tf,
+                      query=image_set(query, eval_tf), gallery=image_set(gallery, eval_tf),
+                      info=dict(info or {}))
+
+
+def first_half_source(name: str, paths: Sequence[Path], labels: Sequence[int], *, where: Path,
+                      image_size: int, resize: int, info: dict | None = None) -> DataSource:
+    """Train on the first half of the sorted class ids, test on the rest (CUB / Cars196 rule)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    n_classes = len(np.unique(labels))
+    if n_classes < 2:
+        raise DatasetError(f"{where}: found {n_classes} class(es), expected at least 2 to split train/test")
+    mask = first_half_classes(labels)
+    paths = list(paths)
+    train = ([p for p, m in zip(paths, mask) if m], labels[mask])
+    test = ([p for p, m in zip(paths, mask) if not m], labels[~mask])
+    return files_source(name, train, test, image_size=image_size, resize=resize, info=info)
+
+
+# --------------------------------------------------------------------------- image folder
+
+def _class_folders(folder: Path) -> list[tuple[str, list[Path]]]:
+    """Sorted ``(class name, sorted image paths)`` of the sub-folders of ``folder``."""
+    classes = []
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        images = sorted(p for p in sub.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+        if not images:
+            raise DatasetError(f"{sub}: class folder has no images (expected files ending in "
+                               f"{', '.join(IMAGE_EXTENSIONS)})")
+        classes.append((sub.name, images))
+    if not classes:
+        raise DatasetError(f"{folder}: no class sub-folders found (expected {FOLDER_LAYOUT})")
+    return classes
+
+
+def _folder_files(classes: list[tuple[str, list[Path]]], ids: dict[str, int]) -> Files:
+    paths = [p for _, images in classes for p in images]
+    labels = [ids[name] for name, images in classes for _ in images]
+    return paths, labels
+
+
+def load_image_folder(root: str | Path, *, image_size: int = 227, resize: int = 256) -> DataSource:
+    """A folder with one sub-folder of images per class; class ids are the sorted folder names'
+    positions (0-based, names kept in ``info["class_names"]``). Train/test is the first half of
+    the sorted classes, unless ``root`` has ``train/`` and ``test/`` folders: then those."""
+    root = require_dir(Path(root), FOLDER_LAYOUT)
+    train_dir, test_dir = root / "train", root / "test"
+    if train_dir.is_dir() or test_dir.is_dir():
+        missing = test_dir if train_dir.is_dir() else train_dir
+        require_dir(missing, f"both {train_dir} and {test_dir}, each with one sub-folder per class")
+        train_classes, test_classes = _class_folders(train_dir), _class_folders(test_dir)
+        shared = sorted({n for n, _ in train_classes} & {n for n, _ in test_classes})
+        if shared:
+            raise DatasetError(f"{root}: class folder(s) {shared[:5]} are in both train/ and test/ "
+                               f"(expected class-disjoint splits)")
+        names = sorted(n for n, _ in train_classes + test_classes)
+        ids = {n: i for i, n in enumerate(names)}
+        return files_source("folder", _folder_files(train_classes, ids), _folder_files(test_classes, ids),
+                            image_size=image_size, resize=resize,
+                            info={"root": str(root), "class_names": names})
+    classes = _class_folders(root)
+    names = [n for n, _ in classes]
+    paths, labels = _folder_files(classes, {n: i for i, n in enumerate(names)})
+    return first_half_source("folder", paths, labels, where=root, image_size=image_size, resize=resize,
+                             info={"root": str(root), "class_names": names})
+
+
+# --------------------------------------------------------------------------- CSV
+
+_INT = re.compile(r"[+-]?\d+")
+
+
+def load_csv(path: str | Path, *, image_size: int = 227, resize: int = 256) -> DataSource:
+    """A CSV file with header ``path,label`` and an optional ``split`` column (``train``/``test``).
+
+    Relative paths are resolved against the CSV's folder. Integer labels are kept; otherwise the
+    labels are mapped to 0, 1, ... in sorted order (names in ``info["class_names"]``). Without a
+    ``split`` column the first half of the sorted classes is train, the rest test.
+    """
+    path = require_file(Path(path), CSV_LAYOUT)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f)
+            header = [c.strip() for c in next(reader, [])]
+            unknown = [c for c in header if c not in CSV_COLUMNS]
+            if unknown or "path" not in header or "label" not in header or len(set(header)) != len(header):
+                raise DatasetError(f"{path}:1: expected the header path,label or path,label,split, "
+                                   f"found {excerpt(','.join(header))}")
+            col = {c: header.index(c) for c in header}
+            rows = []  # (line number, path, label, split)
+            for fields in reader:
+                if not any(f.strip() for f in fields):
+                    continue
+                lineno = reader.line_num
+                if len(fields) != len(header):
+                    raise DatasetError(f"{path}:{lineno}: expected {len(header)} columns ({','.join(header)}), "
+                                       f"found {len(fields)}: {excerpt(','.join(fields))}")
+                values = {c: fields[i].strip() for c, i in col.items()}
+                for c, v in values.items():
+                    if not v:
+                        raise DatasetError(f"{path}:{lineno}: the {c} column is empty")
+                split = values.get("split")
+                if split is not None and split not in SPLITS:
+                    raise DatasetError(f"{path}:{lineno}: expected split train or test, found {excerpt(split)}")
+                rows.append((lineno, values["path"], values["label"], split))
+    except csv.Error as exc:
+        raise DatasetError(f"{path}: malformed CSV ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
+    if not rows:
+        raise DatasetError(f"{path}: no rows after the header (expected {CSV_LAYOUT})")
+
+    raw_labels = [r[2] for r in rows]
+    info: dict = {"csv": str(path)}
+    if all(_INT.fullmatch(v) for v in raw_labels):
+        labels = np.array([int(v) for v in raw_labels], dtype=np.int64)
+    else:
+        names = sorted(set(raw_labels))
+        ids = {n: i for i, n in enumerate(names)}
+        labels = np.array([ids[v] for v in raw_labels], dtype=np.int64)
+        info["class_names"] = names
+    paths = [Path(p) if Path(p).is_absolute() else path.parent / p for _, p, _, _ in rows]
+    check_images_exist(paths, lambda i: f"{path}:{rows[i][0]}")
+
+    if "split" not in col:
+        return first_half_source("csv", paths, labels, where=path, image_size=image_size, resize=resize,
+                                 info=info)
+    is_train = np.array([r[3] == "train" for r in rows])
+    shared = np.intersect1d(labels[is_train], labels[~is_train])
+    if len(shared):
+        label = shared[0]
+        lines = {t: next(r[0] for r, lab, tr in zip(rows, labels, is_train) if lab == label and tr == t)
+                 for t in (True, False)}
+        raw = next(r[2] for r, lab in zip(rows, labels) if lab == label)
+        raise DatasetError(f"{path}: label {raw!r} is in both splits (train at line {lines[True]}, "
+                           f"test at line {lines[False]}; expected class-disjoint splits)")
+    train = ([p for p, t in zip(paths, is_train) if t], labels[is_train])
+    test = ([p for p, t in zip(paths, is_train) if not t], labels[~is_train])
+    for what, files in (("train", train), ("test", test)):
+        if len(files[0]) == 0:
+            raise DatasetError(f"{path}: no rows with split {what} (expected both train and test rows)")
+    return files_source("csv", train, test, image_size=image_size, resize=resize, info=info)

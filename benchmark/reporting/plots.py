@@ -1,0 +1,213 @@
+"""Figures of a run: metric bars with 95% intervals, optimisation histories, validation curves.
+
+Figures are built on ``matplotlib.figure.Figure`` directly (no pyplot, no global backend or
+style change at import or call time) and saved as PNG and PDF. Each function returns the paths
+it wrote; :func:`write_plots` makes whatever the run folder's CSV files allow.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from benchmark.constants import CONCATENATED, METRICS
+from benchmark.reporting.aggregate import (
+    SEPARATED,
+    aggregate_run,
+    read_curves,
+    read_trials,
+)
+from benchmark.reporting.tables import metric_label, recall_ks
+
+#: Formats every figure is saved in.
+PLOT_FORMATS = ("png", "pdf")
+_EMBEDDING_LABEL = {CONCATENATED: "Concatenated", SEPARATED: "Separated"}
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("_") or "x"
+
+
+def _save(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for ext in PLOT_FORMATS:
+        path = out_dir / f"{stem}.{ext}"
+        tmp = out_dir / f".{stem}.tmp.{ext}"
+        metadata = {"CreationDate": None} if ext == "pdf" else {"Software": None}
+        try:
+            fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight", metadata=metadata)
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        paths.append(path)
+    return paths
+
+
+def _grid(n: int, *, ncols: int = 4, width: float = 3.6, height: float = 2.8) -> tuple[Figure, list]:
+    ncols = max(1, min(ncols, n))
+    nrows = math.ceil(n / ncols)
+    fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel().tolist()
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes[:n]
+
+
+def plot_metric_bars(agg: pd.DataFrame, dataset: str, out_dir: str | os.PathLike, *,
+                     metrics: Sequence[str] = METRICS,
+                     embeddings: Sequence[str] = (CONCATENATED, SEPARATED),
+                     name: str = "metrics") -> list[Path]:
+    """Bars of each method's mean (percent) per metric, with the 95% interval as error bars.
+
+    One panel per metric, one bar per method and embedding (a single evaluation, n = 1, has no
+    error bar). Writes ``<dataset>_<name>.png`` and ``.pdf`` under ``out_dir``; returns [] when
+    ``dataset`` has none of ``metrics``.
+    """
+    sub = agg[(agg["dataset"] == dataset) & agg["metric"].isin(metrics)
+              & agg["embedding"].isin(embeddings)]
+    if sub.empty:
+        return []
+    shown = [m for m in metrics if m in set(sub["metric"])]
+    embs = [e for e in embeddings if e in set(sub["embedding"])]
+    methods = list(dict.fromkeys(zip(sub["method"], sub["display_name"])))
+    fig, axes = _grid(len(shown), ncols=min(len(shown), 3), width=max(3.5, 0.45 * len(methods) + 1.5),
+                      height=3.6)
+    x = np.arange(len(methods))
+    width = 0.8 / len(embs)
+    for ax, metric in zip(axes, shown):
+        for j, emb in enumerate(embs):
+            rows = sub[(sub["metric"] == metric) & (sub["embedding"] == emb)].set_index("method")
+            means = np.array([100 * rows["mean"].get(m, np.nan) for m, _ in methods], dtype=float)
+            hws = np.array([100 * rows["half_width"].get(m, np.nan) for m, _ in methods],
+                           dtype=float)
+            pos = x + (j - (len(embs) - 1) / 2) * width
+            ax.bar(pos, np.nan_to_num(means), width, label=_EMBEDDING_LABEL.get(emb, emb))
+            ok = np.isfinite(means) & np.isfinite(hws)
+            if ok.any():
+                ax.errorbar(pos[ok], means[ok], yerr=hws[ok], fmt="none", ecolor="black",
+                            elinewidth=0.8, capsize=2)
+        ax.set_xticks(x, [d for _, d in methods], rotation=60, ha="right", fontsize=7)
+        ax.set_ylabel(f"{metric_label(metric)} (%)")
+        ax.set_title(metric_label(metric))
+        ax.set_ylim(bottom=0)
+        ax.grid(axis="y", alpha=0.3)
+    if len(embs) > 1:
+        axes[0].legend(fontsize=7)
+    fig.suptitle(f"{dataset}: mean over repeats, 95% CI")
+    return _save(fig, Path(out_dir), f"{_safe(dataset)}_{_safe(name)}")
+
+
+def plot_optimisation_history(trials_df: pd.DataFrame, out_dir: str | os.PathLike, *,
+                              display_names: Mapping[str, str] | None = None) -> list[Path]:
+    """Per dataset, one panel per method: each trial's value and the running best.
+
+    ``display_names`` maps method names to the panel titles (default: the method names).
+    Trials not in state COMPLETE (or without a value) are left out. Writes
+    ``<dataset>_optimisation.png`` and ``.pdf`` per dataset under ``out_dir``.
+    """
+    df = trials_df.copy()
+    df["value"] = pd.to_numeric(df["value"], errors="coerce")
+    df["trial"] = pd.to_numeric(df["trial"], errors="coerce")
+    if "state" in df:
+        state = df["state"].astype(str).str.upper()
+        df = df[state.isin(["COMPLETE", "TRIALSTATE.COMPLETE"])]
+    df = df.dropna(subset=["value", "trial"])
+    paths: list[Path] = []
+    for dataset, dgrp in df.groupby("dataset", sort=False):
+        methods = list(pd.unique(dgrp["method"]))
+        fig, axes = _grid(len(methods))
+        for ax, method in zip(axes, methods):
+            grp = dgrp[dgrp["method"] == method].sort_values("trial")
+            ax.scatter(grp["trial"], 100 * grp["value"], s=10, alpha=0.6, label="trial")
+            ax.step(grp["trial"], 100 * grp["value"].cummax(), where="post", color="C3",
+                    label="best so far")
+            ax.set_title(str((display_names or {}).get(method, method)), fontsize=9)
+            ax.set_xlabel("trial")
+            ax.set_ylabel("validation MAP@R (%)")
+            ax.grid(alpha=0.3)
+        axes[0].legend(fontsize=7)
+        fig.suptitle(f"{dataset}: hyperparameter search")
+        paths += _save(fig, Path(out_dir), f"{_safe(dataset)}_optimisation")
+    return paths
+
+
+def plot_validation_curves(curves_df: pd.DataFrame, out_dir: str | os.PathLike, *,
+                           metric: str = "map_at_r",
+                           display_names: Mapping[str, str] | None = None) -> list[Path]:
+    """Per dataset, one panel per method: validation ``metric`` along iterations.
+
+    One line per (repeat, fold), coloured by repeat. Rows of other metrics are ignored; when
+    ``metric`` is absent the first metric present is drawn; ``display_names`` as in
+    :func:`plot_optimisation_history`. Writes
+    ``<dataset>_validation.png`` and ``.pdf`` per dataset under ``out_dir``.
+    """
+    df = curves_df.copy()
+    for col in ("repeat", "fold", "iteration", "value"):
+        df[col] = pd.to_numeric(df[col], errors="coerce")
+    df = df.dropna(subset=["iteration", "value"])
+    if df.empty:
+        return []
+    if metric not in set(df["metric"]):
+        metric = str(df["metric"].iloc[0])
+    df = df[df["metric"] == metric]
+    paths: list[Path] = []
+    for dataset, dgrp in df.groupby("dataset", sort=False):
+        methods = list(pd.unique(dgrp["method"]))
+        fig, axes = _grid(len(methods))
+        for ax, method in zip(axes, methods):
+            mgrp = dgrp[dgrp["method"] == method]
+            repeats = sorted(pd.unique(mgrp["repeat"].fillna(-1)))
+            for i, repeat in enumerate(repeats):
+                rgrp = mgrp[mgrp["repeat"].fillna(-1) == repeat]
+                for j, (_, fgrp) in enumerate(rgrp.groupby(rgrp["fold"].fillna(-1), sort=True)):
+                    fgrp = fgrp.sort_values("iteration")
+                    ax.plot(fgrp["iteration"], 100 * fgrp["value"], color=f"C{i % 10}",
+                            lw=0.8, alpha=0.7,
+                            label=f"repeat {int(repeat)}" if j == 0 and len(repeats) <= 10 else None)
+            ax.set_title(str((display_names or {}).get(method, method)), fontsize=9)
+            ax.set_xlabel("iteration")
+            ax.set_ylabel(f"validation {metric_label(metric)} (%)")
+            ax.grid(alpha=0.3)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=6)
+        fig.suptitle(f"{dataset}: validation {metric_label(metric)} (one line per fold)")
+        paths += _save(fig, Path(out_dir), f"{_safe(dataset)}_validation")
+    return paths
+
+
+def write_plots(run_dir: str | os.PathLike) -> list[Path]:
+    """Write ``run_dir/plots/`` from whatever CSV files the run folder has; return the paths.
+
+    ``results.csv``: metric bars per dataset (and Recall@K bars where there are ``recall_at_K``
+    with K > 1); ``trials.csv``: optimisation histories; ``curves.csv``: validation curves.
+    Missing files are skipped.
+    """
+    run_dir = Path(run_dir)
+    out_dir = run_dir / "plots"
+    paths: list[Path] = []
+    names: dict[str, str] = {}
+    if (run_dir / "results.csv").exists():
+        agg = aggregate_run(run_dir)
+        names = dict(zip(agg["method"], agg["display_name"]))
+        for dataset in pd.unique(agg["dataset"]):
+            paths += plot_metric_bars(agg, str(dataset), out_dir)
+            ks = recall_ks(agg, str(dataset))
+            if any(k > 1 for k in ks):
+                paths += plot_metric_bars(agg, str(dataset), out_dir, name="recall",
+                                          metrics=[f"recall_at_{k}" for k in ks])
+    if (run_dir / "trials.csv").exists():
+        paths += plot_optimisation_history(read_trials(run_dir / "trials.csv"), out_dir,
+                                           display_names=names)
+    if (run_dir / "curves.csv").exists():
+        paths += plot_validation_curves(read_curves(run_dir / "curves.csv"), out_dir,
+                                        display_names=names)
+    return paths

@@ -1,0 +1,427 @@
+"""Result tables in the papers' layout (Markdown, plain text, LaTeX), rendered from the aggregate.
+
+Rows are methods (display names, in the aggregate's order: Pretrained first); columns are grouped
+by embedding, "Concatenated (512-dim)" and "Separated (128-dim)", each with P@1, RP and MAP@R as
+``mean ± half-width`` in percent with two decimals (the half-width of the Student-t 95%
+confidence interval over the repeats; a single evaluation, such as Pretrained, has no ``±``).
+A Recall@K layout serves query/gallery datasets (In-shop).
+
+Only the aggregated frame (:func:`benchmark.reporting.aggregate.aggregate`) is read; published
+numbers, when asked for, are shown beside ours as ``26.53 ± 0.29 (pub. 26.70, −0.17)``.
+In LaTeX (booktabs), the best mean of each column is bold and the methods whose interval
+overlaps the best one's are underlined; Markdown marks the best in bold.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+from tabulate import tabulate
+
+from benchmark.constants import CONCATENATED, METRIC_DISPLAY, METRICS
+from benchmark.errors import BenchmarkError
+from benchmark.io import atomic_write, atomic_write_text
+from benchmark.reporting.aggregate import (
+    SEPARATED,
+    aggregate_run,
+    aggregate_to_csv_frame,
+)
+from benchmark.reporting.published import compare_with_published
+
+Fmt = Literal["markdown", "text", "latex"]
+#: ``compare`` argument: a comparison frame (from ``compare_with_published``), a published frame
+#: (from ``load_published``), a published table or dataset name, True (the dataset's default
+#: published table), or None/False (no comparison).
+CompareArg = pd.DataFrame | str | bool | None
+
+FORMATS: tuple[str, ...] = ("markdown", "text", "latex")
+#: File extension of each format in ``tables/``.
+EXTENSIONS = {"markdown": ".md", "text": ".txt", "latex": ".tex"}
+#: Default dimensions printed in the group headers (4 folds x 128).
+DEFAULT_DIMS: Mapping[str, int] = {CONCATENATED: 512, SEPARATED: 128}
+#: Datasets' names as the papers print them.
+DATASET_DISPLAY = {"cub200": "CUB-200-2011", "cars196": "Cars196",
+                   "sop": "Stanford Online Products", "inshop": "In-shop Clothes"}
+_GROUP_NAMES = {CONCATENATED: ("Concatenated", "Concat."), SEPARATED: ("Separated", "Sep.")}
+_RECALL_RE = re.compile(r"^recall_at_(\d+)$")
+_MISSING = {"markdown": "—", "text": "—", "latex": "---"}
+_LOWER_IS_BETTER_RE = re.compile(r"(^|_)(eer|error|loss)($|_)")
+
+
+def metric_label(metric: str) -> str:
+    """The short column header of a metric: P@1, RP, MAP@R, R@K, or the name itself."""
+    if metric in METRIC_DISPLAY:
+        return METRIC_DISPLAY[metric]
+    match = _RECALL_RE.match(metric)
+    return f"R@{match.group(1)}" if match else metric
+
+
+def latex_escape(text: str) -> str:
+    """Escape LaTeX's special characters in plain text."""
+    repl = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+            "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
+            "^": r"\textasciicircum{}"}
+    return "".join(repl.get(ch, ch) for ch in str(text))
+
+
+def _higher_is_better(metric: str) -> bool:
+    return not _LOWER_IS_BETTER_RE.search(metric)
+
+
+@dataclass(frozen=True)
+class _Cell:
+    mean: float
+    half_width: float
+    n: int
+
+
+def _cells(agg: pd.DataFrame, dataset: str) -> tuple[list[tuple[str, str]],
+                                                      dict[tuple[str, str, str], _Cell]]:
+    sub = agg[agg["dataset"] == dataset]
+    methods = list(dict.fromkeys(zip(sub["method"], sub["display_name"])))
+    cells = {(r.method, r.embedding, r.metric): _Cell(float(r.mean), float(r.half_width), int(r.n))
+             for r in sub.itertuples(index=False)}
+    return methods, cells
+
+
+def _comparison(agg: pd.DataFrame, dataset: str,
+                compare: CompareArg) -> dict[tuple[str, str, str], pd.Series]:
+    if compare is None or compare is False:
+        return {}
+    sub = agg[agg["dataset"] == dataset]
+    if isinstance(compare, pd.DataFrame) and "difference" in compare.columns:
+        comp = compare
+    else:
+        comp = compare_with_published(sub, None if compare is True else compare)
+    comp = comp[comp["dataset"] == dataset]
+    out: dict[tuple[str, str, str], pd.Series] = {}
+    for _, row in comp.iterrows():
+        out.setdefault((row["method"], row["embedding"], row["metric"]), row)
+    return out
+
+
+def _signed(x: float, fmt: str) -> str:
+    text = f"{abs(x):.2f}"
+    if fmt == "latex":
+        return f"$-${text}" if x < 0 and text != "0.00" else f"$+${text}"
+    return f"\u2212{text}" if x < 0 and text != "0.00" else f"+{text}"
+
+
+def _value_text(cell: _Cell, fmt: str) -> str:
+    mean = f"{100 * cell.mean:.2f}"
+    if math.isnan(cell.half_width):
+        return mean
+    pm = " $\\pm$ " if fmt == "latex" else " ± "
+    return f"{mean}{pm}{100 * cell.half_width:.2f}"
+
+
+def _compare_text(row: pd.Series, fmt: str) -> str:
+    decimals = int(row["published_decimals"]) if pd.notna(row["published_decimals"]) else 2
+    pub = f"{float(row['published']):.{decimals}f}"
+    diff = _signed(float(row["difference"]), fmt)
+    if fmt == "latex":
+        return f" {{\\scriptsize(pub.\\ {pub}, {diff})}}"
+    return f" (pub. {pub}, {diff})"
+
+
+def _best_and_close(values: dict[str, _Cell], metric: str) -> tuple[set[str], set[str]]:
+    """Methods with the best displayed mean, and the others whose interval overlaps a best one's."""
+    finite = {m: c for m, c in values.items() if not math.isnan(c.mean)}
+    if not finite:
+        return set(), set()
+    sign = 1.0 if _higher_is_better(metric) else -1.0
+    shown = {m: round(100 * c.mean, 2) for m, c in finite.items()}
+    target = max(sign * v for v in shown.values())
+    best = {m for m, v in shown.items() if sign * v == target}
+
+    def hw(c: _Cell) -> float:
+        return 0.0 if math.isnan(c.half_width) else c.half_width
+
+    close = {m for m, c in finite.items() if m not in best and any(
+        abs(c.mean - finite[b].mean) <= hw(c) + hw(finite[b]) + 1e-12 for b in best)}
+    return best, close
+
+
+def _render(agg: pd.DataFrame, dataset: str, columns: Sequence[tuple[str, str]], *, fmt: str,
+            compare: CompareArg, dims: Mapping[str, int] | None, show_n: bool, notes: bool,
+            caption: str | None, label: str | None, what: str) -> str:
+    if fmt not in FORMATS:
+        raise BenchmarkError(f"unknown table format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if dataset not in set(agg["dataset"]):
+        raise BenchmarkError(f"no results for dataset {dataset!r} (datasets: "
+                             f"{', '.join(map(str, pd.unique(agg['dataset'])))})")
+    dims = {**DEFAULT_DIMS, **(dims or {})}
+    methods, cells = _cells(agg, dataset)
+    methods = [(m, d) for m, d in methods if any((m, e, k) in cells for e, k in columns)]
+    if not methods:
+        raise BenchmarkError(f"dataset {dataset!r} has none of the requested columns "
+                             f"{[f'{e}/{k}' for e, k in columns]}")
+    shown = set(columns)
+    comparison = {key: row for key, row in _comparison(agg, dataset, compare).items()
+                  if (key[1], key[2]) in shown}
+
+    marks: dict[tuple[str, str], tuple[set[str], set[str]]] = {}
+    for emb, metric in columns:
+        vals = {m: cells[(m, emb, metric)] for m, _ in methods if (m, emb, metric) in cells}
+        marks[(emb, metric)] = _best_and_close(vals, metric)
+
+    body: list[list[str]] = []
+    for method, display in methods:
+        row = [latex_escape(display) if fmt == "latex" else display.replace("|", "\\|")
+               if fmt == "markdown" else display]
+        for emb, metric in columns:
+            cell = cells.get((method, emb, metric))
+            if cell is None or math.isnan(cell.mean):
+                row.append(_MISSING[fmt])
+                continue
+            text = _value_text(cell, fmt)
+            best, close = marks[(emb, metric)]
+            if fmt == "latex":
+                if method in best:
+                    text = f"\\textbf{{{text}}}"
+                elif method in close:
+                    text = f"\\underline{{{text}}}"
+            elif fmt == "markdown" and method in best:
+                text = f"**{text}**"
+            comp = comparison.get((method, emb, metric))
+            if comp is not None:
+                text += _compare_text(comp, fmt)
+            row.append(text)
+        if show_n:
+            ns = [cells[(method, e, k)].n for e, k in columns if (method, e, k) in cells]
+            row.append(str(max(ns)) if ns else _MISSING[fmt])
+        body.append(row)
+
+    groups = list(dict.fromkeys(emb for emb, _ in columns))
+    conf = agg.attrs.get("confidence", 0.95)
+    conf_text = f"{100 * conf:g}%"
+    sources = sorted({str(r["source"]) for r in comparison.values() if str(r["source"])})
+    name = DATASET_DISPLAY.get(dataset, dataset)
+
+    if fmt == "latex":
+        return _latex(body, columns, groups, dims, show_n=show_n, dataset=dataset, name=name,
+                      conf_text=conf_text, caption=caption, label=label, what=what,
+                      compared=bool(comparison), sources=sources)
+
+    headers = ["Method"] + [f"{_GROUP_NAMES.get(e, (e, e))[1]} {metric_label(k)}"
+                            if len(groups) > 1 else metric_label(k) for e, k in columns]
+    if show_n:
+        headers.append("n")
+    table = tabulate(body, headers=headers, tablefmt="github" if fmt == "markdown" else "simple",
+                     disable_numparse=True,
+                     colalign=("left",) + ("right",) * (len(headers) - 1))
+    if not notes:
+        return table
+    lines = [(f"{what} (%) on {name}: mean ± half-width of the {conf_text} Student-t confidence "
+             "interval over n repeats; a single evaluation (n = 1, e.g. Pretrained) has no ±.")]
+    if len(groups) > 1:
+        lines.append("; ".join(f"{_GROUP_NAMES.get(e, (e, e))[1]} = "
+                               f"{_group_title(e, dims).lower()}" for e in groups) + ".")
+    else:
+        lines.append(f"Embedding: {_group_title(groups[0], dims).lower()}.")
+    if fmt == "markdown":
+        lines.append("Bold: best mean per column.")
+    if comparison:
+        lines.append("(pub. X, ±d): the published value and our difference in percentage points"
+                     + (f" (from {', '.join(sources)})" if sources else "") + ".")
+    joiner = "\n\n" if fmt == "markdown" else "\n"
+    return table + "\n\n" + joiner.join(lines) + "\n"
+
+
+def _group_title(emb: str, dims: Mapping[str, int]) -> str:
+    title = _GROUP_NAMES.get(emb, (emb, emb))[0]
+    return f"{title} ({dims[emb]}-dim)" if emb in dims else title
+
+
+def _latex(body: list[list[str]], columns: Sequence[tuple[str, str]], groups: list[str],
+           dims: Mapping[str, int], *, show_n: bool, dataset: str, name: str, conf_text: str,
+           caption: str | None, label: str | None, what: str, compared: bool,
+           sources: list[str]) -> str:
+    ncols = len(columns)
+    spec = "l" + "c" * ncols + ("c" if show_n else "")
+    conf_tex = conf_text.replace("%", r"\%")
+    if caption is None:
+        caption = (f"{what} (\\%) on {latex_escape(name)}: mean $\\pm$ half-width of the "
+                   f"{conf_tex} Student-$t$ confidence interval over $n$ repeats (no $\\pm$ "
+                   "for a single evaluation). Bold: best mean per column; underlined: methods "
+                   f"whose {conf_tex} interval overlaps the best one's.")
+        if compared:
+            caption += (" In brackets: the published value and our difference in percentage "
+                        "points" + (f" ({latex_escape(', '.join(sources))})" if sources else "")
+                        + ".")
+    label = label or f"tab:dml-bench-{re.sub(r'[^A-Za-z0-9-]+', '-', dataset)}"
+    lines = [
+        f"% dml-bench: {what} on {dataset} (generated; needs \\usepackage{{booktabs}}).",
+        f"% Bold: best mean per column; underlined: {conf_text} interval overlaps the best one's.",
+        "\\begin{table}[t]",
+        "\\centering",
+        "\\small",
+        f"\\caption{{{caption}}}",
+        f"\\label{{{label}}}",
+        f"\\begin{{tabular}}{{{spec}}}",
+        "\\toprule",
+    ]
+    if len(groups) > 1 or groups[0] in _GROUP_NAMES:
+        spans: list[tuple[str, int, int]] = []
+        col = 2
+        for emb in groups:
+            width = sum(1 for e, _ in columns if e == emb)
+            spans.append((emb, col, col + width - 1))
+            col += width
+        head = " & ".join(f"\\multicolumn{{{b - a + 1}}}{{c}}{{{latex_escape(_group_title(e, dims))}}}"
+                          for e, a, b in spans)
+        lines.append(" & " + head + (" & " if show_n else "") + " \\\\")
+        lines.append(" ".join(f"\\cmidrule(lr){{{a}-{b}}}" for _, a, b in spans))
+    sub = ["Method"] + [latex_escape(metric_label(k)) for _, k in columns]
+    if show_n:
+        sub.append("$n$")
+    lines.append(" & ".join(sub) + " \\\\")
+    lines.append("\\midrule")
+    lines.extend(" & ".join(row) + " \\\\" for row in body)
+    lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def render_table(agg: pd.DataFrame, dataset: str, *, fmt: Fmt = "markdown",
+                 metrics: Sequence[str] = METRICS,
+                 embeddings: Sequence[str] = (CONCATENATED, SEPARATED),
+                 compare: CompareArg = None, dims: Mapping[str, int] | None = None,
+                 show_n: bool = True, notes: bool = True, caption: str | None = None,
+                 label: str | None = None) -> str:
+    """The papers' table of ``dataset``: methods x (embedding group x metric), in percent.
+
+    ``fmt`` is "markdown" (GitHub pipe table, best in bold), "text" (tabulate "simple") or
+    "latex" (a booktabs ``table`` ready to ``\\input``: ``\\multicolumn`` group headers with
+    ``\\cmidrule``, ``$\\pm$``, best mean per column in bold, intervals overlapping the best
+    one's underlined). ``dims`` overrides the group headers' dimensions (default 512 / 128).
+    ``compare`` adds published numbers (see ``CompareArg``). ``show_n`` adds the number of
+    repeats; ``notes`` (Markdown/text) adds the legend below the table. Raises
+    :class:`BenchmarkError` for an unknown format or dataset.
+    """
+    columns = [(e, m) for e in embeddings for m in metrics]
+    return _render(agg, dataset, columns, fmt=fmt, compare=compare, dims=dims, show_n=show_n,
+                   notes=notes, caption=caption, label=label, what="Results")
+
+
+def recall_ks(agg: pd.DataFrame, dataset: str) -> list[int]:
+    """The K of every ``recall_at_K`` metric of ``dataset`` in ``agg``, sorted."""
+    metrics = pd.unique(agg.loc[agg["dataset"] == dataset, "metric"])
+    return sorted(int(m.group(1)) for m in (_RECALL_RE.match(str(x)) for x in metrics) if m)
+
+
+def render_recall_table(agg: pd.DataFrame, dataset: str,
+                        ks: Sequence[int] = (1, 10, 20, 30, 40, 50), *, fmt: Fmt = "markdown",
+                        embeddings: Sequence[str] = (CONCATENATED, SEPARATED),
+                        compare: CompareArg = None, dims: Mapping[str, int] | None = None,
+                        show_n: bool = True, notes: bool = True, caption: str | None = None,
+                        label: str | None = None) -> str:
+    """Recall@K table (query/gallery datasets such as In-shop): methods x (embedding x R@K).
+
+    Only the ``ks`` present in ``agg`` for ``dataset`` are shown; none present raises
+    :class:`BenchmarkError`. Other arguments as in :func:`render_table`.
+    """
+    present = set(recall_ks(agg, dataset))
+    shown = [k for k in ks if k in present]
+    if not shown:
+        raise BenchmarkError(f"dataset {dataset!r} has no recall_at_K metric for K in "
+                             f"{tuple(ks)} (present: {sorted(present)})")
+    columns = [(e, f"recall_at_{k}") for e in embeddings for k in shown]
+    if label is None:
+        label = f"tab:dml-bench-{re.sub(r'[^A-Za-z0-9-]+', '-', dataset)}-recall"
+    return _render(agg, dataset, columns, fmt=fmt, compare=compare, dims=dims, show_n=show_n,
+                   notes=notes, caption=caption, label=label, what="Recall@K")
+
+
+def _other_metrics(agg: pd.DataFrame, dataset: str) -> list[str]:
+    sub = agg[agg["dataset"] == dataset]
+    out = []
+    for metric in pd.unique(sub["metric"]):
+        if metric in METRICS or _RECALL_RE.match(str(metric)) or metric == "num_queries":
+            continue
+        means = sub.loc[sub["metric"] == metric, "mean"].dropna()
+        if len(means) and means.between(0.0, 1.0).all():
+            out.append(str(metric))
+    return out
+
+
+def write_reports(run_dir: str | os.PathLike, *, formats: Sequence[str] = FORMATS,
+                  compare: CompareArg = None,
+                  dims: Mapping[str, int] | None = None) -> list[Path]:
+    """Aggregate ``run_dir/results.csv`` and write ``run_dir/tables/``; return the paths written.
+
+    Per dataset, ``<dataset>.md`` / ``.txt`` hold the main table (P@1, RP, MAP@R), the Recall@K
+    table when the dataset has ``recall_at_K`` metrics with K > 1, and a table of any other
+    fraction-valued metrics; ``<dataset>.tex`` holds the main table (or the Recall@K one when
+    the main metrics are absent) and ``<dataset>_recall.tex`` the Recall@K table besides. With
+    ``compare`` (True: each dataset's default published table), ``<dataset>_vs_published.csv``
+    lists the matched rows. ``aggregate.csv`` holds the whole aggregate. Writes are atomic.
+    """
+    bad = [f for f in formats if f not in FORMATS]
+    if bad:
+        raise BenchmarkError(f"unknown table format(s) {bad}; expected some of {FORMATS}")
+    run_dir = Path(run_dir)
+    agg = aggregate_run(run_dir)
+    out_dir = run_dir / "tables"
+    written = [atomic_write(out_dir / "aggregate.csv",
+                            lambda p: aggregate_to_csv_frame(agg).to_csv(p, index=False))]
+    for dataset in pd.unique(agg["dataset"]):
+        dataset = str(dataset)
+        sub = agg[agg["dataset"] == dataset]
+        comp: CompareArg = None
+        if compare is not None and compare is not False:
+            if isinstance(compare, pd.DataFrame) and "difference" in compare.columns:
+                comp = compare[compare["dataset"] == dataset]
+            else:
+                try:
+                    comp = compare_with_published(sub, None if compare is True else compare)
+                except BenchmarkError:
+                    if compare is not True and not isinstance(compare, pd.DataFrame):
+                        raise
+                    comp = None
+            if comp is not None and len(comp):
+                frame = comp
+                written.append(atomic_write(out_dir / f"{dataset}_vs_published.csv",
+                                            lambda p, f=frame: f.to_csv(p, index=False)))
+            else:
+                comp = None
+        has_main = bool(set(METRICS) & set(sub["metric"]))
+        ks = recall_ks(agg, dataset)
+        has_recall = any(k > 1 for k in ks)
+        others = _other_metrics(agg, dataset)
+        name = DATASET_DISPLAY.get(dataset, dataset)
+        for fmt in formats:
+            kwargs = {"fmt": fmt, "compare": comp, "dims": dims}
+            if fmt == "latex":
+                if has_main:
+                    written.append(atomic_write_text(out_dir / f"{dataset}.tex",
+                                                     render_table(agg, dataset, **kwargs)))
+                if has_recall:
+                    target = f"{dataset}_recall.tex" if has_main else f"{dataset}.tex"
+                    written.append(atomic_write_text(
+                        out_dir / target, render_recall_table(agg, dataset, ks, **kwargs)))
+                continue
+            sections: list[tuple[str, str]] = []
+            if has_main:
+                sections.append(("Retrieval metrics", render_table(agg, dataset, **kwargs)))
+            if has_recall:
+                sections.append(("Recall@K", render_recall_table(agg, dataset, ks, **kwargs)))
+            if others:
+                sections.append(("Other metrics",
+                                 render_table(agg, dataset, metrics=others, **kwargs)))
+            if not sections:
+                continue
+            if fmt == "markdown":
+                text = f"# {name}\n\n" + "\n".join(f"## {title}\n\n{body}"
+                                                   for title, body in sections)
+            else:
+                text = f"{name}\n{'=' * len(name)}\n\n" + "\n".join(
+                    f"{title}\n{'-' * len(title)}\n{body}" for title, body in sections)
+            written.append(atomic_write_text(out_dir / f"{dataset}{EXTENSIONS[fmt]}", text))
+    return written

@@ -1,0 +1,70 @@
+"""Cars196 loader on a tiny fixture (``cars_annos.mat`` written as the official struct array)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from benchmark.data.cars196 import load_cars196
+from benchmark.errors import DatasetError
+from tests.data.fixtures import make_cars196, write_cars_annos, write_corrupt_image
+
+SIZE = {"image_size": 24, "resize": 28}
+
+
+@pytest.fixture
+def cars(tmp_path):
+    return make_cars196(tmp_path / "cars", n_classes=4, per_class=3)
+
+
+def test_loads_official_layout(cars):
+    ds = load_cars196(cars, **SIZE)
+    assert ds.name == "cars196"
+    assert sorted(ds.train.labels.tolist()) == [1, 1, 1, 2, 2, 2]
+    assert sorted(ds.test.labels.tolist()) == [3, 3, 3, 4, 4, 4]
+    assert ds.train.paths[0] == cars / "car_ims" / "000001.jpg"
+    assert ds.train[0][0].shape == (3, 24, 24)
+    assert ds.test[0][0].shape == (3, 24, 24)
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(DatasetError, match=r"nowhere: folder not found \(expected .*cars_annos\.mat"):
+        load_cars196(tmp_path / "nowhere")
+
+
+def test_missing_mat(cars):
+    (cars / "cars_annos.mat").unlink()
+    with pytest.raises(DatasetError, match=r"cars_annos\.mat: file not found"):
+        load_cars196(cars)
+
+
+def test_corrupt_mat(cars):
+    (cars / "cars_annos.mat").write_bytes(b"garbage" * 10)
+    with pytest.raises(DatasetError, match=r"cars_annos\.mat: not a readable MATLAB file"):
+        load_cars196(cars)
+
+
+def test_missing_field(cars):
+    write_cars_annos(cars / "cars_annos.mat", ["car_ims/000001.jpg"], [1], drop_fields=("class",))
+    with pytest.raises(DatasetError, match=r"cars_annos\.mat: annotations has no field 'class'"):
+        load_cars196(cars)
+
+
+def test_bad_class(cars):
+    write_cars_annos(cars / "cars_annos.mat", ["car_ims/000001.jpg", "car_ims/000002.jpg"], [1, 0])
+    with pytest.raises(DatasetError, match=r"cars_annos\.mat: annotations\(2\)\.class: expected a positive integer"):
+        load_cars196(cars)
+
+
+def test_missing_image(cars):
+    (cars / "car_ims" / "000005.jpg").unlink()
+    with pytest.raises(DatasetError, match=r"000005\.jpg: image file is missing .*cars_annos\.mat, annotations\(5\)"):
+        load_cars196(cars)
+
+
+def test_corrupt_image(cars):
+    ds = load_cars196(cars, **SIZE)
+    write_corrupt_image(ds.test.paths[0])
+    with pytest.raises(DatasetError, match=rf"{re.escape(str(ds.test.paths[0]))}: corrupt or unreadable image"):
+        ds.test[0]

@@ -1,0 +1,133 @@
+"""The user's own data: a folder of class sub-folders, and a CSV of paths and labels."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+
+from benchmark.data.custom import load_csv, load_image_folder
+from benchmark.errors import DatasetError
+from tests.data.fixtures import make_csv, make_image_folder, write_corrupt_image, write_image
+
+SIZE = {"image_size": 24, "resize": 28}
+
+
+# --------------------------------------------------------------------------- folder
+
+def test_folder_first_half_of_sorted_classes(tmp_path):
+    root = make_image_folder(tmp_path, n_classes=4, per_class=3)
+    (root / "README.txt").write_text("not a class")
+    ds = load_image_folder(root, **SIZE)
+    assert ds.name == "folder"
+    assert ds.info["class_names"] == ["class_a", "class_b", "class_c", "class_d"]
+    assert ds.train.labels.tolist() == [0, 0, 0, 1, 1, 1]
+    assert ds.test.labels.tolist() == [2, 2, 2, 3, 3, 3]
+    assert {p.suffix for p in ds.train.paths} == {".jpg", ".png"}
+    assert ds.train[0][0].shape == (3, 24, 24)
+    assert ds.test[1][0].shape == (3, 24, 24)
+
+
+def test_folder_with_train_and_test_folders(tmp_path):
+    root = make_image_folder(tmp_path, n_classes=4, per_class=2, split_dirs=True)
+    write_image(root / "test" / "aardvark" / "0.jpg")  # sorts first, but stays a test class
+    ds = load_image_folder(root, **SIZE)
+    assert ds.info["class_names"] == ["aardvark", "class_a", "class_b", "class_c", "class_d"]
+    assert ds.train.labels.tolist() == [1, 1, 2, 2]
+    assert ds.test.labels.tolist() == [0, 3, 3, 4, 4]
+
+
+def test_folder_missing(tmp_path):
+    with pytest.raises(DatasetError, match=r"nowhere: folder not found \(expected one sub-folder of images per class"):
+        load_image_folder(tmp_path / "nowhere")
+
+
+def test_folder_train_without_test(tmp_path):
+    root = make_image_folder(tmp_path, n_classes=4, per_class=2, split_dirs=True)
+    shutil.rmtree(root / "test")
+    with pytest.raises(DatasetError, match=r"test: folder not found \(expected both .*train and .*test"):
+        load_image_folder(root)
+
+
+def test_folder_class_in_both_splits(tmp_path):
+    root = make_image_folder(tmp_path, n_classes=4, per_class=2, split_dirs=True)
+    write_image(root / "test" / "class_a" / "9.jpg")
+    with pytest.raises(DatasetError, match=r"\['class_a'\] are in both train/ and test/"):
+        load_image_folder(root)
+
+
+def test_folder_empty_class(tmp_path):
+    root = make_image_folder(tmp_path, n_classes=4, per_class=2)
+    (root / "class_e").mkdir()
+    with pytest.raises(DatasetError, match=r"class_e: class folder has no images"):
+        load_image_folder(root)
+
+
+def test_folder_one_class(tmp_path):
+    root = make_image_folder(tmp_path, n_classes=1, per_class=2)
+    with pytest.raises(DatasetError, match=r"found 1 class\(es\), expected at least 2"):
+        load_image_folder(root)
+
+
+def test_folder_corrupt_image(tmp_path):
+    ds = load_image_folder(make_image_folder(tmp_path, n_classes=2, per_class=2), **SIZE)
+    write_corrupt_image(ds.test.paths[0])
+    with pytest.raises(DatasetError, match=rf"{re.escape(str(ds.test.paths[0]))}: corrupt or unreadable image"):
+        ds.test[0]
+
+
+# --------------------------------------------------------------------------- CSV
+
+def test_csv_string_labels_first_half(tmp_path):
+    path = make_csv(tmp_path / "data.csv", n_classes=4, per_class=2)
+    ds = load_csv(path, **SIZE)
+    assert ds.name == "csv"
+    assert ds.info["class_names"] == ["cat_0", "cat_1", "cat_2", "cat_3"]
+    assert ds.train.labels.tolist() == [0, 0, 1, 1]
+    assert ds.test.labels.tolist() == [2, 2, 3, 3]
+    assert ds.train.paths[0] == tmp_path / "images" / "0_0.jpg"
+    assert ds.train[0][0].shape == (3, 24, 24)
+
+
+def test_csv_integer_labels_and_split_column(tmp_path):
+    path = make_csv(tmp_path / "data.csv", n_classes=4, per_class=2, split=True, string_labels=False)
+    ds = load_csv(path, **SIZE)
+    assert "class_names" not in ds.info
+    assert ds.train.labels.tolist() == [10, 10, 20, 20]
+    assert ds.test.labels.tolist() == [30, 30, 40, 40]
+
+
+def test_csv_split_column_overrides_first_half(tmp_path):
+    path = tmp_path / "data.csv"
+    for i in range(4):
+        write_image(tmp_path / f"{i}.jpg", i)
+    absolute = tmp_path / "3.jpg"
+    path.write_text(f"path,label,split\n0.jpg,b,test\n1.jpg,b,test\n2.jpg,a,train\n{absolute},a,train\n")
+    ds = load_csv(path, **SIZE)
+    assert ds.train.labels.tolist() == [0, 0] and ds.test.labels.tolist() == [1, 1]
+    assert ds.train.paths[1] == absolute
+
+
+@pytest.mark.parametrize("text, message", [
+    ("file,label\n", r"data\.csv:1: expected the header path,label or path,label,split, found 'file,label'"),
+    ("path,label,extra\n", r"data\.csv:1: expected the header path,label or path,label,split"),
+    ("path,label\n", r"data\.csv: no rows after the header"),
+    ("path,label\nimages/0_0.jpg\n", r"data\.csv:2: expected 2 columns \(path,label\), found 1"),
+    ("path,label\nimages/0_0.jpg,\n", r"data\.csv:2: the label column is empty"),
+    ("path,label,split\nimages/0_0.jpg,a,val\n", r"data\.csv:2: expected split train or test, found 'val'"),
+    ("path,label\nimages/0_0.jpg,a\nimages/nope.jpg,b\n", r"nope\.jpg: image file is missing \(listed in .*data\.csv:3\)"),
+    ("path,label,split\nimages/0_0.jpg,a,train\nimages/0_1.jpg,a,test\n",
+     r"data\.csv: label 'a' is in both splits \(train at line 2, test at line 3"),
+    ("path,label,split\nimages/0_0.jpg,a,train\nimages/0_1.jpg,b,train\n", r"data\.csv: no rows with split test"),
+])
+def test_csv_errors(tmp_path, text, message):
+    make_csv(tmp_path / "data.csv", n_classes=2, per_class=2)
+    (tmp_path / "data.csv").write_text(text)
+    with pytest.raises(DatasetError, match=message):
+        load_csv(tmp_path / "data.csv")
+
+
+def test_csv_missing_file(tmp_path):
+    with pytest.raises(DatasetError, match=r"nope\.csv: file not found \(expected a CSV file with header path,label"):
+        load_csv(tmp_path / "nope.csv")

@@ -1,0 +1,67 @@
+"""Plots: PNG and PDF files are written, missing CSV files are skipped, no import side effects."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+
+from benchmark.constants import CURVE_COLUMNS, TRIAL_COLUMNS
+from benchmark.reporting.aggregate import aggregate
+from benchmark.reporting.plots import (
+    plot_metric_bars,
+    plot_optimisation_history,
+    plot_validation_curves,
+    write_plots,
+)
+from tests.reporting.helpers import fake_results
+
+
+def _check(paths, stems):
+    assert sorted(p.name for p in paths) == sorted(f"{s}.{e}" for s in stems
+                                                   for e in ("png", "pdf"))
+    for p in paths:
+        data = p.read_bytes()
+        assert len(data) > 1000
+        assert data.startswith(b"\x89PNG" if p.suffix == ".png" else b"%PDF")
+
+
+def _trials() -> pd.DataFrame:
+    rows = [("triplet", "cub200", t, "COMPLETE" if t != 2 else "FAIL", 0.1 + 0.01 * (t % 3),
+             json.dumps({"margin": 0.1 * t}), json.dumps([0.1] * 4)) for t in range(6)]
+    return pd.DataFrame(rows, columns=list(TRIAL_COLUMNS))
+
+
+def _curves() -> pd.DataFrame:
+    rows = [("triplet", "cub200", r, f, e, 100 * e, "map_at_r", 0.1 + 0.01 * e + 0.001 * f)
+            for r in range(2) for f in range(4) for e in range(1, 5)]
+    return pd.DataFrame(rows, columns=list(CURVE_COLUMNS))
+
+
+def test_plot_functions(tmp_path):
+    agg = aggregate(fake_results())
+    _check(plot_metric_bars(agg, "cub200", tmp_path), ["cub200_metrics"])
+    assert plot_metric_bars(agg, "sop", tmp_path) == []
+    _check(plot_optimisation_history(_trials(), tmp_path / "o"), ["cub200_optimisation"])
+    _check(plot_validation_curves(_curves(), tmp_path / "v"), ["cub200_validation"])
+
+
+def test_write_plots_uses_what_is_there(tmp_path):
+    assert write_plots(tmp_path) == []
+    fake_results().to_csv(tmp_path / "results.csv", index=False)
+    _check(write_plots(tmp_path), ["cub200_metrics"])
+    _trials().to_csv(tmp_path / "trials.csv", index=False)
+    _curves().to_csv(tmp_path / "curves.csv", index=False)
+    _check(write_plots(tmp_path), ["cub200_metrics", "cub200_optimisation",
+                                   "cub200_validation"])
+    assert not [p for p in (tmp_path / "plots").iterdir() if p.name.startswith(".")]
+
+
+def test_import_has_no_pyplot_side_effect():
+    code = ("import sys, benchmark.reporting; "
+            "print('matplotlib.pyplot' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"

@@ -1,0 +1,129 @@
+"""Published tables: transcription checks and the comparison with our aggregate."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from benchmark.errors import BenchmarkError
+from benchmark.reporting.published import (
+    COMPARISON_COLUMNS,
+    PUBLISHED_COLUMNS,
+    compare_with_published,
+    load_published,
+    method_key,
+)
+from tests.reporting.helpers import make_agg, paper_like_agg
+
+CUB_METHODS = ["Pretrained", "Contrastive", "Triplet", "NT-Xent", "ProxyNCA", "Margin",
+               "Margin/class", "N. Softmax", "COS", "ArcFace", "FastAP", "SNR", "MS", "MS+Miner",
+               "SoftTriple", "ProxyNCA++", "ContXBM", "Proxy-Anchor", "DCML (Ours)"]
+SEED_DCML = Path("/work/shared/seeds/000_b231cf9274b0d953.txt")
+SEED_DRO = Path("/work/shared/seeds/002_fdfd509d2a08194b.txt")
+
+
+def _value(df: pd.DataFrame, method: str, emb: str | None, metric: str) -> pd.Series:
+    sel = df[(df["method_display"] == method) & (df["metric"] == metric)]
+    sel = sel[sel["embedding"].isna()] if emb is None else sel[sel["embedding"] == emb]
+    assert len(sel) == 1
+    return sel.iloc[0]
+
+
+def test_cub_table_complete():
+    cub = load_published("cub200")
+    assert tuple(cub.columns) == PUBLISHED_COLUMNS
+    assert list(dict.fromkeys(cub["method_display"])) == CUB_METHODS
+    assert len(cub) == 19 * 6
+    row = _value(cub, "Contrastive", "concatenated", "map_at_r")
+    assert (row["mean"], row["half_width"]) == (26.53, 0.29)
+    row = _value(cub, "DCML (Ours)", "separated", "precision_at_1")
+    assert (row["mean"], row["half_width"]) == (62.28, 0.30)
+    assert math.isnan(_value(cub, "Pretrained", "concatenated", "precision_at_1")["half_width"])
+    assert cub.loc[cub["method_display"] != "Pretrained", "half_width"].notna().all()
+
+
+def test_cars_sop_inshop_tables():
+    cars = load_published("cars196")
+    assert cars["method_display"].nunique() == 19 and len(cars) == 114
+    assert _value(cars, "Proxy-Anchor", "separated", "precision_at_1")["mean"] == 76.85
+    sop = load_published("dcml_icml2022_sop.csv")
+    assert sop["method_display"].nunique() == 17 and len(sop) == 102
+    assert not {"Margin/class", "ContXBM"} & set(sop["method_display"])
+    assert _value(sop, "ArcFace", "separated", "precision_at_1")["half_width"] == 1.51
+    inshop = load_published("inshop")
+    assert inshop["method_display"].nunique() == 11 and len(inshop) == 66
+    assert inshop["embedding"].isna().all()
+    ms = _value(inshop, "MS", None, "recall_at_1")
+    assert (ms["mean"], ms["decimals"]) == (89.7, 1)
+    ablation = load_published("dro_eccv2020_inshop_ms_ls")
+    assert _value(ablation, "MS", None, "recall_at_1")["mean"] == 79.8
+    with pytest.raises(BenchmarkError, match="known"):
+        load_published("imagenet")
+
+
+@pytest.mark.skipif(not SEED_DCML.exists(), reason="seed text not available")
+def test_dcml_files_match_seed_text():
+    """Every table line of the seed, rebuilt from the CSV files, appears verbatim."""
+    text = SEED_DCML.read_text(encoding="utf-8").replace("\\pm", "±")
+    for dataset in ("cub200", "cars196", "sop"):
+        df = load_published(dataset)
+        for method, grp in df.groupby("method_display", sort=False):
+            cells = [f"{r.mean:.2f}" + ("" if math.isnan(r.half_width)
+                                        else f" ± {r.half_width:.2f}")
+                     for r in grp.itertuples()]
+            assert "\t".join([method, *cells]) + "\n" in text, (dataset, method)
+
+
+@pytest.mark.skipif(not SEED_DRO.exists(), reason="seed text not available")
+def test_dro_files_match_seed_text():
+    rows = []
+    for line in SEED_DRO.read_text(encoding="utf-8").splitlines():
+        nums = re.findall(r"(?<![\w=.])(\d+\.\d)(?!\d)", line)
+        if len(nums) >= 6:
+            rows.append(nums[-6:])
+    ours = []
+    for name in ("dro_eccv2020_inshop_ms_ls", "dro_eccv2020_inshop"):
+        df = load_published(name)
+        ours += [[f"{v:.1f}" for v in grp["mean"]]
+                 for _, grp in df.groupby("method_display", sort=False)]
+    assert ours == rows
+
+
+def test_method_key():
+    assert method_key("DCML (Ours)") == method_key("DCML") == "dcml"
+    assert method_key("N.  Softmax ") == "n. softmax"
+
+
+def test_compare_with_published_differences():
+    agg = paper_like_agg()
+    agg.loc[(agg["method"] == "contrastive") & (agg["embedding"] == "concatenated")
+            & (agg["metric"] == "map_at_r"), "mean"] = 0.2640
+    extra = make_agg([("dcml", "DCML", "separated", "precision_at_1", 62.00, 0.25, 10),
+                      ("mine", "Mine", "separated", "precision_at_1", 50.0, 1.0, 10)])
+    comp = compare_with_published(pd.concat([agg, extra], ignore_index=True), "cub200")
+    assert tuple(comp.columns) == COMPARISON_COLUMNS
+    assert len(comp) == 3 * 6 + 1  # "Mine" has no published row
+    row = comp[(comp["method"] == "contrastive") & (comp["embedding"] == "concatenated")
+               & (comp["metric"] == "map_at_r")].iloc[0]
+    assert row["ours"] == pytest.approx(26.40)
+    assert row["published"] == 26.53
+    assert row["difference"] == pytest.approx(-0.13)
+    assert row["ours_half_width"] == pytest.approx(0.29)
+    dcml = comp[comp["method"] == "dcml"].iloc[0]
+    assert dcml["published_method"] == "DCML (Ours)"
+    assert dcml["difference"] == pytest.approx(62.00 - 62.28)
+    assert list(dict.fromkeys(comp["method"])) == ["pretrained", "contrastive",
+                                                   "multi_similarity", "dcml"]
+
+
+def test_compare_other_dataset_and_single_model_rows():
+    agg = make_agg([("ms", "MS", emb, "recall_at_10", 95.0, 0.1, 3)
+                    for emb in ("concatenated", "separated")], dataset="inshop")
+    comp = compare_with_published(agg)
+    assert list(comp["embedding"]) == ["concatenated", "separated"]
+    assert comp["difference"].tolist() == pytest.approx([95.0 - 97.9] * 2)
+    assert compare_with_published(paper_like_agg(dataset="cars196"), "cub200").empty

@@ -1,0 +1,168 @@
+"""Tables: formatted cells, Pretrained without ±, LaTeX bold/underline rules, reports on disk."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from benchmark.errors import BenchmarkError
+from benchmark.reporting.tables import render_recall_table, render_table, write_reports
+from tests.reporting.helpers import fake_results, make_agg, paper_like_agg
+
+
+def _latex_row(tex: str, name: str) -> list[str]:
+    line = next(ln for ln in tex.splitlines() if ln.startswith(name + " &"))
+    return [c.strip() for c in line.removesuffix("\\\\").split(" & ")]
+
+
+def test_markdown_cells_and_header():
+    md = render_table(paper_like_agg(), "cub200", fmt="markdown")
+    assert "26.53 ± 0.29" in md
+    assert "59.73 ± 0.40" in md
+    assert "Concat. P@1" in md and "Sep. MAP@R" in md
+    pretrained = next(ln for ln in md.splitlines() if ln.startswith("| Pretrained"))
+    assert "51.05" in pretrained and "±" not in pretrained
+    assert "**68.13 ± 0.31**" in md  # best concatenated P@1 in bold
+    assert "concatenated (512-dim)" in md and "separated (128-dim)" in md
+    assert "95% Student-t" in md
+
+
+def test_text_table_and_method_order():
+    txt = render_table(paper_like_agg(), "cub200", fmt="text")
+    assert "21.18 ± 0.28" in txt
+    lines = [ln.split()[0] for ln in txt.splitlines() if ln.split() and ln.split()[0]
+             in {"Pretrained", "Contrastive", "MS"}]
+    assert lines == ["Pretrained", "Contrastive", "MS"]
+    assert "**" not in txt
+
+
+def test_dims_override_and_subset_of_columns():
+    tex = render_table(paper_like_agg(), "cub200", fmt="latex", dims={"concatenated": 256},
+                       embeddings=("concatenated",), metrics=("map_at_r",))
+    assert "Concatenated (256-dim)" in tex
+    assert "Separated" not in tex
+    assert _latex_row(tex, "Contrastive")[1] == r"\textbf{26.53 $\pm$ 0.29}"
+
+
+def test_latex_structure_and_bold_on_best_row():
+    tex = render_table(paper_like_agg(), "cub200", fmt="latex")
+    for token in (r"\toprule", r"\midrule", r"\bottomrule", r"\cmidrule(lr){2-4}",
+                  r"\multicolumn{3}{c}{Concatenated (512-dim)}",
+                  r"\multicolumn{3}{c}{Separated (128-dim)}", r"\begin{tabular}{lccccccc}"):
+        assert token in tex
+    contrastive = _latex_row(tex, "Contrastive")
+    ms = _latex_row(tex, "MS")
+    pretrained = _latex_row(tex, "Pretrained")
+    assert all(c.startswith(r"\textbf{") for c in contrastive[1:7])
+    assert not any(r"\textbf" in c for c in ms + pretrained)
+    assert pretrained[1] == "51.05"
+    assert contrastive[3] == r"\textbf{26.53 $\pm$ 0.29}"
+    assert "underlined" in tex and "overlaps the best" in tex
+
+
+def test_latex_underline_rule():
+    cells = [
+        ("a", "A", "concatenated", "map_at_r", 70.0, 1.0, 10),
+        ("b", "B", "concatenated", "map_at_r", 68.5, 0.6, 10),   # 1.5 <= 1.0 + 0.6: overlaps
+        ("c", "C", "concatenated", "map_at_r", 67.0, 0.5, 10),   # 3.0 > 1.5: does not
+        ("d", "D_x", "concatenated", "map_at_r", 69.2, None, 1),  # point inside A's interval
+    ]
+    tex = render_table(make_agg(cells), "cub200", fmt="latex", metrics=("map_at_r",),
+                       embeddings=("concatenated",))
+    assert _latex_row(tex, "A")[1] == r"\textbf{70.00 $\pm$ 1.00}"
+    assert _latex_row(tex, "B")[1] == r"\underline{68.50 $\pm$ 0.60}"
+    assert _latex_row(tex, "C")[1] == r"67.00 $\pm$ 0.50"
+    assert _latex_row(tex, r"D\_x")[1] == r"\underline{69.20}"
+
+
+def test_ties_are_all_bold():
+    cells = [("a", "A", "separated", "r_precision", 50.001, 0.1, 3),
+             ("b", "B", "separated", "r_precision", 49.999, 0.1, 3)]
+    tex = render_table(make_agg(cells), "cub200", fmt="latex", metrics=("r_precision",),
+                       embeddings=("separated",))
+    assert _latex_row(tex, "A")[1].startswith(r"\textbf{50.00")
+    assert _latex_row(tex, "B")[1].startswith(r"\textbf{50.00")
+
+
+def test_latex_escapes_specials():
+    cells = [("x", "Mine_v2 & 100%", "concatenated", "map_at_r", 10.0, 1.0, 3)]
+    tex = render_table(make_agg(cells), "cub200", fmt="latex", metrics=("map_at_r",),
+                       embeddings=("concatenated",))
+    assert r"Mine\_v2 \& 100\%" in tex
+
+
+def test_missing_cell_and_errors():
+    cells = [("a", "A", "concatenated", "map_at_r", 70.0, 1.0, 10),
+             ("b", "B", "concatenated", "precision_at_1", 60.0, 1.0, 10)]
+    md = render_table(make_agg(cells), "cub200", metrics=("map_at_r", "precision_at_1"),
+                      embeddings=("concatenated",))
+    assert "—" in md
+    with pytest.raises(BenchmarkError, match="format"):
+        render_table(make_agg(cells), "cub200", fmt="html")  # type: ignore[arg-type]
+    with pytest.raises(BenchmarkError, match="sop"):
+        render_table(make_agg(cells), "sop")
+
+
+def test_compare_inline():
+    agg = paper_like_agg()
+    agg.loc[(agg["method"] == "contrastive") & (agg["embedding"] == "concatenated")
+            & (agg["metric"] == "map_at_r"), "mean"] = 0.2640
+    txt = render_table(agg, "cub200", fmt="text", compare="cub200")
+    assert "26.40 ± 0.29 (pub. 26.53, −0.13)" in txt
+    assert "24.70 ± 0.13 (pub. 24.70, +0.00)" in txt
+    md = render_table(agg, "cub200", fmt="markdown", compare="cub200")
+    assert "**26.40 ± 0.29** (pub. 26.53, −0.13)" in md
+    tex = render_table(agg, "cub200", fmt="latex", compare=True)
+    assert r"(pub.\ 26.53, $-$0.13)" in tex
+
+
+def test_recall_table():
+    ks = (1, 10, 20, 30, 40, 50)
+    cells = [(m, d, e, f"recall_at_{k}", 80.0 + k / 10 + (2 if m == "ms" else 0), 0.2, 5)
+             for m, d in (("triplet", "Triplet"), ("ms", "MS"))
+             for e in ("concatenated", "separated") for k in ks]
+    agg = make_agg(cells, dataset="inshop")
+    md = render_recall_table(agg, "inshop", fmt="markdown")
+    assert "Concat. R@50" in md and "87.00 ± 0.20" in md
+    txt = render_recall_table(agg, "inshop", (1, 10), fmt="text", compare=True,
+                              embeddings=("concatenated",))
+    assert "R@20" not in txt
+    assert "82.10 ± 0.20 (pub. 89.7, −7.60)" in txt
+    tex = render_recall_table(agg, "inshop", fmt="latex")
+    assert r"\multicolumn{6}{c}{Concatenated (512-dim)}" in tex
+    assert _latex_row(tex, "MS")[1] == r"\textbf{82.10 $\pm$ 0.20}"
+    with pytest.raises(BenchmarkError, match="recall_at"):
+        render_recall_table(agg, "inshop", (5,))
+
+
+def test_write_reports(tmp_path):
+    fake_results().to_csv(tmp_path / "results.csv", index=False)
+    paths = write_reports(tmp_path, compare=True)
+    names = sorted(p.name for p in paths)
+    assert names == ["aggregate.csv", "cub200.md", "cub200.tex", "cub200.txt",
+                     "cub200_vs_published.csv"]
+    md = (tmp_path / "tables" / "cub200.md").read_text(encoding="utf-8")
+    assert md.startswith("# CUB-200-2011")
+    assert "(pub. 51.05," in md
+    assert not [p for p in (tmp_path / "tables").iterdir() if p.name.startswith(".")]
+    assert write_reports(tmp_path, formats=("latex",))[1].suffix == ".tex"
+    with pytest.raises(BenchmarkError):
+        write_reports(tmp_path, formats=("html",))
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
+def test_latex_compiles(tmp_path):
+    agg = paper_like_agg()
+    body = render_table(agg, "cub200", fmt="latex", compare="cub200")
+    doc = ("\\documentclass{article}\n\\usepackage[T1]{fontenc}\n\\usepackage{booktabs}\n"
+           "\\begin{document}\n" + body + "\\end{document}\n")
+    (tmp_path / "t.tex").write_text(doc, encoding="utf-8")
+    proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "t.tex"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert (tmp_path / "t.pdf").stat().st_size > 0
+    assert not re.search(r"^! ", proc.stdout, flags=re.MULTILINE)
