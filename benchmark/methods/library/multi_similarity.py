@@ -13,5 +13,9 @@ from benchmark.methods.search_space import Float
     defaults={"alpha": 2.0, "beta": 50.0, "base": 0.5},
 )
 def multi_similarity(hp, ctx):
-    """Soft weighting of positive and negative pairs by their self and relative similarities."""
+    """Per anchor: (1/α) log(1 + Σ_P e^{−α(S−base)}) + (1/β) log(1 + Σ_N e^{β(S−base)}), mean over anchors.
+
+    PML's ``MultiSimilarityLoss`` on cosine similarities S (``base`` is the paper's λ); the
+    defaults are PML's α = 2, β = 50, base = 0.5. No pair mining (see ``ms_miner``).
+    """
     return PMLMethod(losses.MultiSimilarityLoss(alpha=hp["alpha"], beta=hp["beta"], base=hp["base"]))

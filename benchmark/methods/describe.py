@@ -1,0 +1,47 @@
+"""A plain-text table of every registered method: what ``run_benchmark.py list-methods`` prints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tabulate import tabulate
+
+from benchmark.methods.registry import MethodSpec, list_methods
+
+HEADERS = ("name", "display", "search space", "defaults", "flags", "source")
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _flags(spec: MethodSpec) -> str:
+    flags = [f"m={spec.m_per_class}"]
+    if spec.needs_num_classes:
+        flags.append("classes")
+    if spec.has_parameters:
+        flags.append("params")
+    flags.extend(f"{key}={_format_value(value)}" for key, value in spec.extra.items())
+    return "\n".join(flags)
+
+
+def method_row(spec: MethodSpec) -> list[str]:
+    """One row of the table; a default of a parameter that is not searched is marked ``(fixed)``."""
+    space = "\n".join(f"{name} {param.describe()}" for name, param in spec.search_space.items())
+    defaults = "\n".join(f"{name}={_format_value(value)}" + ("" if name in spec.search_space else " (fixed)")
+                         for name, value in spec.defaults.items())
+    return [spec.name, spec.display_name, space or "-", defaults or "-", _flags(spec), spec.source]
+
+
+def describe_methods() -> str:
+    """Every registered method with its search space, defaults, flags and source, as a text table.
+
+    Flags: ``m`` images per class in a batch; ``classes``: the loss needs the number of classes;
+    ``params``: the loss has learnable parameters (own learning rate ``loss_lr``); then the
+    entry's ``extra`` settings (e.g. ``warmup_epochs``).
+    """
+    rows = [method_row(spec) for spec in list_methods()]
+    return tabulate(rows, headers=HEADERS, tablefmt="grid", maxcolwidths=[None, None, None, None, None, 24],
+                    disable_numparse=True)

@@ -1,0 +1,95 @@
+"""Every registered method builds, runs forward and backward, and accepts configurations from its space."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+import pytest
+import torch
+from torch import nn
+
+from benchmark.methods import MethodContext, get_method, list_methods
+from benchmark.methods.search_space import suggest
+from benchmark.models.embedding_model import EmbeddingModel
+from benchmark.models.trunks import SmallCNN
+
+NUM_CLASSES, PER_CLASS, FEATURES, EMBEDDING = 8, 4, 24, 16
+CTX = MethodContext(num_classes=NUM_CLASSES, embedding_dim=EMBEDDING)
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _batch(seed: int = 0) -> tuple[nn.Linear, torch.Tensor, torch.Tensor]:
+    """A Linear embedder over random features; 8 classes x 4 samples."""
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    embedder = nn.Linear(FEATURES, EMBEDDING)
+    features = torch.randn(NUM_CLASSES * PER_CLASS, FEATURES, generator=gen)
+    labels = torch.arange(NUM_CLASSES).repeat_interleave(PER_CLASS)
+    return embedder, features, labels
+
+
+@pytest.mark.parametrize("name", [spec.name for spec in list_methods()])
+def test_method_trains_and_samples_its_space(name):
+    spec = get_method(name)
+    embedder, features, labels = _batch()
+
+    # defaults: forward, backward, gradients on the embedder and on the method's own parameters
+    torch.manual_seed(0)
+    method = spec.create(CTX)
+    own = [p for p in method.parameters() if p.requires_grad]
+    assert bool(own) == spec.has_parameters
+    loss = method(embedder(features), labels)
+    assert loss.ndim == 0 and math.isfinite(loss.item())
+    loss.backward()
+    assert embedder.weight.grad is not None and embedder.weight.grad.abs().sum() > 0
+    if spec.has_parameters:
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in own)
+        groups = method.optimizer_groups(default_lr=1e-6, weight_decay=1e-4)
+        assert len(groups) == 1 and groups[0]["lr"] == spec.defaults["loss_lr"]
+    else:
+        assert method.optimizer_groups(default_lr=1e-6, weight_decay=1e-4) == []
+
+    # three configurations drawn from the search space
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(3):
+        hp = suggest(study.ask(), spec.search_space)
+        sampled = spec.create(CTX, hp)
+        if spec.has_parameters:
+            assert sampled.loss_lr == hp["loss_lr"]
+        with torch.no_grad():
+            value = sampled(embedder(features), labels)
+        assert math.isfinite(value.item()), hp
+
+    # the method's model hook keeps a working model
+    torch.manual_seed(0)
+    model = method.configure_model(EmbeddingModel(SmallCNN(width=8), embedding_dim=EMBEDDING))
+    out = model(torch.randn(2, 3, 32, 32))
+    assert out.shape == (2, EMBEDDING) and torch.isfinite(out).all()
+
+
+def test_proxy_nca_pp_head_is_max_pooling_then_layernorm():
+    method = get_method("proxy_nca_pp").create(CTX)
+    torch.manual_seed(0)
+    trunk = SmallCNN(width=8)
+    model = method.configure_model(EmbeddingModel(trunk, embedding_dim=EMBEDDING))
+    assert method.configure_model(model).trunk.trunk is trunk  # idempotent, wraps the original trunk
+    assert model.trunk.out_dim == trunk.out_dim
+    x = torch.randn(3, 3, 32, 32)
+    fmap = trunk.feature_map(x)
+    pooled = model.trunk(x)
+    maxed = fmap.amax(dim=(2, 3))
+    expected = (maxed - maxed.mean(1, keepdim=True)) / torch.sqrt(maxed.var(1, unbiased=False, keepdim=True) + 1e-5)
+    assert torch.allclose(pooled, expected, atol=1e-5)
+    assert not list(model.trunk.pooling.parameters())  # LayerNorm without affine
+    assert torch.allclose(model.trunk.feature_map(x), fmap)
+
+
+def test_cross_batch_memory_accumulates_batches():
+    method = get_method("contrastive_xbm").create(CTX, {"memory_size": 128})
+    embedder, features, labels = _batch()
+    with torch.no_grad():
+        for _ in range(3):
+            method(embedder(features), labels)
+    assert method.loss.queue_idx == 3 * len(labels) % 128
