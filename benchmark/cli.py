@@ -89,13 +89,17 @@ def cmd_list_methods(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from benchmark.protocol.leaderboard import run_leaderboard
     from benchmark.protocol.run_dir import attach_log, prepare_run_dir
+    from benchmark.protocol.workbench import Workbench
 
     cfg = _config_from_args(args)
     run_dir = Path(args.out) if args.out else RESULTS_DIR / cfg.name
+    bench = Workbench(cfg, progress=not args.no_progress)
+    bench.load_all()  # a missing or malformed dataset fails before the run folder is touched
     prepare_run_dir(run_dir, cfg, list(argv), allow_config_change=args.allow_config_change)
     handler = attach_log(run_dir)
     try:
-        run_leaderboard(cfg, run_dir, progress=not args.no_progress, allow_config_change=args.allow_config_change)
+        run_leaderboard(cfg, run_dir, progress=not args.no_progress, allow_config_change=args.allow_config_change,
+                        bench=bench)
     finally:
         logging.getLogger("benchmark").removeHandler(handler)
         handler.close()
@@ -149,4 +153,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def entry_point() -> None:
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:  # output piped into head & co.
+        sys.exit(0)

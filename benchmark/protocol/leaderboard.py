@@ -58,12 +58,16 @@ def work_done(stages: Stages) -> tuple[int, int]:
 
 
 def run_leaderboard(cfg: BenchmarkConfig, run_dir: Path, *, progress: bool = True,
-                    allow_config_change: bool = False) -> Stages:
-    """Work on the leaderboard until every unit is done; write the result files after every unit."""
+                    allow_config_change: bool = False, bench: Workbench | None = None) -> Stages:
+    """Work on the leaderboard until every unit is done; write the result files after every unit.
+
+    ``bench`` may be a ``Workbench`` whose datasets are already loaded (the CLI loads them first,
+    so that a bad dataset is reported before anything is written).
+    """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = st.create_storage(cfg.protocol.storage, run_dir)
     check_storage_config(storage, cfg, allow_config_change=allow_config_change)
-    bench = Workbench(cfg, progress=progress)
+    bench = bench or Workbench(cfg, progress=progress)
     stages = build_stages(bench, storage)
     order = stages.ordered()
     done, total = work_done(stages)
@@ -92,7 +96,7 @@ def run_leaderboard(cfg: BenchmarkConfig, run_dir: Path, *, progress: bool = Tru
                 time.sleep(cfg.protocol.poll_interval)
     finally:
         bar.close()
-    export_results(stages, run_dir)
+        export_results(stages, run_dir)  # also after an interruption: the files show what is done
     log.info("leaderboard complete")
     return stages
 

@@ -80,6 +80,11 @@ class Workbench:
             self._datasets[dcfg.name] = PreparedDataset(dcfg, source, splits, folds)
         return self._datasets[dcfg.name]
 
+    def load_all(self) -> None:
+        """Load and split every dataset of the config now (bad data fails here, before any work)."""
+        for dcfg in self.cfg.datasets:
+            self.dataset(dcfg)
+
     def train_folds(self, method_name: str, params: dict, dcfg: DatasetConfig, seed_key: tuple, *,
                     on_fold_end: Optional[Callable[[int, FoldResult], None]] = None,
                     heartbeat: Optional[Callable[[], None]] = None, desc: str = "") -> list:
