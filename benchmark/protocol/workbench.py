@@ -16,6 +16,7 @@ import torch
 from benchmark.config import BenchmarkConfig, DatasetConfig
 from benchmark.data.base import DataSource, ImageSet
 from benchmark.data.splits import Splits, make_splits
+from benchmark.errors import DatasetError
 from benchmark.evaluation.embed import evaluate_models
 from benchmark.methods import MethodContext, get_method
 from benchmark.models.build import ModelFactory
@@ -83,7 +84,13 @@ class Workbench:
     def load_all(self) -> None:
         """Load and split every dataset of the config now (bad data fails here, before any work)."""
         for dcfg in self.cfg.datasets:
-            self.dataset(dcfg)
+            data = self.dataset(dcfg)
+            t = self.cfg.training_for(dcfg)
+            needed = t.batch_size // t.m_per_class
+            fewest = min(f.num_classes for f in data.folds)
+            if fewest < needed:
+                raise DatasetError(f"dataset {dcfg.name!r}: a fold trains on only {fewest} classes, but a batch of "
+                                   f"{t.batch_size} with m_per_class={t.m_per_class} needs {needed}")
 
     def train_folds(self, method_name: str, params: dict, dcfg: DatasetConfig, seed_key: tuple, *,
                     on_fold_end: Optional[Callable[[int, FoldResult], None]] = None,

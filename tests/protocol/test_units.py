@@ -1,0 +1,64 @@
+"""Work queued through the storage: a second worker finds the repeats left, never one twice."""
+
+from __future__ import annotations
+
+from optuna.trial import TrialState
+
+from benchmark.config import config_from_dict
+from benchmark.protocol import storage as st
+from benchmark.protocol.seeds import derive_seed
+from benchmark.protocol.units import DONE, RAN, RepeatStage, SearchStage
+
+
+class FakeBench:
+    """Stands in for the Workbench: records which units were run instead of training."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.ran = []
+
+    def train_folds(self, method, params, dcfg, key, **kwargs):
+        self.ran.append(key)
+        on_fold_end = kwargs.get("on_fold_end")
+
+        class R:
+            best_value, status, curve = 0.5, "completed", [(0, 0, 0.5)]
+
+        if on_fold_end:
+            on_fold_end(0, R())
+            on_fold_end(1, R())
+        return [(None, R()), (None, R())]
+
+    def evaluate(self, models, dcfg):
+        return {"fold0": {"map_at_r": 0.1}}
+
+    def dataset(self, dcfg):
+        class D:
+            folds = [0, 1]
+        return D()
+
+
+def test_two_workers_share_the_repeats(tmp_path):
+    cfg = config_from_dict({"methods": ["contrastive"], "protocol": {"n_trials": 2, "n_repeats": 3, "n_folds": 2}})
+    storage = st.create_storage(None, tmp_path)
+    a, b = FakeBench(cfg), FakeBench(cfg)
+    sa = SearchStage(a, storage, cfg.datasets[0], "contrastive")
+    sb = SearchStage(b, storage, cfg.datasets[0], "contrastive")
+    assert sa.step() == RAN and sb.step() == RAN
+    assert sa.step() == DONE and sb.step() == DONE
+    first = sa.trials()[0]
+    assert first.params == {"pos_margin": 0.0, "neg_margin": 1.0}  # the defaults are the first trial
+    ra = RepeatStage(a, storage, cfg.datasets[0], "contrastive", sa)
+    rb = RepeatStage(b, storage, cfg.datasets[0], "contrastive", sb)
+    statuses = [ra.step(), rb.step(), ra.step(), rb.step()]
+    assert statuses == [RAN, RAN, RAN, DONE]
+    units = sorted(k[2] for k in a.ran + b.ran if k[0] == "repeat")
+    assert units == [0, 1, 2]
+    assert len(ra.completed_units()) == 3
+    assert all(t.state == TrialState.COMPLETE for t in ra.trials())
+
+
+def test_seeds_are_stable():
+    assert derive_seed(0, "repeat", "x", 1) == derive_seed(0, "repeat", "x", 1)
+    assert derive_seed(0, "repeat", "x", 1) != derive_seed(0, "repeat", "x", 2)
+    assert 0 <= derive_seed("anything") < 2**31

@@ -1,0 +1,83 @@
+"""The command line: help, list-methods, and one-line errors with exit code 2 for bad input."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmark.cli import main
+from benchmark.methods import list_methods
+
+
+def error_of(capsys, argv):
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and err.startswith("error: "), err
+    return err
+
+
+def test_help_and_list_methods(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    assert main(["list-methods"]) == 0
+    out = capsys.readouterr().out
+    for spec in list_methods():
+        assert spec.name in out and spec.display_name in out
+
+
+def test_unknown_method(capsys, tmp_path):
+    err = error_of(capsys, ["run", "--preset", "smoke", "--methods", "nope", "--out", str(tmp_path / "r")])
+    assert "unknown method 'nope'" in err and "contrastive" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_unknown_preset(capsys):
+    assert "unknown preset 'nope'" in error_of(capsys, ["run", "--preset", "nope"])
+
+
+def test_unknown_config_key_is_rejected_not_ignored(capsys, tmp_path):
+    err = error_of(capsys, ["run", "--preset", "smoke", "--set", "training.lr=1", "--out", str(tmp_path / "r")])
+    assert "'training.lr'" in err
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("name: x\nmethods: [contrastive]\nprotocl: {n_trials: 1}\n")
+    assert "'protocl'" in error_of(capsys, ["run", "--config", str(cfg), "--out", str(tmp_path / "r")])
+    assert not (tmp_path / "r").exists()
+
+
+def test_wrong_value_type(capsys, tmp_path):
+    err = error_of(capsys, ["run", "--preset", "smoke", "--set", "protocol.n_trials=many", "--out", str(tmp_path)])
+    assert "protocol.n_trials" in err and "int" in err
+
+
+def test_missing_dataset_folder_fails_before_writing(capsys, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"name: x\nmethods: [contrastive]\ndatasets:\n  - name: cub200\n    root: {tmp_path / 'nowhere'}\n")
+    err = error_of(capsys, ["run", "--config", str(cfg), "--out", str(tmp_path / "r")])
+    assert "nowhere" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_corrupt_image_is_a_one_line_error(capsys, tmp_path):
+    from tests.data.fixtures import make_image_folder, write_corrupt_image
+
+    root = make_image_folder(tmp_path / "imgs", n_classes=8)
+    victim = sorted(p for p in root.rglob("*.jpg"))[0]
+    write_corrupt_image(victim)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"name: x\nmethods: [contrastive]\nmodel: {{trunk: small_cnn, pretrained: false}}\n"
+                   f"datasets:\n  - name: folder\n    root: {root}\n    options: {{image_size: 32, resize: 36}}\n"
+                   f"training: {{batch_size: 4, m_per_class: 2, iterations_per_epoch: 2, max_epochs: 1}}\n"
+                   f"protocol: {{n_folds: 2, n_trials: 1, n_repeats: 1}}\n")
+    err = error_of(capsys, ["run", "--config", str(cfg), "--out", str(tmp_path / "r"), "--no-progress"])
+    assert victim.name in err and "corrupt" in err
+
+
+def test_too_few_classes_for_a_batch(capsys, tmp_path):
+    err = error_of(capsys, ["run", "--preset", "smoke", "--set", "training.batch_size=128", "--out", str(tmp_path / "r")])
+    assert "needs 32" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_report_on_missing_folder(capsys, tmp_path):
+    assert "results.csv" in error_of(capsys, ["report", str(tmp_path / "none")])
