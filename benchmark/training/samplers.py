@@ -40,7 +40,11 @@ class ClassBalancedBatches:
 
     def __next__(self) -> list[int]:
         if len(self._order) < self.per_class:
-            self._order += self.rng.permutation(len(self.classes)).tolist()
+            # the next pass, with the classes left over from this pass moved to its end, so that
+            # the batch that straddles the two passes never holds a class twice
+            left = set(self._order)
+            perm = self.rng.permutation(len(self.classes)).tolist()
+            self._order += [c for c in perm if c not in left] + [c for c in perm if c in left]
         chosen, self._order = self._order[: self.per_class], self._order[self.per_class:]
         batch: list[int] = []
         for c in chosen:
