@@ -1,0 +1,58 @@
+"""Config loading: presets validate, unknown keys and bad values are rejected with their dotted path."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmark.config import apply_overrides, config_from_dict, load_config, preset_path
+from benchmark.errors import BenchmarkError, ConfigError
+from benchmark.methods import list_methods
+
+
+@pytest.mark.parametrize("preset", ["smoke", "quick", "reality-check"])
+def test_presets_load(preset):
+    cfg = load_config(preset=preset)
+    assert cfg.name == preset
+    assert preset_path(preset).is_file()
+
+
+def test_reality_check_has_the_published_budgets():
+    cfg = load_config(preset="reality-check")
+    p, t = cfg.protocol, cfg.training
+    assert (p.n_folds, p.n_trials, p.n_repeats, p.fold_mode) == (4, 50, 10, "contiguous")
+    assert (t.batch_size, t.m_per_class, t.iterations_per_epoch, t.optimizer, t.lr_trunk) == (32, 4, 100, "rmsprop", 1e-6)
+    by_name = {d.name: cfg.training_for(d) for d in cfg.datasets}
+    assert (by_name["cub200"].val_interval, by_name["cub200"].patience) == (2, 9)
+    assert (by_name["cars196"].val_interval, by_name["cars196"].patience) == (5, 14)
+    assert (by_name["sop"].val_interval, by_name["sop"].patience) == (20, 39)
+    assert cfg.methods == [m.name for m in list_methods()]
+
+
+def test_overrides_and_types():
+    data = apply_overrides({"methods": ["triplet"]}, ["training.max_epochs=3", "protocol.sampler=gp", "seed=7"])
+    cfg = config_from_dict(data)
+    assert cfg.training.max_epochs == 3 and cfg.protocol.sampler == "gp" and cfg.seed == 7
+    assert config_from_dict({"training": {"lr_trunk": 1}}).training.lr_trunk == 1.0  # int accepted for float
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"trainng": {}}, "'trainng'"),
+    ({"training": {"lr": 1}}, "'training.lr'"),
+    ({"datasets": [{"name": "builtin", "optons": {}}]}, "'datasets[0].optons'"),
+    ({"methods": ["nope"]}, "unknown method 'nope'"),
+    ({"methods": ["triplet", "triplet"]}, "twice"),
+    ({"protocol": {"n_trials": "x"}}, "'protocol.n_trials' expects int"),
+    ({"protocol": {"sampler": "cmaes"}}, "protocol.sampler"),
+    ({"protocol": {"n_folds": 1}}, "protocol.n_folds"),
+    ({"training": {"batch_size": 30, "m_per_class": 4}}, "multiple of m_per_class"),
+    ({"model": {"trunk": "vit"}}, "model.trunk"),
+    ({"device": "tpu"}, "device"),
+])
+def test_bad_configs_are_rejected(data, message):
+    with pytest.raises(BenchmarkError, match=message.replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):
+        config_from_dict(data)
+
+
+def test_bad_override_syntax():
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        apply_overrides({}, ["training.max_epochs"])
