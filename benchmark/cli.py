@@ -130,7 +130,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     if bad:
         raise BenchmarkError(f"unknown format {bad[0]!r} (expected markdown, text or latex)")
     run_dir = Path(args.run_dir)
-    return _report(run_dir, formats=formats, compare=args.compare, plots=not args.no_plots,
+    compare = True if args.compare == "published" else None  # each dataset's published table
+    return _report(run_dir, formats=formats, compare=compare, plots=not args.no_plots,
                    print_format=args.print_format)
 
 

@@ -81,3 +81,24 @@ def test_too_few_classes_for_a_batch(capsys, tmp_path):
 
 def test_report_on_missing_folder(capsys, tmp_path):
     assert "results.csv" in error_of(capsys, ["report", str(tmp_path / "none")])
+
+
+def test_report_compare_published_on_fixture_results(capsys, tmp_path):
+    """A fixture run on cub200: the report puts the DCML paper's numbers and the difference beside ours."""
+    import pandas as pd
+
+    rows = []
+    for repeat in range(3):
+        for emb in ("fold0", "fold1", "fold2", "fold3", "concatenated"):
+            for metric, value in (("precision_at_1", 0.68), ("r_precision", 0.372), ("map_at_r", 0.265)):
+                rows.append(dict(method="contrastive", display_name="Contrastive", dataset="cub200", repeat=repeat,
+                                 embedding=emb, metric=metric, value=value + 0.001 * repeat))
+    for emb in ("fold0", "fold1", "fold2", "fold3", "concatenated"):
+        rows.append(dict(method="pretrained", display_name="Pretrained", dataset="cub200", repeat=0,
+                         embedding=emb, metric="map_at_r", value=0.14))
+    (tmp_path / "results.csv").write_text(pd.DataFrame(rows).to_csv(index=False))
+    assert main(["report", str(tmp_path), "--compare", "published", "--no-plots"]) == 0
+    out = capsys.readouterr().out
+    assert "pub. 26.53" in out  # Contrastive, concatenated MAP@R in the DCML paper's Table 1
+    assert "+0.07" in out  # ours 26.60 (mean of 26.5, 26.6, 26.7) minus 26.53
+    assert (tmp_path / "tables" / "cub200.tex").is_file()
