@@ -76,6 +76,8 @@ class EvaluationConfig:
     """Test-set evaluation."""
 
     recall_at: list = field(default_factory=lambda: [1])
+    #: False-accept rate of the verification report (TAR at this FAR); null turns verification off.
+    verification_far: Optional[float] = 1e-3
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -33,31 +33,56 @@ def concatenate(embeddings: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def evaluate_models(models: Sequence[nn.Module], data: DataSource, *, device: torch.device,
-                    recall_at: Sequence[int] = (1,), batch_size: int = 256,
-                    num_workers: int = 0) -> dict[str, dict[str, float]]:
+                    recall_at: Sequence[int] = (1,), batch_size: int = 256, num_workers: int = 0,
+                    val_sets: Optional[Sequence[ImageSet]] = None, far: Optional[float] = 1e-3,
+                    seed: int = 0) -> dict[str, dict[str, float]]:
     """Test metrics of each fold model alone (``fold{i}``) and of their concatenation.
 
-    Test-set-against-itself, or query against gallery when the dataset has them (In-shop).
+    Retrieval: test-set-against-itself, or query against gallery when the dataset has them (In-shop).
+    With ``far`` set, verification metrics are added: ROC AUC on test pairs for every model, and for
+    each fold model the true-accept rate at the threshold chosen on *its own validation classes*
+    (``val_sets[i]``) for a false-accept rate of ``far`` (the concatenation has no validation set
+    of its own, so it gets the AUC only). For test-set-against-itself datasets the correlation of
+    the embedding norm with per-query P@1 (the uncertainty score of probabilistic embeddings) is added.
     """
-    def run(query_sets, gallery_sets):
-        q = concatenate(query_sets) if len(query_sets) > 1 else query_sets[0]
-        if gallery_sets is None:
-            return compute_metrics(q, query_labels, recall_at=recall_at)
-        g = concatenate(gallery_sets) if len(gallery_sets) > 1 else gallery_sets[0]
-        return compute_metrics(q, query_labels, g, gallery_labels, recall_at=recall_at)
+    from benchmark.evaluation.uncertainty import norm_p1_correlation
+    from benchmark.evaluation.verification import choose_threshold, verification_metrics
 
-    query_set = data.query if data.has_query_gallery else data.test
-    gallery_set = data.gallery if data.has_query_gallery else None
-    query_set = query_set.with_transform(data.eval_transform)
-    query_labels = query_set.labels
-    gallery_labels = gallery_set.labels if gallery_set is not None else None
-    q_embs, g_embs = [], []
-    for model in models:
-        q_embs.append(embed(model, query_set, device=device, batch_size=batch_size, num_workers=num_workers))
-        if gallery_set is not None:
-            g_embs.append(embed(model, gallery_set.with_transform(data.eval_transform), device=device,
-                                batch_size=batch_size, num_workers=num_workers))
-    results = {fold_embedding(i): run([q_embs[i]], [g_embs[i]] if g_embs else None) for i in range(len(models))}
+    query_gallery = data.has_query_gallery
+    query_set = (data.query if query_gallery else data.test).with_transform(data.eval_transform)
+    gallery_set = data.gallery.with_transform(data.eval_transform) if query_gallery else None
+
+    def embed_set(model, images):
+        return embed(model, images, device=device, batch_size=batch_size, num_workers=num_workers)
+
+    def retrieval(q, g):
+        if g is None:
+            return compute_metrics(q, query_set.labels, recall_at=recall_at)
+        return compute_metrics(q, query_set.labels, g, gallery_set.labels, recall_at=recall_at)
+
+    def verification(q, g, threshold):
+        if far is None:
+            return {}
+        emb = q if g is None else np.concatenate([q, g])
+        labels = query_set.labels if g is None else np.concatenate([query_set.labels, gallery_set.labels])
+        return verification_metrics(emb, labels, threshold=threshold, far=far, seed=seed)
+
+    q_embs, g_embs, results = [], [], {}
+    for i, model in enumerate(models):
+        q = embed_set(model, query_set)
+        g = embed_set(model, gallery_set) if query_gallery else None
+        q_embs.append(q)
+        g_embs.append(g)
+        out = retrieval(q, g)
+        threshold = None
+        if far is not None and val_sets is not None:
+            threshold = choose_threshold(embed_set(model, val_sets[i]), val_sets[i].labels, far=far, seed=seed)
+        out.update(verification(q, g, threshold))
+        if not query_gallery:
+            out.update(norm_p1_correlation(q, query_set.labels))
+        results[fold_embedding(i)] = out
     if len(models) > 1:
-        results[CONCATENATED] = run(q_embs, g_embs if g_embs else None)
+        q = concatenate(q_embs)
+        g = concatenate(g_embs) if query_gallery else None
+        results[CONCATENATED] = {**retrieval(q, g), **verification(q, g, None)}
     return results

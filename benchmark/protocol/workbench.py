@@ -132,4 +132,6 @@ class Workbench:
         data = self.dataset(dcfg)
         tcfg = self.cfg.training_for(dcfg)
         return evaluate_models(models, data.source, device=self.device, recall_at=self.cfg.recall_at_for(dcfg),
-                               batch_size=tcfg.eval_batch_size, num_workers=tcfg.num_workers)
+                               batch_size=tcfg.eval_batch_size, num_workers=tcfg.num_workers,
+                               val_sets=[f.val for f in data.folds], far=self.cfg.evaluation.verification_far,
+                               seed=self.cfg.seed)
