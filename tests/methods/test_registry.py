@@ -23,7 +23,8 @@ def _build(hp, ctx):  # pragma: no cover - never called
 
 
 #: The seed papers' own methods (issue "The seed papers' own methods").
-SEED_METHODS = {"dro_topk": "DRO-TopK", "dro_topk_pn": "DRO-TopK-PN", "dro_kl": "DRO-KL", "magnet": "Magnet"}
+SEED_METHODS = {"dro_topk": "DRO-TopK", "dro_topk_pn": "DRO-TopK-PN", "dro_kl": "DRO-KL", "magnet": "Magnet",
+                "dcml": "DCML", "nivmf": "EL-nivMF", "mahalanobis": "Mahalanobis"}
 
 
 def test_every_baseline_is_registered_with_its_display_name():

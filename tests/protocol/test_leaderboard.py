@@ -41,8 +41,15 @@ def test_smoke_run_writes_everything(reference_run, capsys):
     runs = results.groupby(["method", "repeat"]).ngroups
     assert runs == 1 + 2 * 2
     assert set(results["embedding"]) == {"fold0", "fold1", "concatenated"}
-    assert set(results["metric"]) == {"precision_at_1", "r_precision", "map_at_r", "recall_at_1", "recall_at_2"}
-    assert results["value"].between(0, 1).all()
+    retrieval = {"precision_at_1", "r_precision", "map_at_r", "recall_at_1", "recall_at_2"}
+    verification = {"roc_auc", "tar_at_far_1e-03", "far_at_threshold"}
+    uncertainty = {"kappa_p1_spearman", "kappa_p1_pearson"}
+    assert set(results["metric"]) == retrieval | verification | uncertainty
+    by_metric = results.groupby("metric")
+    concat_metrics = set(results[results["embedding"] == "concatenated"]["metric"])
+    assert concat_metrics == retrieval | {"roc_auc"}  # no validation threshold for the concatenation
+    assert results[results["metric"].isin(retrieval | verification)]["value"].between(0, 1).all()
+    assert by_metric.get_group("kappa_p1_spearman")["value"].dropna().between(-1, 1).all()
     # P@1 and Recall@1 are the same number
     piv = results.pivot_table(index=["method", "repeat", "embedding"], columns="metric", values="value")
     assert (piv["precision_at_1"] == piv["recall_at_1"]).all()
