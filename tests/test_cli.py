@@ -74,7 +74,8 @@ def test_corrupt_image_is_a_one_line_error(capsys, tmp_path):
 
 
 def test_too_few_classes_for_a_batch(capsys, tmp_path):
-    err = error_of(capsys, ["run", "--preset", "smoke", "--set", "training.batch_size=128", "--out", str(tmp_path / "r")])
+    err = error_of(capsys, ["run", "--preset", "smoke", "--set", "training.batch_size=128",
+                            "--out", str(tmp_path / "r")])
     assert "needs 32" in err
     assert not (tmp_path / "r").exists()
 

@@ -25,9 +25,15 @@ import numpy as np
 import torch
 
 from benchmark.data.base import ArrayImageSet
-from benchmark.data.builtin import DEFAULT_IMAGES_PER_CLASS, DEFAULT_NUM_CLASSES, BuiltinEvalTransform, load_builtin
+from benchmark.data.builtin import (
+    DEFAULT_IMAGES_PER_CLASS,
+    DEFAULT_NUM_CLASSES,
+    POOL_IMAGES_PER_CLASS,
+    BuiltinEvalTransform,
+    load_builtin,
+)
 from benchmark.models.embedding_model import EmbeddingModel
-from benchmark.models.pretrain import DEFAULT_EPOCHS, pretrained_small_cnn
+from benchmark.models.pretrain import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_LR, pretrained_small_cnn
 
 
 def map_at_r(embeddings: torch.Tensor, labels: Sequence[int]) -> dict[str, float]:
@@ -126,17 +132,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--num-classes", type=int, default=DEFAULT_NUM_CLASSES)
     parser.add_argument("--images-per-class", type=int, default=DEFAULT_IMAGES_PER_CLASS)
     parser.add_argument("--pretrain-epochs", type=int, default=DEFAULT_EPOCHS)
+    parser.add_argument("--pretrain-lr", type=float, default=DEFAULT_LR)
+    parser.add_argument("--pretrain-batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    parser.add_argument("--pool-images-per-class", type=int, default=POOL_IMAGES_PER_CLASS)
     parser.add_argument("--losses", default="contrastive,multi_similarity")
     parser.add_argument("--biases", default="0,0.9")
     parser.add_argument("--iterations", type=int, default=1500)
     parser.add_argument("--eval-every", type=int, default=500)
-    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
     t0 = time.perf_counter()
-    trunk = pretrained_small_cnn(seed=args.seed, epochs=args.pretrain_epochs)
+    trunk = pretrained_small_cnn(seed=args.seed, epochs=args.pretrain_epochs, lr=args.pretrain_lr,
+                                 batch_size=args.pretrain_batch_size,
+                                 pool_images_per_class=args.pool_images_per_class)
     print(f"pretrained trunk ready in {time.perf_counter() - t0:.1f} s (epochs={args.pretrain_epochs})", flush=True)
     state = {k: v.clone() for k, v in trunk.state_dict().items()}
 

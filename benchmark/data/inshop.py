@@ -69,7 +69,8 @@ def load_inshop(root: str | Path, *, image_size: int = 227, resize: int = 256) -
         linenos.append(lineno)
     for status, (paths, _, _) in parts.items():
         if not paths:
-            raise DatasetError(f"{txt}: no rows with evaluation_status {status} (expected train, query and gallery rows)")
+            raise DatasetError(f"{txt}: no rows with evaluation_status {status} "
+                               "(expected train, query and gallery rows)")
 
     train_items = set(parts["train"][1])
     for status in ("query", "gallery"):
@@ -78,7 +79,7 @@ def load_inshop(root: str | Path, *, image_size: int = 227, resize: int = 256) -
                 train_line = parts["train"][2][parts["train"][1].index(label)]
                 raise DatasetError(f"{txt}:{lineno}: {status} item id_{label:08d} is also a train item "
                                    f"(line {train_line}; expected disjoint train and test items)")
-    for status, (paths, _, linenos) in parts.items():
+    for paths, _, linenos in parts.values():
         check_images_exist(paths, lambda i, linenos=linenos: f"{txt}:{linenos[i]}")
 
     n_items = len({label for _, labels, _ in parts.values() for label in labels})

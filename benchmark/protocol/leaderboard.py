@@ -116,6 +116,7 @@ def _announce(stage, bar) -> None:
                f"mean {sum(concat) / len(concat):.4f}")
     else:
         test = next(iter(stage.completed_units().values())).user_attrs["test"]
-        msg = f"[pretrained] {stage.dcfg.name}: test concatenated MAP@R {test.get('concatenated', {}).get('map_at_r', float('nan')):.4f}"
+        value = test.get("concatenated", test.get("fold0", {})).get("map_at_r", float("nan"))
+        msg = f"[pretrained] {stage.dcfg.name}: test MAP@R {value:.4f}"
     log.info(msg)
     bar.write(msg)

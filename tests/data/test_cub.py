@@ -103,7 +103,8 @@ def test_image_without_label(cub):
 def test_missing_image(cub):
     missing = next((_base(cub) / "images" / "003.Bird_3").iterdir())
     missing.unlink()
-    with pytest.raises(DatasetError, match=rf"{re.escape(str(missing))}: image file is missing \(listed in .*images\.txt:\d+\)"):
+    pattern = rf"{re.escape(str(missing))}: image file is missing \(listed in .*images\.txt:\d+\)"
+    with pytest.raises(DatasetError, match=pattern):
         load_cub200(cub)
 
 

@@ -74,7 +74,8 @@ def test_train_and_test_share_a_class(sop):
 def test_missing_image(sop):
     missing = sop / "fan_final" / "111085122805_1.JPG"
     missing.unlink()
-    with pytest.raises(DatasetError, match=rf"{re.escape(str(missing))}: image file is missing \(listed in .*Ebay_test\.txt:5\)"):
+    pattern = rf"{re.escape(str(missing))}: image file is missing \(listed in .*Ebay_test\.txt:5\)"
+    with pytest.raises(DatasetError, match=pattern):
         load_sop(sop)
 
 

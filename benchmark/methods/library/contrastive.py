@@ -13,5 +13,5 @@ from benchmark.methods.search_space import Float
     defaults={"pos_margin": 0.0, "neg_margin": 1.0},
 )
 def contrastive(hp, ctx):
-    """Pulls positive pairs within ``pos_margin`` and pushes negatives beyond ``neg_margin`` (Euclidean, L2-normalised)."""
+    """Pulls positives within ``pos_margin``, pushes negatives beyond ``neg_margin`` (Euclidean, L2-normalised)."""
     return PMLMethod(losses.ContrastiveLoss(pos_margin=hp["pos_margin"], neg_margin=hp["neg_margin"]))
