@@ -62,3 +62,21 @@ def test_seeds_are_stable():
     assert derive_seed(0, "repeat", "x", 1) == derive_seed(0, "repeat", "x", 1)
     assert derive_seed(0, "repeat", "x", 1) != derive_seed(0, "repeat", "x", 2)
     assert 0 <= derive_seed("anything") < 2**31
+
+
+def test_every_sampler_kind_searches_a_registered_space():
+    import optuna
+
+    from benchmark.methods import get_method
+    from benchmark.methods.search_space import suggest
+    from benchmark.protocol.units import make_sampler
+
+    space = get_method("cosface").search_space
+    for kind in ("tpe", "gp", "random"):
+        study = optuna.create_study(direction="maximize", sampler=make_sampler(kind, seed=0, n_startup_trials=2))
+        for _ in range(4):
+            trial = study.ask()
+            values = suggest(trial, space)
+            assert all(space[k].contains(v) for k, v in values.items())
+            study.tell(trial, values["margin"])
+        assert len(study.trials) == 4
