@@ -1,0 +1,82 @@
+"""The cached pretraining of the small CNN trunk (tiny pools, a temporary cache folder)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from benchmark.errors import ConfigError
+from benchmark.models import pretrain
+from benchmark.models.pretrain import pretrained_small_cnn, trunk_cache_path
+from benchmark.models.trunks import SmallCNN
+
+TINY = dict(epochs=1, pool_classes=4, pool_images_per_class=4, batch_size=8, progress=False)
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("DML_BENCH_CACHE", str(tmp_path))
+
+
+def _same(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_trains_once_then_loads_from_cache(tmp_path, monkeypatch):
+    first = pretrained_small_cnn(seed=0, **TINY)
+    assert isinstance(first, SmallCNN) and not first.training
+    files = list((tmp_path / "trunks").glob("*.pt"))
+    assert len(files) == 1
+    assert files[0] == trunk_cache_path(seed=0, epochs=1, pool_classes=4, pool_images_per_class=4, batch_size=8)
+    assert not _same(first, SmallCNN())  # it was trained
+
+    def fail(*_, **__):
+        raise AssertionError("should have been loaded from the cache")
+
+    monkeypatch.setattr(pretrain, "_train", fail)
+    second = pretrained_small_cnn(seed=0, **TINY)
+    assert _same(first, second)
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(first(x), second(x))
+
+
+def test_deterministic_and_seed_dependent():
+    a = pretrained_small_cnn(seed=1, cache=False, **TINY)
+    b = pretrained_small_cnn(seed=1, cache=False, **TINY)
+    c = pretrained_small_cnn(seed=2, cache=False, **TINY)
+    assert _same(a, b)
+    assert not _same(a, c)
+
+
+def test_caller_rng_untouched_and_no_cache_written(tmp_path):
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    pretrained_small_cnn(seed=0, cache=False, **TINY)
+    torch.testing.assert_close(torch.rand(3), expected)
+    assert not (tmp_path / "trunks").exists()
+
+
+def test_corrupt_cache_file_is_retrained(tmp_path):
+    first = pretrained_small_cnn(seed=0, **TINY)
+    (path,) = (tmp_path / "trunks").glob("*.pt")
+    path.write_bytes(b"garbage")
+    again = pretrained_small_cnn(seed=0, **TINY)
+    assert _same(first, again)
+    state = torch.load(path, weights_only=True)
+    assert state.keys() == first.state_dict().keys()
+    assert all(torch.equal(state[k], v) for k, v in first.state_dict().items())
+
+
+def test_other_parameters_use_another_cache_entry(tmp_path):
+    pretrained_small_cnn(seed=0, **TINY)
+    pretrained_small_cnn(seed=0, **{**TINY, "epochs": 2})
+    assert len(list((tmp_path / "trunks").glob("*.pt"))) == 2
+
+
+@pytest.mark.parametrize("kw, option", [({"epochs": 0}, "epochs"), ({"seed": -1}, "seed"),
+                                        ({"lr": 0.0}, "lr"), ({"epochs": 1.5}, "epochs")])
+def test_invalid_arguments(kw, option):
+    with pytest.raises(ConfigError, match=rf"^{option} must be"):
+        pretrained_small_cnn(cache=False, progress=False, **kw)
