@@ -85,10 +85,18 @@ class DatasetConfig:
     """One dataset of the leaderboard; ``training`` overrides the global training keys for it."""
 
     name: str = "builtin"
+    #: The dataset's name in results and tables (default: ``name``); lets one leaderboard hold the
+    #: same dataset twice with different options, e.g. the built-in dataset at two context biases.
+    label: Optional[str] = None
     root: Optional[str] = None
     options: dict = field(default_factory=dict)
     training: dict = field(default_factory=dict)
     recall_at: Optional[list] = None
+
+    @property
+    def key(self) -> str:
+        """The dataset's identifier in the storage, results and tables."""
+        return self.label or self.name
 
 
 @dataclass
@@ -199,9 +207,9 @@ def validate(cfg: BenchmarkConfig) -> None:
     for key in ("n_folds", "n_trials", "n_repeats"):
         if getattr(p, key) < (2 if key == "n_folds" else 1):
             raise ConfigError(f"config key 'protocol.{key}' is too small: {getattr(p, key)}")
-    names = [d.name for d in cfg.datasets]
+    names = [d.key for d in cfg.datasets]
     if len(set(names)) != len(names):
-        raise ConfigError(f"config key 'datasets' lists a dataset twice: {names}")
+        raise ConfigError(f"config key 'datasets' lists a dataset twice: {names} (give each a distinct 'label')")
     for i, d in enumerate(cfg.datasets):
         try:
             t = cfg.training_for(d)

@@ -30,7 +30,7 @@ def result_rows(stages: Stages) -> list[dict]:
 
     for pre in stages.pretrained:
         for unit, t in pre.completed_units().items():
-            add(PRETRAINED, PRETRAINED_DISPLAY, pre.dcfg.name, unit, t.user_attrs["test"])
+            add(PRETRAINED, PRETRAINED_DISPLAY, pre.dcfg.key, unit, t.user_attrs["test"])
     for (dataset, method), rep in stages.repeats.items():
         display = get_method(method).display_name
         for unit, t in sorted(rep.completed_units().items()):

@@ -107,16 +107,16 @@ def _announce(stage, bar) -> None:
 
     if isinstance(stage, SearchStage):
         best = max(stage.trials(TrialState.COMPLETE), key=lambda t: (t.value, -t.number))
-        msg = (f"[search done] {stage.dcfg.name}/{stage.method}: {len(stage.trials(TrialState.COMPLETE))} complete, "
+        msg = (f"[search done] {stage.dcfg.key}/{stage.method}: {len(stage.trials(TrialState.COMPLETE))} complete, "
                f"{len(stage.trials(TrialState.PRUNED))} pruned; best val MAP@R {best.value:.4f} with {best.params}")
     elif isinstance(stage, RepeatStage):
         units = stage.completed_units()
         concat = [t.user_attrs["test"].get("concatenated", {}).get("map_at_r", float("nan")) for t in units.values()]
-        msg = (f"[repeats done] {stage.dcfg.name}/{stage.method}: {len(units)} repeats, test concatenated MAP@R "
+        msg = (f"[repeats done] {stage.dcfg.key}/{stage.method}: {len(units)} repeats, test concatenated MAP@R "
                f"mean {sum(concat) / len(concat):.4f}")
     else:
         test = next(iter(stage.completed_units().values())).user_attrs["test"]
         value = test.get("concatenated", test.get("fold0", {})).get("map_at_r", float("nan"))
-        msg = f"[pretrained] {stage.dcfg.name}: test MAP@R {value:.4f}"
+        msg = f"[pretrained] {stage.dcfg.key}: test MAP@R {value:.4f}"
     log.info(msg)
     bar.write(msg)

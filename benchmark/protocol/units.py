@@ -48,7 +48,7 @@ def make_sampler(kind: str, seed: int, n_startup_trials: int) -> optuna.samplers
 class _Stage:
     def __init__(self, bench: Workbench, storage, dcfg: DatasetConfig, method: str, stage: str) -> None:
         self.bench, self.cfg, self.dcfg, self.method = bench, bench.cfg, dcfg, method
-        self.name = study_name(dcfg.name, method, stage)
+        self.name = study_name(dcfg.key, method, stage)
         self.study = st.get_study(storage, self.name)
 
     def _run(self, trial: optuna.Trial, fn) -> None:
@@ -128,7 +128,7 @@ class SearchStage(_Stage):
 
         self.bench.train_folds(self.method, params, self.dcfg, ("search", self.name, slot),
                                on_fold_end=on_fold_end, heartbeat=lambda: st.beat(trial),
-                               desc=f"{self.dcfg.name}/{self.method} trial {slot}")
+                               desc=f"{self.dcfg.key}/{self.method} trial {slot}")
         return sum(values) / len(values)
 
     def best_params(self) -> dict:
@@ -198,7 +198,7 @@ class RepeatStage(_QueuedStage):
         params = self.study.user_attrs["params"]
         trained = self.bench.train_folds(self.method, params, self.dcfg, ("repeat", self.name, unit),
                                          heartbeat=lambda: st.beat(trial),
-                                         desc=f"{self.dcfg.name}/{self.method} repeat {unit}")
+                                         desc=f"{self.dcfg.key}/{self.method} repeat {unit}")
         models = [m for m, _ in trained]
         results = [r for _, r in trained]
         trial.set_user_attr("test", self.bench.evaluate(models, self.dcfg))
@@ -216,7 +216,7 @@ class PretrainedStage(_QueuedStage):
         self.n_units = 1
 
     def _run_unit(self, trial: optuna.Trial, unit: int) -> float:
-        models = self.bench.untrained_models(self.dcfg, ("pretrained", self.dcfg.name))
+        models = self.bench.untrained_models(self.dcfg, ("pretrained", self.dcfg.key))
         test = self.bench.evaluate(models, self.dcfg)
         trial.set_user_attr("test", test)
         return 0.0
@@ -235,7 +235,7 @@ class Stages:
         for pre in self.pretrained:
             out.append(pre)
             for (ds, _), s in self.search.items():
-                if ds == pre.dcfg.name:
+                if ds == pre.dcfg.key:
                     out += [s, self.repeats[(ds, s.method)]]
         return out
 
@@ -247,6 +247,6 @@ def build_stages(bench: Workbench, storage, cfg: Optional[BenchmarkConfig] = Non
         pre.append(PretrainedStage(bench, storage, dcfg))
         for m in cfg.methods:
             s = SearchStage(bench, storage, dcfg, m)
-            search[(dcfg.name, m)] = s
-            repeats[(dcfg.name, m)] = RepeatStage(bench, storage, dcfg, m, s)
+            search[(dcfg.key, m)] = s
+            repeats[(dcfg.key, m)] = RepeatStage(bench, storage, dcfg, m, s)
     return Stages(pre, search, repeats)

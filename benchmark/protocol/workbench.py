@@ -64,7 +64,7 @@ class Workbench:
         self._datasets: dict[str, PreparedDataset] = {}
 
     def dataset(self, dcfg: DatasetConfig) -> PreparedDataset:
-        if dcfg.name not in self._datasets:
+        if dcfg.key not in self._datasets:
             from benchmark.data.catalog import load_dataset
 
             source = load_dataset(dcfg.name, root=dcfg.root, **dcfg.options)
@@ -78,8 +78,8 @@ class Workbench:
                                       train_eval=train.with_transform(source.eval_transform),
                                       val=source.train.subset(fold.val_indices).with_transform(source.eval_transform),
                                       num_classes=len(fold.train_classes)))
-            self._datasets[dcfg.name] = PreparedDataset(dcfg, source, splits, folds)
-        return self._datasets[dcfg.name]
+            self._datasets[dcfg.key] = PreparedDataset(dcfg, source, splits, folds)
+        return self._datasets[dcfg.key]
 
     def load_all(self) -> None:
         """Load and split every dataset of the config now (bad data fails here, before any work)."""
@@ -89,7 +89,7 @@ class Workbench:
             needed = t.batch_size // t.m_per_class
             fewest = min(f.num_classes for f in data.folds)
             if fewest < needed:
-                raise DatasetError(f"dataset {dcfg.name!r}: a fold trains on only {fewest} classes, but a batch of "
+                raise DatasetError(f"dataset {dcfg.key!r}: a fold trains on only {fewest} classes, but a batch of "
                                    f"{t.batch_size} with m_per_class={t.m_per_class} needs {needed}")
 
     def train_folds(self, method_name: str, params: dict, dcfg: DatasetConfig, seed_key: tuple, *,
