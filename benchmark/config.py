@@ -131,6 +131,11 @@ def _check_type(value: Any, hint: Any, path: str) -> Any:
         return _check_type(value, args[0], path)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, str):  # YAML 1.1 reads 5e-4 (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
     if hint in (int, float, str, bool):
         if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
             raise ConfigError(f"config key {path!r} expects {hint.__name__}, got {value!r}")

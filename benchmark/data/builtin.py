@@ -28,7 +28,7 @@ import numbers
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -377,8 +377,12 @@ def _cache_path(kind: str, params: dict) -> Path:
     return cache_dir() / "builtin" / f"{kind}-v{GENERATOR_VERSION}-{digest}.npz"
 
 
-def _cached(kind: str, params: dict, generate, expected: tuple[str, ...], cache: bool) -> dict[str, np.ndarray]:
-    """``generate()``, or its arrays read back from the cache (a corrupt cache file is regenerated)."""
+def _cached(kind: str, params: dict, generate: Callable[[], dict[str, np.ndarray]], expected: tuple[str, ...],
+            num_images: int, cache: bool) -> dict[str, np.ndarray]:
+    """``generate()``, or its arrays read back from the cache (a corrupt cache file is regenerated).
+
+    ``num_images``: how many images the ``*_images`` arrays hold together (a sanity check).
+    """
     if not cache:
         return generate()
     path = _cache_path(kind, params)
@@ -386,7 +390,11 @@ def _cached(kind: str, params: dict, generate, expected: tuple[str, ...], cache:
         try:
             with np.load(path, allow_pickle=False) as f:
                 arrays = {name: f[name] for name in expected}
-            return arrays
+            size = params["image_size"]
+            images = [v for k, v in arrays.items() if k.endswith("images")]
+            if (sum(len(v) for v in images) == num_images
+                    and all(v.dtype == np.uint8 and v.shape[1:] == (size, size, 3) for v in images)):
+                return arrays
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             pass  # corrupt or from an incompatible writer: regenerate below
     arrays = generate()
@@ -464,7 +472,8 @@ def load_builtin(*, seed: int = 0, num_classes: int = DEFAULT_NUM_CLASSES,
                   context_bias=context_bias, image_size=image_size)
     names = ("train_images", "train_labels", "train_contexts", "test_images", "test_labels",
              "test_contexts", "class_context")
-    arrays = _cached("eval", params, lambda: generate_builtin_arrays(**params), names, cache)
+    arrays = _cached("eval", params, lambda: generate_builtin_arrays(**params), names,
+                     num_classes * images_per_class, cache)
     train_tf, eval_tf = BuiltinTrainTransform(), BuiltinEvalTransform()
     info = {
         "train_contexts": arrays["train_contexts"],
@@ -498,7 +507,8 @@ def load_pretrain_pool(*, seed: int = 0, num_classes: int = POOL_NUM_CLASSES,
     images_per_class = _check_int("images_per_class", images_per_class, 1, 10_000)
     image_size = _check_int("image_size", image_size, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)
     params = dict(seed=seed, num_classes=num_classes, images_per_class=images_per_class, image_size=image_size)
-    arrays = _cached("pool", params, lambda: generate_pool_arrays(**params), ("images", "labels", "contexts"), cache)
+    arrays = _cached("pool", params, lambda: generate_pool_arrays(**params), ("images", "labels", "contexts"),
+                     num_classes * images_per_class, cache)
     pool = ArrayImageSet(arrays["images"], arrays["labels"], transform)
     pool.contexts = arrays["contexts"]
     return pool

@@ -13,6 +13,19 @@ for one or more losses and ``context_bias`` values. The targets (as on CUB / Car
 (0.9) hurting the test MAP@R compared with none. MAP@R and P@1 are computed here exactly by brute
 force (test set against itself, the query excluded), unless ``benchmark.evaluation.metrics``
 provides ``compute_metrics``.
+
+Last calibration (generator v1, seed 0, defaults: 400 classes x 24 images, trunk pretrained 8
+epochs; Adam lr 1e-3 on trunk + embedder, 1500 iterations, one run each), test MAP@R / P@1 in %:
+
+    pretrained                12.97 / 47.06
+    contrastive (0 / 0.5)     24.51 / 66.73 at 1000 it, 22.07 / 64.38 at 1500 it
+    multi-similarity (2/50/.5) 26.44 / 69.85 at 1000 it, 27.37 / 70.44 at 1500 it
+    triplet (0.1)             22.60 / 63.00 at 1000 it, 21.11 / 60.71 at 1500 it
+    context_bias 0.9, 1500 it: contrastive 10.67, multi-similarity 10.36, triplet 13.05 (MAP@R)
+
+Seed 1 (pretrained 10 epochs) gave pretrained 15.42 and contrastive 25.62, MS 27.17, triplet 25.04
+at 1500 it (0.9 bias: 10.14, 14.38, 13.23). Short budgets (lr 5e-4): +1-2.5 points after 100
+iterations, +3-6 after 300.
 """
 
 from __future__ import annotations

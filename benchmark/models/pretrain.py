@@ -36,7 +36,7 @@ from benchmark.models.trunks import SmallCNN
 
 #: Bumped whenever the pretraining recipe changes (invalidates cached trunks).
 PRETRAIN_VERSION = 1
-DEFAULT_EPOCHS = 10
+DEFAULT_EPOCHS = 8
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_LR = 3e-3
 WEIGHT_DECAY = 1e-4
@@ -115,7 +115,7 @@ def pretrained_small_cnn(*, seed: int = 0, epochs: int = DEFAULT_EPOCHS, cache: 
                          batch_size: int = DEFAULT_BATCH_SIZE, lr: float = DEFAULT_LR) -> SmallCNN:
     """A ``SmallCNN`` pretrained as a classifier on the built-in dataset's disjoint class pool.
 
-    The first call trains it (about a minute on two CPU cores with the defaults) and caches the
+    The first call trains it (about 15-30 s on two CPU cores with the defaults) and caches the
     weights; later calls with the same parameters load them. The trunk is returned in eval mode.
     ``pool_classes``/``pool_images_per_class``/``batch_size``/``lr`` exist for tests and
     experiments; the defaults are the calibrated recipe.

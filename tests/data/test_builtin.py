@@ -159,6 +159,13 @@ def test_cache_round_trip_and_corrupt_file(tmp_path, monkeypatch):
     np.testing.assert_array_equal(first.train.images, third.train.images)
     with np.load(files[0]) as f:
         np.testing.assert_array_equal(f["test_images"], first.test.images)
+    # a readable file with the wrong contents is regenerated too
+    with open(files[0], "wb") as fh:
+        np.savez_compressed(fh, **{k: np.zeros((1, 2, 2, 3), np.uint8) if k.endswith("images") else np.zeros(1, int)
+                                   for k in ("train_images", "train_labels", "train_contexts", "test_images",
+                                             "test_labels", "test_contexts", "class_context")})
+    fourth = load_builtin(**kw)
+    np.testing.assert_array_equal(first.test.images, fourth.test.images)
     # another parameter -> another file
     load_builtin(**{**kw, "context_bias": 0.5})
     assert len(list((tmp_path / "builtin").glob("*.npz"))) == 2
