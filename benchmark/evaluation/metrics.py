@@ -24,7 +24,8 @@ ArrayLike = Union[np.ndarray, torch.Tensor]
 QUERY_CHUNK = 8192
 
 
-def _as_float32(x: ArrayLike, name: str) -> np.ndarray:
+def as_embeddings(x: ArrayLike, name: str = "embeddings") -> np.ndarray:
+    """A finite 2-d float32 numpy array (from numpy or torch); BenchmarkError otherwise."""
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
     x = np.asarray(x)
@@ -35,7 +36,8 @@ def _as_float32(x: ArrayLike, name: str) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
-def _as_labels(y: ArrayLike, n: int, name: str) -> np.ndarray:
+def as_labels(y: ArrayLike, n: int, name: str = "labels") -> np.ndarray:
+    """A 1-d label array of length ``n`` (from numpy or torch); BenchmarkError otherwise."""
     if isinstance(y, torch.Tensor):
         y = y.detach().cpu().numpy()
     y = np.asarray(y).reshape(-1)
@@ -108,8 +110,8 @@ def compute_metrics(query: ArrayLike, query_labels: ArrayLike, reference: Option
     ``r_precision``, ``map_at_r``, ``recall_at_{k}`` for each k, and ``num_queries`` (the queries
     that have at least one relevant reference sample and so were scored).
     """
-    q = l2_normalize(_as_float32(query, "query"))
-    ql = _as_labels(query_labels, len(q), "query_labels")
+    q = l2_normalize(as_embeddings(query, "query"))
+    ql = as_labels(query_labels, len(q), "query_labels")
     self_mode = reference is None
     if self_mode:
         if reference_labels is not None:
@@ -118,8 +120,8 @@ def compute_metrics(query: ArrayLike, query_labels: ArrayLike, reference: Option
     else:
         if reference_labels is None:
             raise BenchmarkError("reference given without reference_labels")
-        ref = l2_normalize(_as_float32(reference, "reference"))
-        rl = _as_labels(reference_labels, len(ref), "reference_labels")
+        ref = l2_normalize(as_embeddings(reference, "reference"))
+        rl = as_labels(reference_labels, len(ref), "reference_labels")
         if ref.shape[1] != q.shape[1]:
             raise BenchmarkError(f"query has {q.shape[1]} dimensions but reference has {ref.shape[1]}")
     recall_at = tuple(int(k) for k in recall_at)

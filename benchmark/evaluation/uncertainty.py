@@ -21,8 +21,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from benchmark.errors import BenchmarkError
-from benchmark.evaluation.metrics import l2_normalize, nearest_neighbors
+from benchmark.evaluation.metrics import as_embeddings, as_labels, l2_normalize, nearest_neighbors
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
 
@@ -32,8 +31,8 @@ NORM_RTOL = 1e-6
 
 def per_query_precision_at_1(embeddings: ArrayLike, labels: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """(P@1 of every query as 0/1 floats, mask of the scored queries), the set ranked against itself."""
-    x = _as_array(embeddings)
-    y = _as_labels(labels, len(x))
+    x = as_embeddings(embeddings)
+    y = as_labels(labels, len(x))
     q = np.ascontiguousarray(l2_normalize(x.astype(np.float32)), dtype=np.float32)
     _, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
     scored = counts[inverse] > 1
@@ -50,32 +49,13 @@ def norm_p1_correlation(embeddings: ArrayLike, labels: ArrayLike) -> dict[str, f
     Keys ``kappa_p1_spearman`` and ``kappa_p1_pearson`` (NaN where undefined: constant κ (relative
     spread ≤ ``NORM_RTOL``) or P@1, or fewer than two scored queries).
     """
-    x = _as_array(embeddings)
+    x = as_embeddings(embeddings)  # validated float32 copy, for the neighbour search
     p1, scored = per_query_precision_at_1(x, labels)
-    kappa = np.linalg.norm(x.astype(np.float64), axis=1)[scored]
+    raw = embeddings.detach().cpu().numpy() if isinstance(embeddings, torch.Tensor) else np.asarray(embeddings)
+    kappa = np.linalg.norm(raw.astype(np.float64), axis=1)[scored]  # norms at the input's own precision
     p1 = p1[scored]
     nan = {"kappa_p1_spearman": math.nan, "kappa_p1_pearson": math.nan}
     if len(p1) < 2 or np.ptp(kappa) <= NORM_RTOL * np.abs(kappa).max() or np.all(p1 == p1[0]):
         return nan
     return {"kappa_p1_spearman": float(stats.spearmanr(kappa, p1).statistic),
             "kappa_p1_pearson": float(stats.pearsonr(kappa, p1).statistic)}
-
-
-def _as_array(x: ArrayLike) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
-    x = np.asarray(x)
-    if x.ndim != 2:
-        raise BenchmarkError(f"embeddings must be a 2-d array (samples x dimensions), got shape {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise BenchmarkError("embeddings contain NaN or infinite values")
-    return x
-
-
-def _as_labels(y: ArrayLike, n: int) -> np.ndarray:
-    if isinstance(y, torch.Tensor):
-        y = y.detach().cpu().numpy()
-    y = np.asarray(y).reshape(-1)
-    if len(y) != n:
-        raise BenchmarkError(f"{len(y)} labels for {n} embeddings")
-    return y
