@@ -9,7 +9,7 @@ from benchmark.errors import BenchmarkError, ConfigError
 from benchmark.methods import list_methods
 
 
-@pytest.mark.parametrize("preset", ["smoke", "quick", "reality-check"])
+@pytest.mark.parametrize("preset", ["smoke", "quick", "reality-check", "context-bias"])
 def test_presets_load(preset):
     cfg = load_config(preset=preset)
     assert cfg.name == preset

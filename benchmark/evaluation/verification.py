@@ -131,13 +131,11 @@ def pair_similarities(embeddings: Any, i: Any, j: Any, *, chunk: int = PAIR_CHUN
     i, j = np.asarray(i, dtype=np.int64).reshape(-1), np.asarray(j, dtype=np.int64).reshape(-1)
     if len(i) != len(j):
         raise BenchmarkError(f"pair index arrays differ in length ({len(i)} vs {len(j)})")
+    x = x.astype(np.float64)
+    x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)  # normalise each row once
     out = np.empty(len(i), dtype=np.float64)
     for start in range(0, len(i), chunk):
-        a = x[i[start:start + chunk]].astype(np.float64)
-        b = x[j[start:start + chunk]].astype(np.float64)
-        na = np.maximum(np.linalg.norm(a, axis=1), 1e-12)
-        nb = np.maximum(np.linalg.norm(b, axis=1), 1e-12)
-        out[start:start + chunk] = np.einsum("kd,kd->k", a, b) / (na * nb)
+        out[start:start + chunk] = np.einsum("kd,kd->k", x[i[start:start + chunk]], x[j[start:start + chunk]])
     return np.clip(out, -1.0, 1.0)
 
 

@@ -55,7 +55,7 @@ class FoldResult:
     best_epoch: int
     status: str
     iterations: int
-    #: (epoch, iteration, validation MAP@R) at every validation, epoch 0 = before training.
+    #: (epoch, iteration, validation MAP@R) at every validation.
     curve: list = field(default_factory=list)
 
 
@@ -111,10 +111,12 @@ def train_fold(*, model: nn.Module, method: Method, train_set: ImageSet, train_e
                        seed=seed, cfg=cfg)
 
     trunk_trainable = [p.requires_grad for p in model.trunk.parameters()] if hasattr(model, "trunk") else []
-    best_value = validate(model, val_set, device, cfg)
+    # Checkpoints are chosen among trained epochs only (the untrained model is the "Pretrained"
+    # row); a fold that diverges before its first validation keeps its initial weights and scores 0.
+    best_value = -math.inf
     best_state = copy.deepcopy(model.state_dict())
     best_epoch, status, iteration = 0, COMPLETED, 0
-    curve = [(0, 0, best_value)]
+    curve: list = []
     total = cfg.max_epochs * cfg.iterations_per_epoch
     bar = tqdm(total=total, desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
     try:
@@ -143,7 +145,7 @@ def train_fold(*, model: nn.Module, method: Method, train_set: ImageSet, train_e
                 iteration += 1
                 bar.update(1)
                 if iteration % 10 == 0:
-                    bar.set_postfix(loss=f"{loss.item():.4f}", val=f"{best_value:.4f}")
+                    bar.set_postfix(loss=f"{loss.item():.4f}", best_val=f"{max(best_value, 0.0):.4f}")
             if status == DIVERGED:
                 break
             if epoch % cfg.val_interval == 0 or epoch == cfg.max_epochs:
@@ -152,7 +154,7 @@ def train_fold(*, model: nn.Module, method: Method, train_set: ImageSet, train_e
                 if value > best_value:
                     best_value, best_epoch = value, epoch
                     best_state = copy.deepcopy(model.state_dict())
-                bar.set_postfix(loss=f"{loss.item():.4f}", val=f"{value:.4f}")
+                bar.set_postfix(loss=f"{loss.item():.4f}", best_val=f"{best_value:.4f}")
             if heartbeat is not None:
                 heartbeat()
             if epoch - best_epoch >= cfg.patience and epoch < cfg.max_epochs:
@@ -164,6 +166,6 @@ def train_fold(*, model: nn.Module, method: Method, train_set: ImageSet, train_e
             p.requires_grad_(trainable)
     model.load_state_dict(best_state)
     model.eval()
-    if not math.isfinite(best_value):
+    if not math.isfinite(best_value):  # no validation happened (diverged at once)
         best_value = 0.0
     return model, FoldResult(best_value, best_epoch, status, iteration, curve)

@@ -55,15 +55,22 @@ def run(method, values_by_epoch, monkeypatch, **kw):
 
 
 def test_early_stopping_and_best_checkpoint(monkeypatch):
-    # validation at epoch 0 (before training), then epochs 1..: best at epoch 2, patience 2 -> stops at 4
-    _, result = run(ConstantLoss([1.0]), [0.1, 0.2, 0.5, 0.3, 0.4, 0.9], monkeypatch)
+    # validation after epochs 1, 2, ...: best at epoch 2, patience 2 -> stops after epoch 4
+    _, result = run(ConstantLoss([1.0]), [0.2, 0.5, 0.3, 0.4, 0.9], monkeypatch)
     assert result.status == trainer.EARLY_STOPPED
     assert result.best_epoch == 2 and result.best_value == 0.5
-    assert [e for e, _, _ in result.curve] == [0, 1, 2, 3, 4]
+    assert [e for e, _, _ in result.curve] == [1, 2, 3, 4]
+    assert [it for _, it, _ in result.curve] == [2, 4, 6, 8]
+
+
+def test_untrained_model_is_never_the_checkpoint(monkeypatch):
+    # training only makes validation worse: the checkpoint is still a trained one (epoch 1)
+    _, result = run(ConstantLoss([1.0]), [0.05, 0.04, 0.03], monkeypatch)
+    assert result.best_epoch == 1 and result.best_value == 0.05
 
 
 def test_best_weights_are_restored(monkeypatch):
-    scores = iter([0.0, 0.9, 0.1, 0.1])
+    scores = iter([0.9, 0.1, 0.1])
     monkeypatch.setattr(trainer, "validate", lambda *a, **k: next(scores))
     snapshots = {}
     original = trainer.copy.deepcopy
@@ -82,6 +89,7 @@ def test_best_weights_are_restored(monkeypatch):
         cfg=cfg(max_epochs=3, patience=5), device=torch.device("cpu"), seed=0, m_per_class=2, progress=False)
     assert result.best_epoch == 1
     assert torch.equal(model.embedder.weight, snapshots[1])  # epoch 1's weights, not the last epoch's
+    assert not torch.equal(snapshots[0], snapshots[1])  # snapshot 0: the initial weights
 
 
 class ConstantLossTrainable(Method):
@@ -90,9 +98,15 @@ class ConstantLossTrainable(Method):
 
 
 def test_nan_loss_ends_fold_as_diverged(monkeypatch):
-    _, result = run(ConstantLoss([1.0, 1.0, 1.0, float("nan")]), [0.1, 0.3, 0.2], monkeypatch)
+    _, result = run(ConstantLoss([1.0, 1.0, 1.0, float("nan")]), [0.3, 0.2], monkeypatch)
     assert result.status == trainer.DIVERGED
-    assert result.best_value == 0.3 and result.iterations == 3
+    assert result.best_value == 0.3 and result.iterations == 3 and result.best_epoch == 1
+
+
+def test_divergence_before_any_validation_scores_zero(monkeypatch):
+    model, result = run(ConstantLoss([float("inf")]), [], monkeypatch)
+    assert result.status == trainer.DIVERGED
+    assert result.best_value == 0.0 and result.iterations == 0 and result.curve == []
 
 
 def test_warmup_freezes_trunk_then_releases(monkeypatch):
