@@ -31,7 +31,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trials", type=int, help="search trials per method and dataset")
     p.add_argument("--repeats", type=int, help="repeats of the best configuration")
     p.add_argument("--folds", type=int, help="cross-validation folds")
-    p.add_argument("--device", choices=None, help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--storage", help="Optuna storage URL shared by several workers (default: a journal file "
                                      "in the run folder)")
     p.add_argument("--seed", type=int, help="run seed")

@@ -80,8 +80,10 @@ class SearchStage(_Stage):
         trials = self.trials()
         retried = {t.user_attrs.get("retry_of") for t in trials}
         for t in trials:
-            if t.state == TrialState.FAIL and t.number not in retried and t.params:
-                self.study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
+            # an enqueued trial that failed before sampling keeps its values in "fixed_params"
+            params = t.params or t.system_attrs.get("fixed_params")
+            if t.state == TrialState.FAIL and t.number not in retried and params:
+                self.study.enqueue_trial(params, user_attrs={"retry_of": t.number})
 
     def is_done(self) -> bool:
         return len(self.trials(*FINISHED)) >= self.n_trials

@@ -80,3 +80,17 @@ def test_every_sampler_kind_searches_a_registered_space():
             assert all(space[k].contains(v) for k, v in values.items())
             study.tell(trial, values["margin"])
         assert len(study.trials) == 4
+
+
+def test_default_trial_failing_before_sampling_is_queued_again(tmp_path):
+    """A worker killed between claiming the enqueued defaults and sampling them must not lose the defaults."""
+    cfg = config_from_dict({"methods": ["contrastive"], "protocol": {"n_trials": 2, "n_folds": 2}})
+    storage = st.create_storage(None, tmp_path)
+    bench = FakeBench(cfg)
+    stage = SearchStage(bench, storage, cfg.datasets[0], "contrastive")
+    stage.study.enqueue_trial({"pos_margin": 0.0, "neg_margin": 1.0})
+    claimed = stage.study.ask()  # popped, then the worker dies before suggest()
+    stage.study.tell(claimed, state=TrialState.FAIL)
+    assert stage.step() == RAN
+    retried = [t for t in stage.trials() if t.user_attrs.get("retry_of") == claimed.number]
+    assert len(retried) == 1 and retried[0].params == {"pos_margin": 0.0, "neg_margin": 1.0}
