@@ -13,7 +13,7 @@ import numpy as np
 import scipy.io
 
 from benchmark.data.base import DataSource
-from benchmark.data.custom import (
+from benchmark.data.files import (
     check_images_exist,
     first_half_source,
     require_dir,

@@ -12,7 +12,7 @@ import re
 from pathlib import Path, PurePosixPath
 
 from benchmark.data.base import DataSource
-from benchmark.data.custom import (
+from benchmark.data.files import (
     check_images_exist,
     first_half_source,
     parse_int,

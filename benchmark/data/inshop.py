@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.data.base import DataSource
-from benchmark.data.custom import (
+from benchmark.data.files import (
     check_header,
     check_images_exist,
     excerpt,
