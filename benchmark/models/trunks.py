@@ -30,6 +30,24 @@ class Trunk(nn.Module):
         return self.pool(self.feature_map(x))
 
 
+class WrappedTrunk(Trunk):
+    """A trunk around another one (kept as ``.trunk``), delegating ``feature_map``, ``pool`` and ``out_dim``.
+
+    Methods that change the trunk (a new pooling, a frozen trunk) subclass it and override one piece.
+    """
+
+    def __init__(self, trunk: Trunk) -> None:
+        super().__init__()
+        self.trunk = trunk
+        self.out_dim = trunk.out_dim
+
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        return self.trunk.feature_map(x)
+
+    def pool(self, fmap: torch.Tensor) -> torch.Tensor:
+        return self.trunk.pool(fmap)
+
+
 class SmallCNN(Trunk):
     """A four-stage CNN for 32 x 32 inputs on a CPU (conv-BN-ReLU per stage, widths w, 2w, 4w, 8w).
 

@@ -67,7 +67,7 @@ from torch import nn
 from benchmark.methods.base import MethodContext, PMLMethod
 from benchmark.methods.registry import register_method
 from benchmark.methods.search_space import Float
-from benchmark.models.trunks import Trunk
+from benchmark.models.trunks import Trunk, WrappedTrunk
 
 
 class MahalanobisContrastiveLoss(losses.ContrastiveLoss):
@@ -85,7 +85,7 @@ class MahalanobisContrastiveLoss(losses.ContrastiveLoss):
         return torch.nn.functional.relu(self.distance.margin(pos_pair_dist, margin)) ** 2
 
 
-class FrozenTrunk(Trunk):
+class FrozenTrunk(WrappedTrunk):
     """A trunk that never trains: parameters without gradient, always in eval mode.
 
     ``feature_map``, ``pool`` and ``out_dim`` are the wrapped trunk's; ``train(mode)`` puts the
@@ -93,24 +93,13 @@ class FrozenTrunk(Trunk):
     """
 
     def __init__(self, trunk: Trunk) -> None:
-        super().__init__()
-        self.trunk = trunk
-        self.out_dim = trunk.out_dim
+        super().__init__(trunk)
         for p in trunk.parameters():
             p.requires_grad_(False)
         self.train(False)
 
     def train(self, mode: bool = True) -> "FrozenTrunk":
         return super().train(False)
-
-    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
-        return self.trunk.feature_map(x)
-
-    def pool(self, fmap: torch.Tensor) -> torch.Tensor:
-        return self.trunk.pool(fmap)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.trunk(x)
 
 
 class Mahalanobis(PMLMethod):

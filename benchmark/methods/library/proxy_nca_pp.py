@@ -11,7 +11,7 @@ from torch import nn
 from benchmark.methods.base import MethodContext, PMLMethod
 from benchmark.methods.registry import register_method
 from benchmark.methods.search_space import Float
-from benchmark.models.trunks import Trunk
+from benchmark.models.trunks import Trunk, WrappedTrunk
 
 
 class ProxyNCAPlusPlusLoss(losses.ProxyNCALoss):
@@ -48,17 +48,12 @@ class GlobalMaxPoolLayerNorm(nn.Module):
         return self.norm(torch.amax(fmap, dim=(2, 3)))
 
 
-class RepooledTrunk(Trunk):
+class RepooledTrunk(WrappedTrunk):
     """A trunk whose pooling is replaced by ``pooling``; ``feature_map`` and ``out_dim`` are the wrapped trunk's."""
 
     def __init__(self, trunk: Trunk, pooling: nn.Module) -> None:
-        super().__init__()
-        self.trunk = trunk
+        super().__init__(trunk)
         self.pooling = pooling
-        self.out_dim = trunk.out_dim
-
-    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
-        return self.trunk.feature_map(x)
 
     def pool(self, fmap: torch.Tensor) -> torch.Tensor:
         return self.pooling(fmap)
