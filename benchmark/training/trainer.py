@@ -118,7 +118,8 @@ def train_fold(*, model: nn.Module, method: Method, train_set: ImageSet, train_e
     best_epoch, status, iteration = 0, COMPLETED, 0
     curve: list = []
     total = cfg.max_epochs * cfg.iterations_per_epoch
-    bar = tqdm(total=total, desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
+    # per-fold bars only on a terminal (disable=None): logs and CI output keep the overall bar alone
+    bar = tqdm(total=total, desc=desc, disable=None if progress else True, leave=False, dynamic_ncols=True)
     try:
         for epoch in range(1, cfg.max_epochs + 1):
             state.epoch, state.iteration = epoch, iteration
