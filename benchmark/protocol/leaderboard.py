@@ -22,7 +22,7 @@ from benchmark.errors import RunDirError
 from benchmark.protocol import storage as st
 from benchmark.protocol.export import export_results
 from benchmark.protocol.run_dir import config_difference
-from benchmark.protocol.units import BLOCKED, DONE, RAN, Stages, build_stages
+from benchmark.protocol.units import BLOCKED, DONE, FINISHED, RAN, Stages, build_stages
 from benchmark.protocol.workbench import Workbench
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def work_done(stages: Stages) -> tuple[int, int]:
         done += len(pre.completed_units())
     for key, s in stages.search.items():
         total += s.n_trials
-        done += min(len(s.trials(TrialState.COMPLETE, TrialState.PRUNED)), s.n_trials)
+        done += min(len(s.trials(*FINISHED)), s.n_trials)
         r = stages.repeats[key]
         total += r.n_units
         done += len(r.completed_units())
@@ -106,7 +106,7 @@ def _announce(stage, bar) -> None:
     from benchmark.protocol.units import RepeatStage, SearchStage
 
     if isinstance(stage, SearchStage):
-        best = max(stage.trials(TrialState.COMPLETE), key=lambda t: (t.value, -t.number))
+        best = stage.best_trial()
         msg = (f"[search done] {stage.dcfg.key}/{stage.method}: {len(stage.trials(TrialState.COMPLETE))} complete, "
                f"{len(stage.trials(TrialState.PRUNED))} pruned; best val MAP@R {best.value:.4f} with {best.params}")
     elif isinstance(stage, RepeatStage):

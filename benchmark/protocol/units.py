@@ -133,10 +133,12 @@ class SearchStage(_Stage):
                                desc=f"{self.dcfg.key}/{self.method} trial {slot}")
         return sum(values) / len(values)
 
+    def best_trial(self) -> optuna.trial.FrozenTrial:
+        """The COMPLETE trial with the highest value (the earliest one on ties)."""
+        return max(self.trials(TrialState.COMPLETE), key=lambda t: (t.value, -t.number))
+
     def best_params(self) -> dict:
-        complete = self.trials(TrialState.COMPLETE)
-        best = max(complete, key=lambda t: (t.value, -t.number))
-        return dict(best.params)
+        return dict(self.best_trial().params)
 
 
 class _QueuedStage(_Stage):
