@@ -14,8 +14,11 @@ METRIC_DISPLAY = {"precision_at_1": "P@1", "r_precision": "RP", "map_at_r": "MAP
 #: the i-th fold's model on its own (the "separated" figure is their mean per repeat) or
 #: ``concatenated`` for the folds' normalised embeddings joined.
 RESULT_COLUMNS = ("method", "display_name", "dataset", "repeat", "embedding", "metric", "value")
-#: Columns of ``trials.csv``: one row per search trial (params and per-fold values as JSON).
-TRIAL_COLUMNS = ("method", "dataset", "trial", "state", "value", "params", "fold_values")
+#: Columns of ``trials.csv``: one row per search trial (params and per-fold values as JSON). ``slot`` is
+#: the search-budget slot the trial filled; ``fold_status`` says which folds diverged; ``note`` says
+#: why a FAIL trial failed (interrupted or its worker died, then redone as a later trial).
+TRIAL_COLUMNS = ("method", "dataset", "trial", "state", "value", "params", "fold_values", "slot", "fold_status",
+                 "note")
 #: Columns of ``curves.csv``: validation MAP@R along training, for every repeat's folds.
 CURVE_COLUMNS = ("method", "dataset", "repeat", "fold", "epoch", "iteration", "metric", "value")
 

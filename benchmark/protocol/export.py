@@ -14,7 +14,8 @@ import pandas as pd
 from benchmark.constants import CURVE_COLUMNS, PRETRAINED, PRETRAINED_DISPLAY, RESULT_COLUMNS, TRIAL_COLUMNS
 from benchmark.io import atomic_write
 from benchmark.methods import get_method
-from benchmark.protocol.units import Stages
+from benchmark.protocol.faults import kill_point
+from benchmark.protocol.units import DROPPED, RETRY_OF, Stages
 
 
 def result_rows(stages: Stages) -> list[dict]:
@@ -38,14 +39,35 @@ def result_rows(stages: Stages) -> list[dict]:
     return rows
 
 
+def _trial_note(t, retried_by: dict[int, int]) -> str:
+    notes = []
+    if RETRY_OF in t.user_attrs:
+        notes.append(f"retry of trial {t.user_attrs[RETRY_OF]}")
+    if t.state.name == "FAIL":
+        redo = retried_by.get(t.number)
+        notes.append("failed or interrupted" + (f"; redone as trial {redo}" if redo is not None else ""))
+    status = t.user_attrs.get("fold_status", [])
+    if "diverged" in status:
+        notes.append("diverged in fold " + ",".join(str(i) for i, s in enumerate(status) if s == "diverged"))
+    return "; ".join(notes)
+
+
 def trial_rows(stages: Stages) -> list[dict]:
+    """Every search trial that did work (trials dropped before any work, as duplicates, are left out)."""
     rows = []
     for (dataset, method), s in stages.search.items():
-        for t in s.trials():
+        trials = s.trials()
+        slots = s.slots(trials)
+        retried_by = {t.user_attrs[RETRY_OF]: t.number for t in trials if RETRY_OF in t.user_attrs}
+        for t in trials:
+            if DROPPED in t.user_attrs:
+                continue
             rows.append(dict(method=method, dataset=dataset, trial=t.number, state=t.state.name,
                              value=t.value if t.value is not None else float("nan"),
                              params=json.dumps(t.params, sort_keys=True),
-                             fold_values=json.dumps(t.user_attrs.get("fold_values", []))))
+                             fold_values=json.dumps(t.user_attrs.get("fold_values", [])),
+                             slot=slots.get(t.number), fold_status=json.dumps(t.user_attrs.get("fold_status", [])),
+                             note=_trial_note(t, retried_by)))
     return rows
 
 
@@ -68,5 +90,6 @@ def _write_csv(path: Path, rows: list[dict], columns) -> None:
 def export_results(stages: Stages, run_dir: Path) -> None:
     """(Re)write results.csv, trials.csv and curves.csv in ``run_dir`` from the storage."""
     _write_csv(run_dir / "results.csv", result_rows(stages), RESULT_COLUMNS)
+    kill_point("export.results")
     _write_csv(run_dir / "trials.csv", trial_rows(stages), TRIAL_COLUMNS)
     _write_csv(run_dir / "curves.csv", curve_rows(stages), CURVE_COLUMNS)

@@ -10,6 +10,7 @@ restarted worker picks up what is left.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from benchmark.errors import RunDirError
 from benchmark.protocol import storage as st
 from benchmark.protocol.export import export_results
 from benchmark.protocol.run_dir import config_difference
-from benchmark.protocol.units import BLOCKED, DONE, FINISHED, RAN, Stages, build_stages
+from benchmark.protocol.units import BLOCKED, DONE, FINISHED, RAN, RepeatStage, SearchStage, Stages, build_stages
 from benchmark.protocol.workbench import Workbench
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ def work_done(stages: Stages) -> tuple[int, int]:
         done += len(pre.completed_units())
     for key, s in stages.search.items():
         total += s.n_trials
-        done += min(len(s.trials(*FINISHED)), s.n_trials)
+        done += sum(t.state in FINISHED for t in s.owners().values())
         r = stages.repeats[key]
         total += r.n_units
         done += len(r.completed_units())
@@ -98,17 +99,43 @@ def run_leaderboard(cfg: BenchmarkConfig, run_dir: Path, *, progress: bool = Tru
         bar.close()
         export_results(stages, run_dir)  # also after an interruption: the files show what is done
     log.info("leaderboard complete")
+    for line in run_summary(stages):
+        log.info(line)
+        print(line, file=sys.stderr)
     return stages
+
+
+def run_summary(stages: Stages) -> list[str]:
+    """Lines that make diverged folds, redone units and late results visible at the end of a run."""
+    diverged, redone, late = [], 0, 0
+    for stage in stages.ordered():
+        trials = stage.trials()
+        redone += sum(t.state == TrialState.FAIL and "dropped" not in t.user_attrs for t in trials)
+        late += len(stage.late_results())
+        if isinstance(stage, SearchStage):
+            units = stage.owners(trials).values()
+        elif isinstance(stage, RepeatStage):
+            units = stage.completed_units().values()
+        else:
+            continue
+        bad = [t for t in units if "diverged" in t.user_attrs.get("fold_status", [])]
+        if bad:
+            diverged.append(f"{stage.name} ({len(bad)} of {len(units)})")
+    lines = [f"summary: {redone} failed or interrupted unit attempts were redone; {late} late results "
+             f"(recorded, not counted)"]
+    if diverged:
+        lines.append("warning: training diverged (non-finite loss; the fold kept its best checkpoint before it, "
+                     "or scored 0) in: " + ", ".join(diverged))
+    return lines
 
 
 def _announce(stage, bar) -> None:
     """One summary line when a stage ends."""
-    from benchmark.protocol.units import RepeatStage, SearchStage
-
     if isinstance(stage, SearchStage):
         best = stage.best_trial()
-        msg = (f"[search done] {stage.dcfg.key}/{stage.method}: {len(stage.trials(TrialState.COMPLETE))} complete, "
-               f"{len(stage.trials(TrialState.PRUNED))} pruned; best val MAP@R {best.value:.4f} with {best.params}")
+        states = [t.state for t in stage.owners().values()]
+        msg = (f"[search done] {stage.dcfg.key}/{stage.method}: {states.count(TrialState.COMPLETE)} complete, "
+               f"{states.count(TrialState.PRUNED)} pruned; best val MAP@R {best.value:.4f} with {best.params}")
     elif isinstance(stage, RepeatStage):
         units = stage.completed_units()
         concat = [t.user_attrs["test"].get("concatenated", {}).get("map_at_r", float("nan")) for t in units.values()]

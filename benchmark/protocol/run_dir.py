@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 from pathlib import Path
@@ -10,7 +11,7 @@ import yaml
 
 from benchmark.config import BenchmarkConfig, config_to_dict
 from benchmark.errors import RunDirError
-from benchmark.io import atomic_write_json, atomic_write_text
+from benchmark.io import atomic_write_json, atomic_write_text, sweep_temporary_files
 from benchmark.provenance import provenance
 
 CONFIG_FILE = "config.resolved.yaml"
@@ -55,11 +56,23 @@ def prepare_run_dir(run_dir: Path, cfg: BenchmarkConfig, argv: list[str], *, all
         if diff and not allow_config_change:
             raise RunDirError(f"{run_dir} holds a run with a different config ({'; '.join(diff)}); use another "
                               f"--out, or --allow-config-change to continue it with the new config")
+    swept = sweep_temporary_files(run_dir)
+    if swept:
+        logging.getLogger(__name__).info("removed %d temporary files of dead processes", len(swept))
     atomic_write_text(path, yaml.safe_dump(new, sort_keys=False))
-    prov_path = run_dir / "provenance.json"
-    record = json.loads(prov_path.read_text()) if prov_path.exists() else {"invocations": []}
-    record["invocations"].append(provenance(argv, cfg.seed))
-    atomic_write_json(prov_path, record)
+    record_invocation(run_dir / "provenance.json", provenance(argv, cfg.seed))
+
+
+def record_invocation(prov_path: Path, invocation: dict) -> None:
+    """Append one invocation to ``provenance.json``; an exclusive lock keeps concurrent workers' entries."""
+    with open(prov_path.with_name(f".{prov_path.name}.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            record = json.loads(prov_path.read_text()) if prov_path.exists() else {"invocations": []}
+            record["invocations"].append(invocation)
+            atomic_write_json(prov_path, record)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def attach_log(run_dir: Path) -> logging.Handler:

@@ -1,38 +1,158 @@
 """The Optuna storage that every unit of work is claimed and recorded through.
 
 One storage per run: a journal file in the run folder by default (no server; safe for several
-processes on one machine), or any Optuna storage URL (PostgreSQL for several machines). A unit of
-work is an Optuna trial: a worker claims it (``RUNNING``, with its identity and a heartbeat in the
-trial's user attributes), and records its outcome in it. A trial whose worker died (its process
-is gone on this host, or no heartbeat for ``grace_period`` seconds) is failed by whoever notices,
-and its work is queued again.
+processes on one machine), or a database URL (PostgreSQL for several machines). A unit of work is
+an Optuna trial: a worker claims it (``RUNNING``, with its identity in the trial's user attributes
+and a heartbeat that a background thread refreshes), and records its outcome in it. A trial whose
+worker is gone (its process is dead on this host, or its heartbeat is older than ``grace_period``)
+is failed by whoever notices, and its work is queued again.
+
+Optuna's own heartbeat (``RDBStorage(heartbeat_interval=...)``) exists only for databases and only
+inside ``Study.optimize``; the units here are asked and told one at a time on either storage, so the
+heartbeat is a user attribute, refreshed by ``Heartbeat``, and a dead process on this host is
+recognised at once instead of after the grace period.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import random
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Optional
 
 import optuna
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from benchmark.errors import ConfigError
+from benchmark.protocol.journal_repair import repair_journal
+
+log = logging.getLogger(__name__)
+
 WORKER_ATTR = "worker"
 HEARTBEAT_ATTR = "heartbeat"
+JOURNAL_FILE = "optuna.journal"
+
+#: SQLAlchemy drivers for PostgreSQL, in order of preference, with the module that must import.
+POSTGRES_DRIVERS = (("psycopg", "psycopg"), ("psycopg2", "psycopg2"))
+POSTGRES_INSTALL = 'pip install "dml-bench[postgres]" (or psycopg[binary], or psycopg2-binary)'
+
+
+def mask_password(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (for messages and logs)."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a malformed URL is shown as it was given, minus anything after ':' and '@'
+        return url.split("@")[-1]
+
+
+def resolve_storage_url(url: str) -> str:
+    """The SQLAlchemy URL to connect with: ``postgresql://`` gets an installed driver named explicitly.
+
+    SQLAlchemy 2.1 reads a bare ``postgresql://`` as psycopg 3; a user who installed psycopg2 (the
+    driver most guides name) would get an import error. Whichever of the two is installed is used.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(f"storage URL {url!r} is not a database URL (expected e.g. "
+                          f"postgresql://user:password@host/database)") from None
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend in ("postgresql", "postgres"):
+        if driver:
+            modules = {d: m for d, m in POSTGRES_DRIVERS}
+            _require_module(modules.get(driver, driver), url)
+            return parsed.set(drivername=f"postgresql+{driver}").render_as_string(hide_password=False)
+        for name, module in POSTGRES_DRIVERS:
+            if _importable(module):
+                return parsed.set(drivername=f"postgresql+{name}").render_as_string(hide_password=False)
+        raise ConfigError(f"storage {mask_password(url)}: no PostgreSQL driver is installed; {POSTGRES_INSTALL}")
+    return url
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def _require_module(module: str, url: str) -> None:
+    if not _importable(module):
+        raise ConfigError(f"storage {mask_password(url)}: its driver module {module!r} is not installed; "
+                          f"{POSTGRES_INSTALL}")
 
 
 def create_storage(url: Optional[str], run_dir: Path) -> BaseStorage:
-    """The storage at ``url``, or a journal file ``run_dir/optuna.journal`` when ``url`` is None."""
+    """The storage at ``url``, or a journal file ``run_dir/optuna.journal`` when ``url`` is None.
+
+    A journal whose last record was cut off (power loss, full disk) is repaired first. Several
+    workers may start on a fresh database at once: the schema is created by one of them.
+    """
     if url is None:
         from optuna.storages.journal import JournalFileBackend
 
-        path = run_dir / "optuna.journal"
+        path = run_dir / JOURNAL_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
-    return optuna.storages.get_storage(url)
+        repair_journal(path)
+        backend = JournalFileBackend(str(path))
+        return optuna.storages.JournalStorage(backend)
+    return _create_rdb_storage(resolve_storage_url(url), display=mask_password(url))
+
+
+def _create_rdb_storage(url: str, *, display: str) -> BaseStorage:
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+    last: Exception | None = None
+    for attempt in range(10):
+        try:
+            with _schema_lock(url):
+                return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+        except (IntegrityError, ProgrammingError) as exc:  # another worker created the schema at the same moment
+            last = exc
+            time.sleep(0.1 + random.random() * 0.2 * (attempt + 1))
+        except OperationalError as exc:
+            first = str(exc.orig if getattr(exc, "orig", None) is not None else exc).strip().splitlines()[0]
+            raise ConfigError(f"storage {display} cannot be reached ({first})") from None
+    raise ConfigError(f"storage {display}: could not create Optuna's tables ({last})")
+
+
+class _schema_lock:
+    """A PostgreSQL advisory lock held while Optuna creates or checks its tables (no-op elsewhere)."""
+
+    KEY = 0x646D6C  # "dml"
+
+    def __init__(self, url: str) -> None:
+        self.url, self.engine, self.conn = url, None, None
+
+    def __enter__(self) -> "_schema_lock":
+        if not self.url.startswith("postgresql"):
+            return self
+        import sqlalchemy
+
+        self.engine = sqlalchemy.create_engine(self.url, poolclass=sqlalchemy.pool.NullPool)
+        self.conn = self.engine.connect()
+        self.conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": self.KEY})
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.conn is not None:
+            import sqlalchemy
+
+            try:
+                self.conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": self.KEY})
+            finally:
+                self.conn.close()
+                self.engine.dispose()
 
 
 def worker_id() -> str:
@@ -46,9 +166,48 @@ def claim(trial: optuna.Trial) -> None:
     trial.set_user_attr(HEARTBEAT_ATTR, time.time())
 
 
-def beat(trial: optuna.Trial) -> None:
-    """Tell the other workers that this trial's worker is alive."""
-    trial.set_user_attr(HEARTBEAT_ATTR, time.time())
+def heartbeat_interval(grace_period: float) -> float:
+    """How often a live worker refreshes its heartbeat: four times per grace period, at most once a minute."""
+    return min(60.0, max(0.2, grace_period / 4.0))
+
+
+class Heartbeat:
+    """A background thread that keeps a claimed trial's heartbeat fresh while its unit runs.
+
+    ``lost`` becomes True when the trial was finished by someone else (another worker judged this
+    one dead and took the unit over): the unit's result will then be recorded as a late result.
+    """
+
+    def __init__(self, trial: optuna.Trial, interval: float) -> None:
+        self.trial, self.interval = trial, interval
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{trial.number}", daemon=True)
+
+    def __enter__(self) -> "Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def beat(self) -> bool:
+        """Refresh the heartbeat now; False once the trial is no longer this worker's."""
+        if self.lost:
+            return False
+        try:
+            self.trial.set_user_attr(HEARTBEAT_ATTR, time.time())
+        except UpdateFinishedTrialError:
+            self.lost = True
+        except Exception as exc:  # noqa: BLE001 - a passing storage fault must not kill the unit; the next beat retries
+            log.warning("heartbeat of trial %d failed (%s); retrying", self.trial.number, exc)
+        return not self.lost
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            if not self.beat():
+                return
 
 
 def _pid_alive(pid: int) -> bool:
@@ -61,13 +220,18 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def owner_is_dead(trial: FrozenTrial) -> bool:
+    """True when the trial's worker ran on this host and its process no longer exists."""
+    worker = str(trial.user_attrs.get(WORKER_ATTR, ""))
+    host, _, pid = worker.rpartition(":")
+    return host == socket.gethostname() and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid))
+
+
 def is_stale(trial: FrozenTrial, grace_period: float, now: Optional[float] = None) -> bool:
     """A RUNNING trial whose worker is gone: a dead process on this host, or a heartbeat too old."""
     if trial.state != TrialState.RUNNING:
         return False
-    worker = str(trial.user_attrs.get(WORKER_ATTR, ""))
-    host, _, pid = worker.rpartition(":")
-    if host == socket.gethostname() and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+    if owner_is_dead(trial):
         return True
     last = trial.user_attrs.get(HEARTBEAT_ATTR)
     if last is None and trial.datetime_start is not None:
@@ -84,7 +248,9 @@ def fail_stale_trials(study: optuna.Study, grace_period: float) -> list[int]:
             try:
                 study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
                 failed.append(t.number)
-            except (RuntimeError, ValueError):  # another worker finished or failed it first
+                log.warning("%s: trial %d of worker %s taken over (worker gone)", study.study_name, t.number,
+                            t.user_attrs.get(WORKER_ATTR, "?"))
+            except (RuntimeError, ValueError, UpdateFinishedTrialError):  # another worker finished or failed it first
                 pass
     return failed
 

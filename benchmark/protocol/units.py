@@ -1,11 +1,21 @@
-"""The protocol's units of work, each claimed and recorded as an Optuna trial.
+"""The protocol's units of work, each claimed and recorded exactly once as an Optuna trial.
 
-* ``SearchStage``: one trial = one configuration trained on every fold; its value is the mean of
-  the folds' best validation MAP@R (per-fold values stored on the trial). The method's defaults
-  are the first trial. Pruning reports the running mean after each fold.
-* ``RepeatStage``: the best configuration retrained from scratch, one trial per repeat (queued
-  as waiting trials that workers pop), each evaluated on the test classes.
+* ``SearchStage``: ``n_trials`` slots; one slot = one configuration trained on every fold, its value
+  the mean of the folds' best validation MAP@R (per-fold values stored on the trial). Slot 0 holds
+  the method's defaults. Pruning reports the running mean after each fold.
+* ``RepeatStage``: the best configuration retrained from scratch, one unit per repeat, each
+  evaluated on the test classes.
 * ``PretrainedStage``: the "Pretrained" row (trunk before training, untrained embedders).
+
+Exactly once, with any number of workers and no lock: every trial belongs to a unit (a search
+slot, a repeat index), and the unit's **owner** is its lowest-numbered trial that has not failed.
+Trial numbers are handed out atomically by the storage, so every worker computes the same owner.
+A worker that pops or creates a trial which is not its unit's owner (two workers queued the same
+repeat, or created a search trial past the budget) drops it before doing any work. A search slot's
+parameters come from a sampler seeded by the slot, so racing workers never sample the same ones,
+and a redone slot gets the same parameters and the same training. A trial whose worker died is
+failed (see ``storage``) and its unit queued again; if that worker was only slow and reports
+later, its result is kept as a late result and not counted.
 
 ``step()`` does at most one unit and answers DONE (nothing left), RAN (did one) or BLOCKED
 (the rest is held by other live workers). Any worker may call any stage's ``step``.
@@ -14,16 +24,19 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import optuna
-from optuna.trial import TrialState
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.trial import FrozenTrial, TrialState
 
 from benchmark.config import BenchmarkConfig, DatasetConfig
 from benchmark.methods import get_method
 from benchmark.methods.search_space import suggest
 from benchmark.protocol import storage as st
+from benchmark.protocol.faults import kill_point
 from benchmark.protocol.seeds import derive_seed
 from benchmark.protocol.workbench import Workbench
 
@@ -31,6 +44,15 @@ log = logging.getLogger(__name__)
 
 DONE, RAN, BLOCKED = "done", "ran", "blocked"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+#: States of a trial that still holds (or has done) its unit.
+LIVE = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
+SLOT, UNIT, RETRY_OF, DROPPED, LATE = "slot", "unit", "retry_of", "dropped", "late_result"
+#: How many trials a worker may drop in a row before it gives the others time (a safety bound).
+_MAX_DROPS = 50
+
+
+class UnitLost(Exception):
+    """This worker's trial was taken over by another worker while it ran (it was judged dead)."""
 
 
 def study_name(dataset: str, method: str, stage: str) -> str:
@@ -42,100 +64,199 @@ def make_sampler(kind: str, seed: int, n_startup_trials: int) -> optuna.samplers
         return optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_startup_trials)
     if kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=n_startup_trials)
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=n_startup_trials,
+                                      constant_liar=True)
+
+
+def owners(trials: list[FrozenTrial], units: dict[int, int]) -> dict[int, FrozenTrial]:
+    """Each unit's owner: its lowest-numbered trial that is waiting, running or finished.
+
+    ``units`` maps a trial number to its unit; trials missing from it belong to no unit.
+    """
+    out: dict[int, FrozenTrial] = {}
+    for t in sorted(trials, key=lambda t: t.number):
+        k = units.get(t.number)
+        if k is not None and t.state in LIVE and k not in out:
+            out[k] = t
+    return out
 
 
 class _Stage:
     def __init__(self, bench: Workbench, storage, dcfg: DatasetConfig, method: str, stage: str) -> None:
         self.bench, self.cfg, self.dcfg, self.method = bench, bench.cfg, dcfg, method
+        self.storage = storage
         self.name = study_name(dcfg.key, method, stage)
         self.study = st.get_study(storage, self.name)
 
-    def _run(self, trial: optuna.Trial, fn) -> None:
-        """Run ``fn(trial)`` -> value; record COMPLETE, PRUNED, or FAIL (then re-raise)."""
-        st.claim(trial)
-        try:
-            value = fn(trial)
-        except optuna.TrialPruned:
-            self.study.tell(trial, state=TrialState.PRUNED)
-            return
-        except BaseException:
-            self.study.tell(trial, state=TrialState.FAIL)
-            raise
-        self.study.tell(trial, value)
-
-    def trials(self, *states):
+    def trials(self, *states) -> list[FrozenTrial]:
         return self.study.get_trials(deepcopy=False, states=states or None)
+
+    def _drop(self, trial: optuna.Trial, reason: str) -> None:
+        """Give back a trial that is not its unit's owner, before any work was done for it."""
+        trial.set_user_attr(DROPPED, reason)
+        self.study.tell(trial, state=TrialState.FAIL)
+        log.info("%s: trial %d dropped (%s)", self.name, trial.number, reason)
+
+    def _run(self, trial: optuna.Trial, fn: Callable[[optuna.Trial, st.Heartbeat], tuple]) -> None:
+        """Run ``fn(trial, heartbeat)`` -> (value, attrs); record COMPLETE, PRUNED, or FAIL (then re-raise).
+
+        If another worker took the trial over meanwhile, the value and attrs are kept as a late
+        result on the study (never counted) and the unit's new owner stands.
+        """
+        st.claim(trial)
+        interval = st.heartbeat_interval(self.cfg.protocol.grace_period)
+        value: Optional[float] = None
+        attrs: Optional[dict] = None
+        with st.Heartbeat(trial, interval) as heartbeat:
+            try:
+                value, attrs = fn(trial, heartbeat)
+                for key, val in attrs.items():
+                    trial.set_user_attr(key, val)
+                self.study.tell(trial, value)
+            except optuna.TrialPruned:
+                self._tell_quietly(trial, TrialState.PRUNED)
+            except (UnitLost, UpdateFinishedTrialError):
+                self._record_late(trial, value, attrs)
+            except BaseException:
+                self._tell_quietly(trial, TrialState.FAIL)
+                raise
+
+    def _tell_quietly(self, trial: optuna.Trial, state: TrialState) -> None:
+        try:
+            self.study.tell(trial, state=state)
+        except UpdateFinishedTrialError:  # taken over meanwhile: nothing of ours to record
+            pass
+
+    def _record_late(self, trial: optuna.Trial, value: Optional[float], attrs: Optional[dict]) -> None:
+        """Keep the result of a trial that another worker took over, beside the study; it counts nowhere."""
+        self.study.set_user_attr(f"{LATE}:{trial.number}", {"value": value, "attrs": attrs or {},
+                                                             "worker": st.worker_id(), "time": time.time()})
+        log.warning("%s: trial %d was taken over by another worker while this one ran; its result is recorded "
+                    "as late and not counted", self.name, trial.number)
+
+    def late_results(self) -> dict:
+        return {k: v for k, v in self.study.user_attrs.items() if k.startswith(f"{LATE}:")}
 
 
 class SearchStage(_Stage):
-    """Bayesian hyperparameter search over the folds."""
+    """Bayesian hyperparameter search over the folds: ``n_trials`` slots, each done exactly once."""
 
     def __init__(self, bench: Workbench, storage, dcfg: DatasetConfig, method: str) -> None:
         super().__init__(bench, storage, dcfg, method, "search")
         self.spec = get_method(method)
         self.n_trials = self.cfg.protocol.n_trials if self.spec.search_space else 1
 
-    def _requeue_failed(self) -> None:
-        trials = self.trials()
-        retried = {t.user_attrs.get("retry_of") for t in trials}
-        for t in trials:
-            # an enqueued trial that failed before sampling keeps its values in "fixed_params"
-            params = t.params or t.system_attrs.get("fixed_params")
-            if t.state == TrialState.FAIL and t.number not in retried and params:
-                self.study.enqueue_trial(params, user_attrs={"retry_of": t.number})
+    @staticmethod
+    def slots(trials: list[FrozenTrial]) -> dict[int, int]:
+        """Trial number -> slot. Queued trials carry their slot; asked ones take the next free slot in number order.
+
+        Slot 0 is the queued defaults, so the k-th asked trial (k = 0, 1, ...) holds slot k + 1.
+        """
+        out, asked = {}, 0
+        for t in sorted(trials, key=lambda t: t.number):
+            if SLOT in t.user_attrs:
+                out[t.number] = int(t.user_attrs[SLOT])
+            elif "fixed_params" in t.system_attrs:  # queued without a slot: not ours, never a unit
+                continue
+            else:
+                asked += 1
+                out[t.number] = asked
+        return out
+
+    def owners(self, trials: Optional[list[FrozenTrial]] = None) -> dict[int, FrozenTrial]:
+        trials = self.trials() if trials is None else trials
+        slots = self.slots(trials)
+        return {s: t for s, t in owners(trials, slots).items() if s < self.n_trials}
 
     def is_done(self) -> bool:
-        return len(self.trials(*FINISHED)) >= self.n_trials
+        return sum(t.state in FINISHED for t in self.owners().values()) >= self.n_trials
+
+    def _requeue(self, trials: list[FrozenTrial], slots: dict[int, int], live: dict[int, FrozenTrial]) -> bool:
+        """Queue a retry of every slot whose trials all failed; True if any was queued."""
+        failed: dict[int, FrozenTrial] = {}
+        for t in sorted(trials, key=lambda t: t.number):
+            s = slots.get(t.number)
+            if s is not None and s < self.n_trials and s not in live and t.state == TrialState.FAIL:
+                if DROPPED not in t.user_attrs or s not in failed:
+                    failed[s] = t
+        for s, t in failed.items():
+            # the same parameters again: those it sampled, or those it was queued with
+            params = t.params or t.system_attrs.get("fixed_params") or {}
+            self.study.enqueue_trial(params, user_attrs={SLOT: s, RETRY_OF: t.number})
+        return bool(failed)
 
     def step(self) -> str:
         p = self.cfg.protocol
-        st.fail_stale_trials(self.study, p.grace_period)
-        self._requeue_failed()
-        trials = self.trials()
-        finished = [t for t in trials if t.state in FINISHED]
-        running = [t for t in trials if t.state == TrialState.RUNNING]
-        waiting = [t for t in trials if t.state == TrialState.WAITING]
-        if len(finished) >= self.n_trials:
-            return DONE
-        if len(finished) + len(running) >= self.n_trials and not waiting:
-            return BLOCKED
-        if not trials:  # the method's defaults are the first trial
-            self.study.enqueue_trial({k: v for k, v in self.spec.defaults.items() if k in self.spec.search_space})
-        slot = len(finished)
-        self.study.sampler = make_sampler(p.sampler, derive_seed(self.cfg.seed, "sampler", self.name, slot),
-                                          p.n_startup_trials)
-        trial = self.study.ask()
-        trial.set_user_attr("slot", slot)
-        self._run(trial, lambda t: self._objective(t, slot))
-        return RAN
+        for _ in range(_MAX_DROPS):
+            st.fail_stale_trials(self.study, p.grace_period)
+            trials = self.trials()
+            if not trials:  # the method's defaults are slot 0
+                defaults = {k: v for k, v in self.spec.defaults.items() if k in self.spec.search_space}
+                self.study.enqueue_trial(defaults, user_attrs={SLOT: 0})
+                continue
+            slots = self.slots(trials)
+            live = owners(trials, slots)
+            live = {s: t for s, t in live.items() if s < self.n_trials}
+            if sum(t.state in FINISHED for t in live.values()) >= self.n_trials:
+                return DONE
+            if self._requeue(trials, slots, live):
+                continue
+            waiting = any(t.state == TrialState.WAITING for t in live.values())
+            if not waiting and len(live) >= self.n_trials:
+                return BLOCKED  # every slot is held by a running worker
+            trial = self.study.ask()
+            everything = self.trials()
+            now = self.slots(everything)
+            slot = now.get(trial.number)
+            if slot is None or slot >= self.n_trials:
+                self._drop(trial, "surplus: every slot of the budget already has a trial")
+                continue
+            owner = owners(everything, now).get(slot)
+            if owner is None or owner.number != trial.number:
+                self._drop(trial, f"duplicate: slot {slot} belongs to trial {owner.number if owner else '?'}")
+                continue
+            trial.set_user_attr(SLOT, slot)
+            # parameters are sampled lazily at the first suggest: seed the sampler by the slot now
+            self.study.sampler = make_sampler(p.sampler, derive_seed(self.cfg.seed, "sampler", self.name, slot),
+                                              p.n_startup_trials)
+            self._run(trial, lambda t, hb, slot=slot: self._objective(t, slot, hb))
+            return RAN
+        return BLOCKED
 
-    def _objective(self, trial: optuna.Trial, slot: int) -> float:
+    def _objective(self, trial: optuna.Trial, slot: int, heartbeat: st.Heartbeat) -> tuple[float, dict]:
         params = suggest(trial, self.spec.search_space)
         values: list[float] = []
         statuses: list[str] = []
+        iterations: list[int] = []
         self.study.pruner = (optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
                              if self.cfg.protocol.pruning else optuna.pruners.NopPruner())
 
         def on_fold_end(i, result):
+            if heartbeat.lost:
+                raise UnitLost(trial.number)
             values.append(result.best_value)
             statuses.append(result.status)
+            iterations.append(result.iterations)
             trial.set_user_attr("fold_values", values)
             trial.set_user_attr("fold_status", statuses)
+            trial.set_user_attr("fold_iterations", iterations)
             mean = sum(values) / len(values)
             trial.report(mean, i)
-            st.beat(trial)
+            kill_point("search.fold_end")
             if i + 1 < len(self.bench.dataset(self.dcfg).folds) and trial.should_prune():
                 raise optuna.TrialPruned(f"fold {i}: running mean {mean:.4f} below the median")
 
         self.bench.train_folds(self.method, params, self.dcfg, ("search", self.name, slot),
-                               on_fold_end=on_fold_end, heartbeat=lambda: st.beat(trial),
+                               on_fold_end=on_fold_end, heartbeat=heartbeat.beat,
                                desc=f"{self.dcfg.key}/{self.method} trial {slot}")
-        return sum(values) / len(values)
+        return sum(values) / len(values), {}
 
-    def best_trial(self) -> optuna.trial.FrozenTrial:
-        """The COMPLETE trial with the highest value (the earliest one on ties)."""
-        return max(self.trials(TrialState.COMPLETE), key=lambda t: (t.value, -t.number))
+    def best_trial(self) -> FrozenTrial:
+        """The COMPLETE slot with the highest value (the lowest slot on ties)."""
+        trials = self.trials()
+        slots = self.slots(trials)
+        complete = [t for t in self.owners(trials).values() if t.state == TrialState.COMPLETE]
+        return max(complete, key=lambda t: (t.value, -slots[t.number]))
 
     def best_params(self) -> dict:
         return dict(self.best_trial().params)
@@ -146,40 +267,62 @@ class _QueuedStage(_Stage):
 
     n_units: int
 
-    def _run_unit(self, trial: optuna.Trial, unit: int) -> float:  # pragma: no cover - abstract
+    def _run_unit(self, trial: optuna.Trial, unit: int,
+                  heartbeat: st.Heartbeat) -> tuple[float, dict]:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def _ready(self) -> bool:
         return True
 
+    @staticmethod
+    def _unit(t: FrozenTrial) -> Optional[int]:
+        unit = t.user_attrs.get(UNIT)
+        return None if unit is None else int(unit)
+
+    @classmethod
+    def units(cls, trials: list[FrozenTrial]) -> dict[int, int]:
+        """Trial number -> unit, for the trials queued with one."""
+        return {t.number: cls._unit(t) for t in trials if cls._unit(t) is not None}
+
     def step(self) -> str:
         if not self._ready():
             return BLOCKED
-        st.fail_stale_trials(self.study, self.cfg.protocol.grace_period)
-        trials = self.trials()
-        done = {t.user_attrs.get("unit") for t in trials if t.state == TrialState.COMPLETE}
-        if len(done) >= self.n_units:
-            return DONE
-        active = {t.user_attrs.get("unit") for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)}
-        for unit in range(self.n_units):
-            if unit not in done and unit not in active:
-                self.study.enqueue_trial({}, user_attrs={"unit": unit})
-        if not self.trials(TrialState.WAITING):
-            return BLOCKED
-        trial = self.study.ask()
-        unit = trial.user_attrs.get("unit")
-        if unit is None or unit in done:  # another worker took the last queued unit first
-            self.study.tell(trial, state=TrialState.FAIL)
+        for _ in range(_MAX_DROPS):
+            st.fail_stale_trials(self.study, self.cfg.protocol.grace_period)
+            trials = self.trials()
+            live = {u: t for u, t in owners(trials, self.units(trials)).items() if u < self.n_units}
+            if sum(t.state == TrialState.COMPLETE for t in live.values()) >= self.n_units:
+                return DONE
+            last_failed = {self._unit(t): t.number for t in sorted(trials, key=lambda t: t.number)
+                           if t.state == TrialState.FAIL and DROPPED not in t.user_attrs}
+            missing = [u for u in range(self.n_units) if u not in live]
+            for unit in missing:  # two workers may queue the same unit: the owner rule keeps one
+                attrs = {UNIT: unit}
+                if unit in last_failed:
+                    attrs[RETRY_OF] = last_failed[unit]
+                self.study.enqueue_trial({}, user_attrs=attrs)
+            if missing:
+                continue
+            if not any(t.state == TrialState.WAITING for t in live.values()):
+                return BLOCKED
+            trial = self.study.ask()
+            everything = self.trials()
+            unit = self._unit(next(t for t in everything if t.number == trial.number))
+            owner = owners(everything, self.units(everything)).get(unit) if unit is not None else None
+            if unit is None or unit >= self.n_units or owner is None or owner.number != trial.number:
+                why = "no unit (the queue was empty)" if unit is None else \
+                    f"duplicate: unit {unit} belongs to trial {owner.number if owner else '?'}"
+                self._drop(trial, why)
+                continue
+            self._run(trial, lambda t, hb, unit=unit: self._run_unit(t, unit, hb))
             return RAN
-        self._run(trial, lambda t: self._run_unit(t, unit))
-        return RAN
+        return BLOCKED
 
-    def completed_units(self) -> dict[int, optuna.trial.FrozenTrial]:
-        """The first COMPLETE trial of each unit (duplicates from racing workers are ignored)."""
-        out: dict[int, optuna.trial.FrozenTrial] = {}
-        for t in sorted(self.trials(TrialState.COMPLETE), key=lambda t: t.number):
-            out.setdefault(t.user_attrs["unit"], t)
-        return out
+    def completed_units(self) -> dict[int, FrozenTrial]:
+        """Each unit's COMPLETE owner trial."""
+        trials = self.trials()
+        return {u: t for u, t in sorted(owners(trials, self.units(trials)).items())
+                if t.state == TrialState.COMPLETE and u < self.n_units}
 
 
 class RepeatStage(_QueuedStage):
@@ -195,21 +338,26 @@ class RepeatStage(_QueuedStage):
             return True
         if not self.search.is_done():
             return False
+        # every worker computes the same best (the finished slots are final), so racing writes agree
         self.study.set_user_attr("params", self.search.best_params())
         return True
 
-    def _run_unit(self, trial: optuna.Trial, unit: int) -> float:
+    def _run_unit(self, trial: optuna.Trial, unit: int, heartbeat: st.Heartbeat) -> tuple[float, dict]:
         params = self.study.user_attrs["params"]
         trained = self.bench.train_folds(self.method, params, self.dcfg, ("repeat", self.name, unit),
-                                         heartbeat=lambda: st.beat(trial),
+                                         heartbeat=heartbeat.beat,
                                          desc=f"{self.dcfg.key}/{self.method} repeat {unit}")
+        if heartbeat.lost:
+            raise UnitLost(trial.number)
+        kill_point("repeat.trained")
         models = [m for m, _ in trained]
         results = [r for _, r in trained]
-        trial.set_user_attr("test", self.bench.evaluate(models, self.dcfg))
-        trial.set_user_attr("fold_values", [r.best_value for r in results])
-        trial.set_user_attr("fold_status", [r.status for r in results])
-        trial.set_user_attr("curves", [r.curve for r in results])
-        return sum(r.best_value for r in results) / len(results)
+        test = self.bench.evaluate(models, self.dcfg)
+        kill_point("test.evaluated")
+        attrs = {"test": test, "fold_values": [r.best_value for r in results],
+                 "fold_status": [r.status for r in results], "fold_iterations": [r.iterations for r in results],
+                 "curves": [r.curve for r in results]}
+        return sum(r.best_value for r in results) / len(results), attrs
 
 
 class PretrainedStage(_QueuedStage):
@@ -219,11 +367,11 @@ class PretrainedStage(_QueuedStage):
         super().__init__(bench, storage, dcfg, "pretrained", "test")
         self.n_units = 1
 
-    def _run_unit(self, trial: optuna.Trial, unit: int) -> float:
+    def _run_unit(self, trial: optuna.Trial, unit: int, heartbeat: st.Heartbeat) -> tuple[float, dict]:
         models = self.bench.untrained_models(self.dcfg, ("pretrained", self.dcfg.key))
         test = self.bench.evaluate(models, self.dcfg)
-        trial.set_user_attr("test", test)
-        return 0.0
+        kill_point("test.evaluated")
+        return 0.0, {"test": test}
 
 
 @dataclass

@@ -45,12 +45,13 @@ _KEY = ["method", "dataset", "repeat", "embedding", "metric"]
 
 
 def read_csv_checked(path: str | os.PathLike, columns: Sequence[str], *,
-                     what: str = "file", comment: str | None = None) -> pd.DataFrame:
+                     what: str = "file", comment: str | None = None, optional: Sequence[str] = ()) -> pd.DataFrame:
     """Read the CSV at ``path`` and check that its header is exactly ``columns`` (any order).
 
     A missing, unreadable or empty file, or a missing or extra column, raises
     :class:`BenchmarkError` naming the file and the expected columns. The returned frame has its
-    columns in the order of ``columns``. ``comment`` is passed to ``pandas.read_csv``.
+    columns in the order of ``columns``. ``comment`` is passed to ``pandas.read_csv``. Columns named
+    in ``optional`` (added in later versions) may be absent, as in older run folders: they come back empty.
     """
     path = Path(path)
     expected = ", ".join(columns)
@@ -63,7 +64,10 @@ def read_csv_checked(path: str | os.PathLike, columns: Sequence[str], *,
         raise BenchmarkError(f"cannot read {what} {path}: {exc} (expected a CSV with columns: "
                              f"{expected})") from None
     found = [str(c) for c in df.columns]
-    missing = [c for c in columns if c not in found]
+    for c in optional:
+        if c not in found:
+            df[c] = pd.NA
+    missing = [c for c in columns if c not in found and c not in optional]
     extra = [c for c in found if c not in columns]
     if missing or extra or len(found) != len(set(found)):
         parts = []
@@ -114,7 +118,7 @@ def read_results(path: str | os.PathLike) -> pd.DataFrame:
 def read_trials(path: str | os.PathLike) -> pd.DataFrame:
     """Read a run's ``trials.csv`` (columns ``TRIAL_COLUMNS``); ``value`` becomes numeric."""
     path = Path(path)
-    df = read_csv_checked(path, TRIAL_COLUMNS, what="trials file").copy()
+    df = read_csv_checked(path, TRIAL_COLUMNS, what="trials file", optional=TRIAL_COLUMNS[7:]).copy()
     df["value"] = pd.to_numeric(df["value"], errors="coerce")
     return df
 

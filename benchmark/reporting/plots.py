@@ -18,6 +18,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from benchmark.constants import CONCATENATED, METRICS
+from benchmark.io import atomic_write
 from benchmark.reporting.aggregate import (
     SEPARATED,
     aggregate_run,
@@ -39,16 +40,10 @@ def _save(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for ext in PLOT_FORMATS:
-        path = out_dir / f"{stem}.{ext}"
-        tmp = out_dir / f".{stem}.tmp.{ext}"
         metadata = {"CreationDate": None} if ext == "pdf" else {"Software": None}
-        try:
-            fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight", metadata=metadata)
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
-        paths.append(path)
+        # a temporary file of this process's own (several workers may render the same plot at once)
+        paths.append(atomic_write(out_dir / f"{stem}.{ext}", lambda p, ext=ext, metadata=metadata: fig.savefig(
+            p, format=ext, dpi=150, bbox_inches="tight", metadata=metadata), suffix=f".tmp.{ext}"))
     return paths
 
 

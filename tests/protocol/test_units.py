@@ -7,7 +7,7 @@ from optuna.trial import TrialState
 from benchmark.config import config_from_dict
 from benchmark.protocol import storage as st
 from benchmark.protocol.seeds import derive_seed
-from benchmark.protocol.units import DONE, RAN, RepeatStage, SearchStage
+from benchmark.protocol.units import BLOCKED, DONE, RAN, RepeatStage, SearchStage
 
 
 class FakeBench:
@@ -22,7 +22,7 @@ class FakeBench:
         on_fold_end = kwargs.get("on_fold_end")
 
         class R:
-            best_value, status, curve = 0.5, "completed", [(0, 0, 0.5)]
+            best_value, status, curve, iterations = 0.5, "completed", [(0, 0, 0.5)], 10
 
         if on_fold_end:
             on_fold_end(0, R())
@@ -88,9 +88,91 @@ def test_default_trial_failing_before_sampling_is_queued_again(tmp_path):
     storage = st.create_storage(None, tmp_path)
     bench = FakeBench(cfg)
     stage = SearchStage(bench, storage, cfg.datasets[0], "contrastive")
-    stage.study.enqueue_trial({"pos_margin": 0.0, "neg_margin": 1.0})
+    stage.study.enqueue_trial({"pos_margin": 0.0, "neg_margin": 1.0}, user_attrs={"slot": 0})
     claimed = stage.study.ask()  # popped, then the worker dies before suggest()
     stage.study.tell(claimed, state=TrialState.FAIL)
     assert stage.step() == RAN
     retried = [t for t in stage.trials() if t.user_attrs.get("retry_of") == claimed.number]
     assert len(retried) == 1 and retried[0].params == {"pos_margin": 0.0, "neg_margin": 1.0}
+    assert retried[0].user_attrs["slot"] == 0 and retried[0].state == TrialState.COMPLETE
+
+
+def _stage(tmp_path, n_trials=3, n_repeats=2):
+    cfg = config_from_dict({"methods": ["contrastive"],
+                            "protocol": {"n_trials": n_trials, "n_repeats": n_repeats, "n_folds": 2}})
+    storage = st.create_storage(None, tmp_path)
+    bench = FakeBench(cfg)
+    return bench, storage, cfg, SearchStage(bench, storage, cfg.datasets[0], "contrastive")
+
+
+def test_a_repeat_queued_twice_by_racing_workers_runs_once(tmp_path):
+    bench, storage, cfg, search = _stage(tmp_path, n_trials=1, n_repeats=2)
+    while search.step() != DONE:
+        pass
+    rep = RepeatStage(bench, storage, cfg.datasets[0], "contrastive", search)
+    assert rep._ready()
+    for unit in (0, 0, 1, 1):  # two workers both saw the queue empty and queued every unit
+        rep.study.enqueue_trial({}, user_attrs={"unit": unit})
+    while rep.step() != DONE:
+        pass
+    ran = sorted(k[2] for k in bench.ran if k[0] == "repeat")
+    assert ran == [0, 1]
+    dropped = [t for t in rep.trials() if "dropped" in t.user_attrs]
+    assert len(dropped) >= 1 and all(t.state == TrialState.FAIL for t in dropped)
+    assert sum(t.state == TrialState.COMPLETE for t in rep.trials()) == 2  # never a unit done twice
+    assert sorted(rep.completed_units()) == [0, 1]
+
+
+def test_a_search_trial_past_the_budget_is_dropped_before_any_work(tmp_path, monkeypatch):
+    bench, storage, cfg, search = _stage(tmp_path, n_trials=2)
+    assert search.step() == RAN  # slot 0, the defaults
+    real_ask = search.study.ask
+
+    def racing_ask(*args, **kwargs):  # another worker asks for the last slot at the same moment
+        other = real_ask()
+        other.set_user_attr(st.WORKER_ATTR, st.worker_id())
+        other.set_user_attr(st.HEARTBEAT_ATTR, __import__("time").time())
+        monkeypatch.setattr(search.study, "ask", real_ask)
+        return real_ask(*args, **kwargs)
+
+    monkeypatch.setattr(search.study, "ask", racing_ask)
+    assert search.step() == BLOCKED  # its own trial was surplus; slot 1 is held by the (live) other worker
+    states = {t.number: (t.state, t.user_attrs.get("dropped", "")) for t in search.trials()}
+    assert states[2][0] == TrialState.FAIL and states[2][1].startswith("surplus")
+    assert [k for k in bench.ran if k[0] == "search"] == [("search", search.name, 0)]
+    assert search.slots(search.trials()) == {0: 0, 1: 1, 2: 2}
+
+
+def test_racing_slots_sample_different_parameters(tmp_path):
+    bench, storage, cfg, search = _stage(tmp_path, n_trials=4)
+    assert search.step() == RAN
+    params = []
+    for slot in (1, 2, 3):
+        assert search.step() == RAN
+        params.append(tuple(sorted(search.trials()[-1].params.items())))
+        assert search.trials()[-1].user_attrs["slot"] == slot
+    assert len(set(params)) == 3
+    assert search.step() == DONE
+
+
+def test_a_result_after_a_takeover_is_late_and_not_counted(tmp_path):
+    bench, storage, cfg, search = _stage(tmp_path, n_trials=1, n_repeats=1)
+    while search.step() != DONE:
+        pass
+    rep = RepeatStage(bench, storage, cfg.datasets[0], "contrastive", search)
+    real_train = bench.train_folds
+
+    def slow_worker(*args, **kwargs):  # meanwhile another worker judged this one dead and failed its trial
+        running = rep.trials(TrialState.RUNNING)[0]
+        rep.study.tell(running.number, state=TrialState.FAIL)
+        return real_train(*args, **kwargs)
+
+    bench.train_folds = slow_worker
+    assert rep.step() == RAN
+    assert rep.completed_units() == {}
+    assert len(rep.late_results()) == 1
+    bench.train_folds = real_train
+    while rep.step() != DONE:
+        pass
+    units = rep.completed_units()
+    assert list(units) == [0] and units[0].user_attrs["retry_of"] == 0
