@@ -41,11 +41,15 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+class UsageError(BenchmarkError):
+    """A malformed command line (reported like every other bad input: one line, exit status 2)."""
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse with the CLI's error format: one line ``error: ...`` (no usage block), exit status 2."""
+    """argparse whose errors are ``UsageError`` (one line ``error: ...``, no usage block), not an exit."""
 
     def error(self, message: str):  # type: ignore[override]
-        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+        raise UsageError(f"{message} (see {self.prog} --help)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -152,8 +156,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         if args.command == "list-methods":
             return cmd_list_methods(args)
         if args.command == "run":

@@ -50,21 +50,24 @@ def check_inside_root(root: Path, paths: Iterable[Path]) -> None:
                                f"inside the root (no absolute paths, '..' or links leading out)")
 
 
-def check_unique_images(parts: Sequence[tuple[str, FileImageSet]]) -> None:
+def check_unique_images(parts: Sequence[tuple[str, FileImageSet]], class_names: Sequence[str] | None = None) -> None:
     """No image file (by its resolved path) appears twice in ``parts``: not in two classes, not twice
-    in one class, not in two parts (e.g. train and test)."""
+    in one class, not in two parts (e.g. train and test). ``class_names[label]`` names a class."""
+    def name(label: int) -> str:
+        return repr(class_names[label]) if class_names is not None and 0 <= label < len(class_names) else str(label)
+
     seen: dict[str, tuple[str, int, Path]] = {}
     for part, images in parts:
         for path, label in zip(images.paths, images.labels):
             real = os.path.realpath(path)
             if real in seen:
                 first_part, first_label, first_path = seen[real]
-                if first_part != part:
-                    where = f"in both the {first_part} and the {part} images (classes {first_label} and {label})"
-                elif first_label != label:
-                    where = f"in two classes ({first_label} and {label})"
+                if first_label == label:
+                    where = f"twice in class {name(label)}"
                 else:
-                    where = f"twice in class {label}"
+                    where = f"in two classes ({name(first_label)} and {name(int(label))})"
+                if first_part != part:
+                    where += f", in both the {first_part} and the {part} images"
                 same = "" if first_path == path else f" (also as {first_path})"
                 raise DatasetError(f"{path}: the same image file is listed {where}{same}; expected each image "
                                    f"once, in one class")
@@ -92,7 +95,7 @@ def check_file_dataset(source: DataSource, *, progress: bool = False, desc: str 
     if root is not None:
         for _, images in parts:
             check_inside_root(root, images.paths)
-    check_unique_images(parts)
+    check_unique_images(parts, source.info.get("class_names"))
     total = sum(len(images) for _, images in parts)
     with tqdm(total=total, desc=f"checking images {desc}".strip(), disable=not progress, leave=False,
               dynamic_ncols=True) as bar:
