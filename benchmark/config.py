@@ -250,6 +250,8 @@ def validate(cfg: BenchmarkConfig) -> None:
 MAX_SEED = 2**63 - 1
 #: A larger embedding is a typo, not an experiment (the reality check uses 128 per fold).
 MAX_EMBEDDING_DIM = 65_536
+#: Data-loading processes; more would exhaust process or memory limits before helping.
+MAX_NUM_WORKERS = 256
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")
 
 
@@ -303,7 +305,7 @@ def _validate_training(t: TrainingConfig, path: str) -> None:
     for key in ("batch_size", "m_per_class", "iterations_per_epoch", "max_epochs", "val_interval", "patience",
                 "eval_batch_size"):
         _check_range(getattr(t, key), f"{path}.{key}", lo=1)
-    _check_range(t.num_workers, f"{path}.num_workers", lo=0)
+    _check_range(t.num_workers, f"{path}.num_workers", lo=0, hi=MAX_NUM_WORKERS)
     for key in ("lr_trunk", "lr_embedder", "weight_decay"):
         _check_range(getattr(t, key), f"{path}.{key}", lo=0.0)
     _check_range(t.momentum, f"{path}.momentum", lo=0.0, hi=1.0, hi_open=True)

@@ -203,6 +203,7 @@ CASES = [
     # training
     Case("eval_batch_size_zero", sets("training.eval_batch_size=0"), ("training.eval_batch_size",)),
     Case("num_workers_negative", sets("training.num_workers=-1"), ("training.num_workers",)),
+    Case("num_workers_huge", sets("training.num_workers=100000"), ("training.num_workers",)),
     Case("batch_size_zero", sets("training.batch_size=0"), ("training.batch_size",)),
     Case("batch_not_multiple", sets("training.batch_size=30"), ("training.batch_size", "m_per_class")),
     Case("m_per_class_zero", sets("training.m_per_class=0"), ("training.m_per_class",)),
@@ -222,6 +223,7 @@ CASES = [
     Case("folds_one", smoke("--folds", "1"), ("protocol.n_folds",)),
     Case("trials_zero", smoke("--trials", "0"), ("protocol.n_trials",)),
     Case("repeats_negative", smoke("--repeats", "-2"), ("protocol.n_repeats",)),
+    Case("folds_more_than_classes", smoke("--folds", "50"), ("50", "folds")),
     Case("startup_trials_negative", sets("protocol.n_startup_trials=-1"), ("protocol.n_startup_trials",)),
     Case("grace_period_zero", sets("protocol.grace_period=0"), ("protocol.grace_period",)),
     Case("poll_interval_zero", sets("protocol.poll_interval=0"), ("protocol.poll_interval",)),
@@ -303,7 +305,7 @@ CASES = [
     Case("csv_row_twice", dataset("csv", csv_with(["images/1_1.jpg,cat_1"])), ("1_1.jpg", "twice")),
     Case("csv_train_and_test", dataset("csv", csv_with(["images/0_0.jpg,cat_7,test"], split=True)),
          ("0_0.jpg", "train", "test")),
-    Case("cub_corrupt_image", dataset("cub200", cub_corrupt), (".jpg", "corrupt")),
+    Case("cub_corrupt_image", dataset("cub200", cub_corrupt), ("Bird_8_0002_24.jpg", "corrupt")),
     Case("sop_path_escapes", dataset("sop", sop_escaping), ("stray.JPG", "outside the dataset root")),
 ]
 

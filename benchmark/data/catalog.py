@@ -44,8 +44,8 @@ def _check_options(name: str, loader: Callable[..., Any], options: dict, *, skip
              if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)]
     for key in options:
         if key not in known:
-            at = f" (config key '{where}.options.{key}')" if where else ""
-            raise ConfigError(f"unknown option {key!r} for dataset {name!r}{at} "
+            at = f"config key '{where}.options.{key}': " if where else ""
+            raise ConfigError(f"{at}unknown option {key!r} for dataset {name!r} "
                               f"(known options: {', '.join(known) or 'none'})")
 
 

@@ -81,9 +81,12 @@ def check_image_header(path: Path) -> None:
             img.verify()
     except FileNotFoundError:
         raise DatasetError(f"{path}: image file is missing") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        what = "empty file" if os.path.isfile(path) and os.path.getsize(path) == 0 else "corrupt or not an image"
-        raise DatasetError(f"{path}: {what} ({exc.__class__.__name__}: {exc})") from None
+    except UnidentifiedImageError:
+        empty = os.path.isfile(path) and os.path.getsize(path) == 0
+        raise DatasetError(f"{path}: {'empty file' if empty else 'corrupt or not an image'} "
+                           f"(PIL cannot identify it; expected a JPEG, PNG or other image)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise DatasetError(f"{path}: corrupt or unreadable image ({exc.__class__.__name__}: {exc})") from None
 
 
 def check_file_dataset(source: DataSource, *, progress: bool = False, desc: str = "") -> None:
