@@ -1,8 +1,9 @@
 """The command line: ``dml-bench`` / ``python run_benchmark.py`` {list-methods, run, report}.
 
-Bad input (unknown method, preset or config key, missing dataset, a run folder of another config)
-prints one line ``error: ...`` and exits with status 2. Ctrl-C exits with 130; re-running the same
-command resumes the run.
+Bad input (a malformed argument, an unknown or out-of-range config key, an output folder that
+cannot be used, an unreachable storage, a missing or malformed dataset, a run folder of another
+config) prints one line ``error: ...`` and exits with status 2, before anything is written.
+Ctrl-C exits with 130; re-running the same command resumes the run.
 """
 
 from __future__ import annotations
@@ -40,8 +41,19 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+class UsageError(BenchmarkError):
+    """A malformed command line (reported like every other bad input: one line, exit status 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are ``UsageError`` (one line ``error: ...``, no usage block), not an exit."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="dml-bench", description="Deep metric learning benchmark: the reality-check protocol "
         "(search over class-disjoint folds, repeats, separated and concatenated test evaluation).")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -88,13 +100,20 @@ def cmd_list_methods(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from benchmark.protocol.leaderboard import run_leaderboard
+    from benchmark.protocol.preflight import check_device, check_output_dir
     from benchmark.protocol.run_dir import attach_log, prepare_run_dir
+    from benchmark.protocol.storage_check import check_storage_url
     from benchmark.protocol.workbench import Workbench
 
+    # Every check before anything is written: config keys, output folder, device, storage, datasets.
     cfg = _config_from_args(args)
     run_dir = Path(args.out) if args.out else RESULTS_DIR / cfg.name
+    check_output_dir(run_dir)
+    check_device(cfg.device)
+    if cfg.protocol.storage is not None:
+        check_storage_url(cfg.protocol.storage)
     bench = Workbench(cfg, progress=not args.no_progress)
-    bench.load_all()  # a missing or malformed dataset fails before the run folder is touched
+    bench.load_all()  # layouts, paths inside the root, each image once, readable image headers
     prepare_run_dir(run_dir, cfg, list(argv), allow_config_change=args.allow_config_change)
     handler = attach_log(run_dir)
     try:
@@ -137,8 +156,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         if args.command == "list-methods":
             return cmd_list_methods(args)
         if args.command == "run":

@@ -8,6 +8,8 @@ silently ignored. ``--set a.b=value`` overrides any key from the command line.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union, get_args, get_origin, get_type_hints
@@ -190,46 +192,123 @@ def config_to_dict(cfg: BenchmarkConfig) -> dict:
 
 def validate(cfg: BenchmarkConfig) -> None:
     """Check values that types alone cannot (names, ranges); raise ConfigError naming the key."""
+    from benchmark.data.catalog import check_dataset_entry
     from benchmark.data.splits import FOLD_MODES
     from benchmark.methods import get_method
     from benchmark.models.trunks import TRUNKS
 
+    _check_name(cfg.name, "name")
+    _check_range(cfg.seed, "seed", lo=0, hi=MAX_SEED)
     if not cfg.methods:
         raise ConfigError("config key 'methods' must list at least one method")
-    for name in cfg.methods:
+    for i, name in enumerate(cfg.methods):
+        if not isinstance(name, str):
+            raise ConfigError(f"config key 'methods[{i}]' expects a method name (str), got {name!r}")
         get_method(name)
     if len(set(cfg.methods)) != len(cfg.methods):
         raise ConfigError(f"config key 'methods' lists a method twice: {cfg.methods}")
-    if cfg.device not in ("auto", "cpu", "cuda") and not cfg.device.startswith("cuda:"):
+    if cfg.device not in ("auto", "cpu", "cuda") and not re.fullmatch(r"cuda:\d+", cfg.device):
         raise ConfigError(f"config key 'device' must be auto, cpu or cuda[:N], got {cfg.device!r}")
-    if cfg.model.trunk not in TRUNKS:
-        raise ConfigError(f"config key 'model.trunk' must be one of {TRUNKS}, got {cfg.model.trunk!r}")
+    m = cfg.model
+    if m.trunk not in TRUNKS:
+        raise ConfigError(f"config key 'model.trunk' must be one of {TRUNKS}, got {m.trunk!r}")
+    _check_range(m.embedding_dim, "model.embedding_dim", lo=1, hi=MAX_EMBEDDING_DIM)
+    _check_range(m.pretrain_epochs, "model.pretrain_epochs", lo=1)
     p = cfg.protocol
     if p.fold_mode not in FOLD_MODES:
         raise ConfigError(f"config key 'protocol.fold_mode' must be one of {FOLD_MODES}, got {p.fold_mode!r}")
     if p.sampler not in ("tpe", "gp", "random"):
         raise ConfigError(f"config key 'protocol.sampler' must be tpe, gp or random, got {p.sampler!r}")
-    for key in ("n_folds", "n_trials", "n_repeats"):
-        if getattr(p, key) < (2 if key == "n_folds" else 1):
-            raise ConfigError(f"config key 'protocol.{key}' is too small: {getattr(p, key)}")
+    _check_range(p.n_folds, "protocol.n_folds", lo=2)
+    _check_range(p.n_trials, "protocol.n_trials", lo=1)
+    _check_range(p.n_repeats, "protocol.n_repeats", lo=1)
+    _check_range(p.n_startup_trials, "protocol.n_startup_trials", lo=0)
+    _check_range(p.grace_period, "protocol.grace_period", lo=1)
+    _check_range(p.poll_interval, "protocol.poll_interval", lo=0.0, lo_open=True)
+    if p.storage is not None and not p.storage.strip():
+        raise ConfigError("config key 'protocol.storage' is empty (give a storage URL, or null for a journal file "
+                          "in the run folder)")
+    _check_recall_at(cfg.evaluation.recall_at, "evaluation.recall_at")
+    far = cfg.evaluation.verification_far
+    if far is not None:
+        _check_range(far, "evaluation.verification_far", lo=0.0, hi=1.0, lo_open=True, hi_open=True)
     names = [d.key for d in cfg.datasets]
     if len(set(names)) != len(names):
         raise ConfigError(f"config key 'datasets' lists a dataset twice: {names} (give each a distinct 'label')")
     for i, d in enumerate(cfg.datasets):
-        try:
-            t = cfg.training_for(d)
-        except TypeError:
-            bad = sorted(set(d.training) - {f.name for f in dataclasses.fields(TrainingConfig)})
-            raise ConfigError(f"unknown config key 'datasets[{i}].training.{bad[0]}'") from None
-        _validate_training(t, f"datasets[{i}].training" if d.training else "training")
+        where = f"datasets[{i}]"
+        check_dataset_entry(d.name, d.root, d.options, where)
+        if d.label is not None:
+            _check_name(d.label, f"{where}.label")
+        if d.recall_at is not None:
+            _check_recall_at(d.recall_at, f"{where}.recall_at")
+        _check_dataset_training(d.training, f"{where}.training")
+        _validate_training(cfg.training_for(d), f"{where}.training" if d.training else "training")
+
+
+#: Seeds are non-negative 63-bit integers (numpy and the built-in dataset take them as they are).
+MAX_SEED = 2**63 - 1
+#: A larger embedding is a typo, not an experiment (the reality check uses 128 per fold).
+MAX_EMBEDDING_DIM = 65_536
+#: Data-loading processes; more would exhaust process or memory limits before helping.
+MAX_NUM_WORKERS = 256
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")
+
+
+def _check_name(value: str, path: str) -> None:
+    """A name used in file and folder names: no path separators, no leading dot, not empty."""
+    if not _NAME.fullmatch(value):
+        raise ConfigError(f"config key {path!r} must be a name of letters, digits and . _ + = - (not starting "
+                          f"with . or -; it names files and folders), got {value!r}")
+
+
+def _check_range(value: float, path: str, *, lo: float | None = None, hi: float | None = None,
+                 lo_open: bool = False, hi_open: bool = False) -> None:
+    """``value`` finite and within [lo, hi] (an end excluded when ``*_open``), else ConfigError."""
+    too_low = lo is not None and (value <= lo if lo_open else value < lo)
+    too_high = hi is not None and (value >= hi if hi_open else value > hi)
+    if (isinstance(value, float) and not math.isfinite(value)) or too_low or too_high:
+        if lo is not None and hi is not None:
+            expected = f"in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
+        elif lo is not None:
+            expected = f"{'>' if lo_open else '>='} {lo}"
+        else:
+            expected = f"{'<' if hi_open else '<='} {hi}"
+        raise ConfigError(f"config key {path!r} must be a finite number {expected}, got {value!r}"
+                          if isinstance(value, float) else f"config key {path!r} must be {expected}, got {value!r}")
+
+
+def _check_recall_at(values: list, path: str) -> None:
+    """A non-empty list of distinct positive integers (the K of Recall@K)."""
+    if not values:
+        raise ConfigError(f"config key {path!r} must list at least one K (e.g. [1, 2, 4, 8]), got {values!r}")
+    for i, k in enumerate(values):
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ConfigError(f"config key '{path}[{i}]' must be a positive integer, got {k!r}")
+    if len(set(values)) != len(values):
+        raise ConfigError(f"config key {path!r} lists a K twice: {values}")
+
+
+def _check_dataset_training(overrides: dict, path: str) -> None:
+    """A dataset's ``training`` overrides: known keys, each of the global key's type."""
+    hints = get_type_hints(TrainingConfig)
+    for key, value in overrides.items():
+        if key not in hints:
+            raise ConfigError(f"unknown config key '{path}.{key}' (known keys of training: "
+                              f"{', '.join(sorted(hints))})")
+        overrides[key] = _check_type(value, hints[key], f"{path}.{key}")
 
 
 def _validate_training(t: TrainingConfig, path: str) -> None:
     if t.optimizer not in ("rmsprop", "adam", "sgd"):
         raise ConfigError(f"config key '{path}.optimizer' must be rmsprop, adam or sgd, got {t.optimizer!r}")
-    for key in ("batch_size", "m_per_class", "iterations_per_epoch", "max_epochs", "val_interval", "patience"):
-        if getattr(t, key) < 1:
-            raise ConfigError(f"config key '{path}.{key}' must be >= 1, got {getattr(t, key)}")
+    for key in ("batch_size", "m_per_class", "iterations_per_epoch", "max_epochs", "val_interval", "patience",
+                "eval_batch_size"):
+        _check_range(getattr(t, key), f"{path}.{key}", lo=1)
+    _check_range(t.num_workers, f"{path}.num_workers", lo=0, hi=MAX_NUM_WORKERS)
+    for key in ("lr_trunk", "lr_embedder", "weight_decay"):
+        _check_range(getattr(t, key), f"{path}.{key}", lo=0.0)
+    _check_range(t.momentum, f"{path}.momentum", lo=0.0, hi=1.0, hi_open=True)
     if t.batch_size % t.m_per_class:
         raise ConfigError(f"config key '{path}.batch_size' ({t.batch_size}) must be a multiple of m_per_class "
                           f"({t.m_per_class})")
@@ -269,9 +348,13 @@ def preset_path(name: str) -> Path:
 def read_config_file(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
+        raise ConfigError(f"config file {path} {'is not a file' if path.exists() else 'does not exist'}")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict):

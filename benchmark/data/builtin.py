@@ -108,14 +108,30 @@ def _check_int(name: str, value: object, lo: int, hi: int) -> int:
     return int(value)
 
 
-def _check_bias(value: object) -> float:
+def _check_bias(value: object, name: str = "context_bias") -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= float(value) <= 1.0:
-        raise ConfigError(f"context_bias must be a number in [0, 1], got {value!r}")
+        raise ConfigError(f"{name} must be a number in [0, 1], got {value!r}")
     return float(value)
 
 
-def _check_seed(value: object) -> int:
-    return _check_int("seed", value, 0, 2**63 - 1)
+def _check_seed(value: object, name: str = "seed") -> int:
+    return _check_int(name, value, 0, 2**63 - 1)
+
+
+def check_builtin_options(options: dict, where: str = "") -> None:
+    """Check ``load_builtin``'s keyword arguments without generating anything; an error names the
+    config key ``<where>.<option>`` (e.g. ``datasets[0].options.num_classes``) when ``where`` is given."""
+    checks = {"seed": lambda v, n: _check_seed(v, n),
+              "num_classes": lambda v, n: _check_int(n, v, MIN_CLASSES, MAX_CLASSES),
+              "images_per_class": lambda v, n: _check_int(n, v, 2, 10_000),
+              "context_bias": lambda v, n: _check_bias(v, n),
+              "image_size": lambda v, n: _check_int(n, v, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)}
+    for key, value in options.items():
+        name = f"config key '{where}.{key}'" if where else key
+        if key in checks:
+            checks[key](value, name)
+        elif key == "cache" and not isinstance(value, bool):
+            raise ConfigError(f"{name} must be true or false, got {value!r}")
 
 
 # --------------------------------------------------------------------------------------------

@@ -33,7 +33,8 @@ _FILE_DATASETS: dict[str, tuple[Callable[..., DataSource], str]] = {
 DATASETS = (*_FILE_DATASETS, "builtin")
 
 
-def _check_options(name: str, loader: Callable[..., Any], options: dict, *, skip_first: bool) -> None:
+def _check_options(name: str, loader: Callable[..., Any], options: dict, *, skip_first: bool,
+                   where: str = "") -> None:
     params = list(inspect.signature(loader).parameters.values())
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
         return
@@ -43,8 +44,39 @@ def _check_options(name: str, loader: Callable[..., Any], options: dict, *, skip
              if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)]
     for key in options:
         if key not in known:
-            raise ConfigError(f"unknown option {key!r} for dataset {name!r} "
+            at = f"config key '{where}.options.{key}': " if where else ""
+            raise ConfigError(f"{at}unknown option {key!r} for dataset {name!r} "
                               f"(known options: {', '.join(known) or 'none'})")
+
+
+#: Options every file dataset's loader takes: output size and the resize before cropping (pixels).
+MAX_IMAGE_OPTION = 4096
+
+
+def check_dataset_entry(name: object, root: object, options: dict, where: str) -> None:
+    """Check one ``datasets[i]`` entry without reading anything: a known name, a root exactly when
+    the dataset is read from disk, known options of the right type and range. ``ConfigError``
+    names the dotted key (``where`` is e.g. ``datasets[0]``)."""
+    if name not in DATASETS:
+        raise ConfigError(f"config key '{where}.name': unknown dataset {name!r} (known datasets: "
+                          f"{', '.join(DATASETS)})")
+    if name == "builtin":
+        if root is not None:
+            raise ConfigError(f"config key '{where}.root': dataset 'builtin' is generated and takes no root "
+                              f"(found {str(root)!r}; remove the key)")
+        from benchmark.data.builtin import check_builtin_options, load_builtin
+
+        _check_options(name, load_builtin, options, skip_first=False, where=where)
+        check_builtin_options(options, where=f"{where}.options")
+        return
+    loader, what = _FILE_DATASETS[name]
+    if root is None or not str(root).strip():
+        raise ConfigError(f"config key '{where}.root': dataset {name!r} needs a location: {what}")
+    _check_options(name, loader, options, skip_first=True, where=where)
+    for key, value in options.items():
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_IMAGE_OPTION:
+            raise ConfigError(f"config key '{where}.options.{key}' must be an integer in [1, {MAX_IMAGE_OPTION}] "
+                              f"(pixels), got {value!r}")
 
 
 def load_dataset(name: str, *, root: str | Path | None = None, **options: Any) -> DataSource:

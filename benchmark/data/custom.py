@@ -7,6 +7,7 @@ where there is one), and says what was expected and what was found.
 from __future__ import annotations
 
 import csv
+import os
 import re
 from pathlib import Path
 
@@ -36,11 +37,31 @@ SPLITS = ("train", "test")
 
 # --------------------------------------------------------------------------- image folder
 
+def _refuse_link(path: Path, what: str) -> None:
+    if path.is_symlink():
+        raise DatasetError(f"{path}: {what} is a symbolic link (to {os.readlink(path)}); expected a real folder "
+                           f"(a linked folder can repeat other classes' images, e.g. training images as test images)")
+
+
+def _images_under(folder: Path) -> list[Path]:
+    """Sorted image files anywhere under ``folder``; a linked sub-folder is refused (never followed)."""
+    images = []
+    for here, dirs, files in os.walk(folder):
+        for d in dirs:
+            if not d.startswith("."):
+                _refuse_link(Path(here) / d, "a folder inside a class folder")
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        images += [Path(here) / f for f in files if Path(f).suffix.lower() in IMAGE_EXTENSIONS
+                   and not f.startswith(".") and os.path.isfile(Path(here) / f)]
+    return sorted(images)
+
+
 def _class_folders(folder: Path) -> list[tuple[str, list[Path]]]:
     """Sorted ``(class name, sorted image paths)`` of the sub-folders of ``folder``."""
     classes = []
     for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        images = sorted(p for p in sub.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+        _refuse_link(sub, "class folder")
+        images = _images_under(sub)
         if not images:
             raise DatasetError(f"{sub}: class folder has no images (expected files ending in "
                                f"{', '.join(IMAGE_EXTENSIONS)})")

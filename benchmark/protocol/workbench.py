@@ -83,8 +83,11 @@ class Workbench:
 
     def load_all(self) -> None:
         """Load and split every dataset of the config now (bad data fails here, before any work)."""
+        from benchmark.data.integrity import check_file_dataset
+
         for dcfg in self.cfg.datasets:
             data = self.dataset(dcfg)
+            check_file_dataset(data.source, progress=self.progress, desc=dcfg.key)
             t = self.cfg.training_for(dcfg)
             needed = t.batch_size // t.m_per_class
             fewest = min(f.num_classes for f in data.folds)

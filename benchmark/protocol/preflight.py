@@ -1,0 +1,79 @@
+"""Checks of the run's surroundings made before anything is written: the output folder and the device.
+
+The config's own keys are checked when it is built (``benchmark.config``), the storage URL by
+``benchmark.protocol.storage_check`` and the datasets by ``Workbench.load_all``; these are the
+rest. Each raises a ``BenchmarkError`` whose one-line message names the path or the config key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from benchmark.errors import ConfigError, RunDirError
+
+#: The file that marks a folder as a run folder (written first when a run starts).
+RUN_MARKER = "config.resolved.yaml"
+
+
+def _nearest_existing(path: Path) -> Path:
+    """``path`` or the closest of its ancestors that exists (``os.path.lexists``: a dangling link counts)."""
+    for candidate in (path, *path.parents):
+        if os.path.lexists(candidate):
+            return candidate
+    return Path(".")  # pragma: no cover - a relative path's parents end in "."
+
+
+def _writable(folder: Path) -> bool:
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return False
+    try:
+        return not os.statvfs(folder).f_flag & os.ST_RDONLY
+    except OSError:  # pragma: no cover - statvfs unsupported: trust os.access
+        return True
+
+
+def check_output_dir(path: Path) -> None:
+    """The run folder ``path`` can be used without writing anything to find out.
+
+    An existing folder must be writable and either be a run folder (it holds ``config.resolved.yaml``)
+    or hold nothing but hidden entries; a missing one must be creatable: its nearest existing
+    ancestor is a writable folder. ``RunDirError`` says which path is wrong and why.
+    """
+    path = Path(path).expanduser()
+    if path.is_dir():
+        if not _writable(path):
+            raise RunDirError(f"output folder {path} is not writable")
+        if not (path / RUN_MARKER).exists():
+            others = sorted(p.name for p in path.iterdir() if not p.name.startswith("."))
+            if others:
+                raise RunDirError(f"output folder {path} already holds other files ({', '.join(others[:3])}"
+                                  f"{', ...' if len(others) > 3 else ''}) and is not a run folder (no {RUN_MARKER});"
+                                  f" choose a new or empty folder")
+        return
+    if os.path.lexists(path):
+        what = "a broken symbolic link" if path.is_symlink() and not path.exists() else "a file"
+        raise RunDirError(f"output folder {path} is {what}, expected a folder (choose another --out)")
+    base = _nearest_existing(path.absolute())
+    if not base.is_dir():
+        raise RunDirError(f"output folder {path} cannot be created: {base} is a file, not a folder")
+    if not _writable(base):
+        raise RunDirError(f"output folder {path} cannot be created: {base} is not writable")
+
+
+def check_device(device: str) -> None:
+    """``cuda`` / ``cuda:N`` must name a GPU this machine has (``auto`` and ``cpu`` always work)."""
+    match = re.fullmatch(r"cuda(?::(\d+))?", device)
+    if match is None:
+        return
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        raise ConfigError(f"config key 'device' is {device!r}, but torch finds no CUDA device here "
+                          f"(use --device cpu or auto)")
+    index = int(match.group(1) or 0)
+    if index >= count:
+        raise ConfigError(f"config key 'device' is {device!r}, but this machine has {count} CUDA device(s) "
+                          f"(cuda:0 to cuda:{count - 1})")
