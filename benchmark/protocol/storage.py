@@ -31,6 +31,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from benchmark.errors import ConfigError
 from benchmark.protocol.journal_repair import repair_journal
+from benchmark.protocol.storage_check import KEY, mask_password
 
 log = logging.getLogger(__name__)
 
@@ -40,17 +41,7 @@ JOURNAL_FILE = "optuna.journal"
 
 #: SQLAlchemy drivers for PostgreSQL, in order of preference, with the module that must import.
 POSTGRES_DRIVERS = (("psycopg", "psycopg"), ("psycopg2", "psycopg2"))
-POSTGRES_INSTALL = 'pip install "dml-bench[postgres]" (or psycopg[binary], or psycopg2-binary)'
-
-
-def mask_password(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (for messages and logs)."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - a malformed URL is shown as it was given, minus anything after ':' and '@'
-        return url.split("@")[-1]
+POSTGRES_INSTALL = 'pip install "dml-bench[postgres]" (psycopg 3), or psycopg2-binary'
 
 
 def resolve_storage_url(url: str) -> str:
@@ -64,8 +55,8 @@ def resolve_storage_url(url: str) -> str:
 
     try:
         parsed = make_url(url)
-    except ArgumentError:
-        raise ConfigError(f"storage URL {url!r} is not a database URL (expected e.g. "
+    except (ArgumentError, ValueError):
+        raise ConfigError(f"{KEY}: {mask_password(url)!r} is not a database URL (expected e.g. "
                           f"postgresql://user:password@host/database)") from None
     backend, _, driver = parsed.drivername.partition("+")
     if backend in ("postgresql", "postgres"):
@@ -76,7 +67,8 @@ def resolve_storage_url(url: str) -> str:
         for name, module in POSTGRES_DRIVERS:
             if _importable(module):
                 return parsed.set(drivername=f"postgresql+{name}").render_as_string(hide_password=False)
-        raise ConfigError(f"storage {mask_password(url)}: no PostgreSQL driver is installed; {POSTGRES_INSTALL}")
+        raise ConfigError(f"{KEY}: the database driver for {mask_password(url)!r} is not installed "
+                          f"(module 'psycopg' or 'psycopg2'): {POSTGRES_INSTALL}")
     return url
 
 
@@ -88,8 +80,8 @@ def _importable(module: str) -> bool:
 
 def _require_module(module: str, url: str) -> None:
     if not _importable(module):
-        raise ConfigError(f"storage {mask_password(url)}: its driver module {module!r} is not installed; "
-                          f"{POSTGRES_INSTALL}")
+        raise ConfigError(f"{KEY}: the database driver for {mask_password(url)!r} is not installed "
+                          f"(module {module!r}): {POSTGRES_INSTALL}")
 
 
 def create_storage(url: Optional[str], run_dir: Path) -> BaseStorage:

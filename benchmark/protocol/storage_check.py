@@ -18,8 +18,8 @@ KEY = "config key 'protocol.storage'"
 CONNECT_TIMEOUT = 5
 #: Driver module -> what to install for it.
 DRIVER_PACKAGES = {
-    "psycopg2": 'pip install "dml-bench[postgres]" (psycopg2-binary)',
-    "psycopg": 'pip install "psycopg[binary]"',
+    "psycopg2": 'pip install "dml-bench[postgres]" (psycopg 3), or psycopg2-binary',
+    "psycopg": 'pip install "dml-bench[postgres]" (psycopg 3)',
     "pymysql": "pip install pymysql",
     "MySQLdb": "pip install mysqlclient",
     "pg8000": "pip install pg8000",
@@ -47,6 +47,10 @@ def check_storage_url(url: str, *, timeout: int = CONNECT_TIMEOUT) -> None:
     except (ArgumentError, ValueError):
         raise ConfigError(f"{KEY}: {shown!r} is not a storage URL (expected dialect[+driver]://user:password@host"
                           f"[:port]/database, e.g. postgresql://user:password@dbhost/dmlbench)") from None
+    if parsed.drivername.partition("+")[0] in ("postgresql", "postgres"):
+        from benchmark.protocol.storage import resolve_storage_url
+
+        parsed = make_url(resolve_storage_url(url))  # the installed driver, as the storage will use it
     shown = parsed.render_as_string(hide_password=True)
     try:
         dialect = parsed.get_dialect()
