@@ -30,6 +30,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from benchmark.errors import ConfigError
+from benchmark.io import pid_alive
 from benchmark.protocol.journal_repair import repair_journal
 from benchmark.protocol.storage_check import KEY, mask_password
 
@@ -202,21 +203,11 @@ class Heartbeat:
                 return
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def owner_is_dead(trial: FrozenTrial) -> bool:
     """True when the trial's worker ran on this host and its process no longer exists."""
     worker = str(trial.user_attrs.get(WORKER_ATTR, ""))
     host, _, pid = worker.rpartition(":")
-    return host == socket.gethostname() and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid))
+    return host == socket.gethostname() and pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid))
 
 
 def is_stale(trial: FrozenTrial, grace_period: float, now: Optional[float] = None) -> bool:
