@@ -228,7 +228,7 @@ class DCMLModel(nn.Module):
     def __init__(self, trunk: Trunk, *, embedding_dim: int, n_envs: int, grid: tuple[int, int],
                  freeze_bn: bool = False) -> None:
         super().__init__()
-        channels = trunk.out_dim
+        channels = trunk.channels
         self.trunk = trunk
         self.grid = (int(grid[0]), int(grid[1]))
         self.attentions = nn.ModuleList(DCMLAttention(channels, self.grid) for _ in range(n_envs))
@@ -269,14 +269,11 @@ class DCMLModel(nn.Module):
 def feature_grid(trunk: Trunk, input_size: int = 0) -> tuple[int, int]:
     """(H, W) of the trunk's map for a square input of ``input_size`` (0: 32 for SmallCNN, else 227)."""
     size = int(input_size) or (32 if isinstance(trunk, SmallCNN) else 227)
-    param = next(trunk.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
-    dtype = param.dtype if param is not None else torch.float32
     was_training = trunk.training
     trunk.eval()
     try:
         with torch.no_grad():
-            fmap = trunk.feature_map(torch.zeros(1, 3, size, size, device=device, dtype=dtype))
+            fmap = trunk.feature_map(trunk.example_input(size))
     finally:
         trunk.train(was_training)
     return int(fmap.shape[2]), int(fmap.shape[3])
