@@ -84,4 +84,6 @@ class CachedTrunk(Trunk):
 
     def pool(self, fmap: torch.Tensor) -> torch.Tensor:
         grid = (min(self.grid, fmap.shape[2]), min(self.grid, fmap.shape[3]))
-        return F.adaptive_avg_pool2d(fmap, grid).flatten(1)
+        if tuple(fmap.shape[2:]) != grid:  # a cached map already on the grid is only flattened
+            fmap = F.adaptive_avg_pool2d(fmap, grid)
+        return fmap.flatten(1)
