@@ -2,7 +2,9 @@
 
 ``Workbench.train_folds`` trains one configuration of one method on the folds of one dataset;
 ``evaluate`` runs the test evaluation (separated and concatenated). The protocol's units (search
-trial, repeat, pretrained row) are thin layers over these two calls.
+trial, repeat, pretrained row) are thin layers over these two calls. In the frozen regime
+(``training.regime: frozen``, or a ``features`` dataset) the dataset's images are replaced by cached
+trunk outputs when it is prepared (``benchmark.protocol.frozen``), and its models by cached-trunk models.
 """
 
 from __future__ import annotations

@@ -75,9 +75,11 @@ Feature-map size. The spatial layers are HW×HW, so H, W must be known when the 
 (the trainer builds the optimizer right after ``configure_model``). ``configure_model`` runs the trunk
 once (eval mode, no grad) on a 1×3×S×S zero image, S = ``input_size``, or when 0 (default) S = 32
 for a ``SmallCNN`` (4×4 maps) and 227 for the torchvision trunks (the harness's and the authors' crop;
-GoogLeNet 7×7, ResNet-50 8×8). If a batch's map differs from that grid (another image size), the
-channel-mean map is adaptively average-pooled to the grid before the spatial layers and the spatial
-attention is resized back to the batch's map bilinearly (not in the authors' code, which hard-codes 7×7).
+GoogLeNet 7×7, ResNet-50 8×8); a ``CachedTrunk`` (frozen regime) gives a zero cached output instead
+(``trunk.example_input``), so the attention is over the cached grid. If a batch's map differs from that
+grid (another image size), the channel-mean map is adaptively average-pooled to the grid before the
+spatial layers and the spatial attention is resized back to the batch's map bilinearly (not in the
+authors' code, which hard-codes 7×7).
 
 Deviations from the authors' code
 ---------------------------------
