@@ -19,6 +19,8 @@ import yaml
 from benchmark.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+#: ``training.regime`` values.
+REGIMES = ("end_to_end", "frozen")
 
 
 @dataclass
@@ -52,6 +54,27 @@ class TrainingConfig:
     momentum: float = 0.9
     num_workers: int = 0
     eval_batch_size: int = 256
+    #: ``end_to_end`` (the trunk trains on images) or ``frozen`` (the part of the trunk before
+    #: ``frozen.cut`` is run once and cached; the rest trains on its outputs, see ``FrozenConfig``).
+    regime: str = "end_to_end"
+    #: torch CPU threads while a unit of work trains and tests (0: torch's default). 1 suits the frozen
+    #: regime's small models on a shared CPU, where idle threads of a busy pool spin and stall.
+    threads: int = 0
+
+
+@dataclass
+class FrozenConfig:
+    """The frozen-trunk regime (``training.regime: frozen``, implied by a ``features`` dataset)."""
+
+    #: ``after_last``: cache the trunk's output map; ``before_last``: cache the last stage's input
+    #: (the last stage then trains on it).
+    cut: str = "after_last"
+    #: The map is average-pooled to ``grid x grid`` and flattened for the embedder (1 = global pooling).
+    grid: int = 4
+    #: Augmented views (training transform) cached per training image; a batch takes one at random.
+    views: int = 4
+    #: Keep the outputs on disk under the cache folder (``$DML_BENCH_CACHE`` or ``~/.cache/dml-bench``).
+    cache: bool = True
 
 
 @dataclass
@@ -113,6 +136,7 @@ class BenchmarkConfig:
     datasets: list = field(default_factory=lambda: [DatasetConfig()])
     model: ModelConfig = field(default_factory=ModelConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    frozen: FrozenConfig = field(default_factory=FrozenConfig)
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
 
@@ -214,6 +238,7 @@ def validate(cfg: BenchmarkConfig) -> None:
         raise ConfigError(f"config key 'model.trunk' must be one of {TRUNKS}, got {m.trunk!r}")
     _check_range(m.embedding_dim, "model.embedding_dim", lo=1, hi=MAX_EMBEDDING_DIM)
     _check_range(m.pretrain_epochs, "model.pretrain_epochs", lo=1)
+    _validate_frozen(cfg.frozen)
     p = cfg.protocol
     if p.fold_mode not in FOLD_MODES:
         raise ConfigError(f"config key 'protocol.fold_mode' must be one of {FOLD_MODES}, got {p.fold_mode!r}")
@@ -299,13 +324,25 @@ def _check_dataset_training(overrides: dict, path: str) -> None:
         overrides[key] = _check_type(value, hints[key], f"{path}.{key}")
 
 
+def _validate_frozen(f: FrozenConfig) -> None:
+    from benchmark.models.cached_trunk import CUTS
+
+    if f.cut not in CUTS:
+        raise ConfigError(f"config key 'frozen.cut' must be one of {CUTS}, got {f.cut!r}")
+    for key in ("grid", "views"):
+        _check_range(getattr(f, key), f"frozen.{key}", lo=1)
+
+
 def _validate_training(t: TrainingConfig, path: str) -> None:
+    if t.regime not in REGIMES:
+        raise ConfigError(f"config key '{path}.regime' must be one of {REGIMES}, got {t.regime!r}")
     if t.optimizer not in ("rmsprop", "adam", "sgd"):
         raise ConfigError(f"config key '{path}.optimizer' must be rmsprop, adam or sgd, got {t.optimizer!r}")
     for key in ("batch_size", "m_per_class", "iterations_per_epoch", "max_epochs", "val_interval", "patience",
                 "eval_batch_size"):
         _check_range(getattr(t, key), f"{path}.{key}", lo=1)
     _check_range(t.num_workers, f"{path}.num_workers", lo=0, hi=MAX_NUM_WORKERS)
+    _check_range(t.threads, f"{path}.threads", lo=0, hi=MAX_NUM_WORKERS)
     for key in ("lr_trunk", "lr_embedder", "weight_decay"):
         _check_range(getattr(t, key), f"{path}.{key}", lo=0.0)
     _check_range(t.momentum, f"{path}.momentum", lo=0.0, hi=1.0, hi_open=True)

@@ -29,6 +29,15 @@ def test_reality_check_has_the_published_budgets():
     assert cfg.methods == [m.name for m in list_methods()]
 
 
+def test_regimes_of_the_presets():
+    assert load_config(preset="reality-check").training.regime == "end_to_end"  # the published protocol
+    quick = load_config(preset="quick")
+    assert quick.training.regime == "frozen" and quick.frozen.grid >= 2  # spatial detail kept
+    p = quick.protocol
+    assert (p.n_folds, quick.methods) == (4, [m.name for m in list_methods()])
+    assert p.n_trials >= 10 and p.n_repeats >= 5
+
+
 def test_overrides_and_types():
     data = apply_overrides({"methods": ["triplet"]}, ["training.max_epochs=3", "protocol.sampler=gp", "seed=7"])
     cfg = config_from_dict(data)
@@ -50,6 +59,13 @@ def test_overrides_and_types():
     ({"training": {"batch_size": 30, "m_per_class": 4}}, "multiple of m_per_class"),
     ({"model": {"trunk": "vit"}}, "model.trunk"),
     ({"device": "tpu"}, "device"),
+    ({"training": {"regime": "frozn"}}, "training.regime"),
+    ({"datasets": [{"name": "builtin", "training": {"regime": "x"}}]}, "datasets[0].training.regime"),
+    ({"training": {"threads": -1}}, "training.threads"),
+    ({"frozen": {"cut": "middle"}}, "frozen.cut"),
+    ({"frozen": {"grid": 0}}, "frozen.grid"),
+    ({"frozen": {"views": 0}}, "frozen.views"),
+    ({"frozen": {"view": 2}}, "'frozen.view'"),
 ])
 def test_bad_configs_are_rejected(data, message):
     with pytest.raises(BenchmarkError, match=message.replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):

@@ -8,6 +8,8 @@ itself or, for In-shop, as a query set and a gallery set.
 
 from __future__ import annotations
 
+import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -39,6 +41,10 @@ class ImageSet(torch.utils.data.Dataset):
         raise NotImplementedError  # pragma: no cover
 
     def with_transform(self, transform: Optional[Transform]) -> "ImageSet":
+        raise NotImplementedError  # pragma: no cover
+
+    def fingerprint(self) -> str:
+        """A digest of the images and labels (part of the frozen regime's cache key)."""
         raise NotImplementedError  # pragma: no cover
 
 
@@ -75,6 +81,17 @@ class FileImageSet(ImageSet):
     def with_transform(self, transform: Optional[Transform]) -> "FileImageSet":
         return FileImageSet(self.paths, self.labels, transform)
 
+    def fingerprint(self) -> str:
+        """Paths, sizes and modification times of the files, and the labels (the pixels are not read)."""
+        h = hashlib.sha256(self.labels.tobytes())
+        for p in self.paths:
+            try:
+                st = os.stat(p)
+                h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            except OSError:
+                h.update(f"{p}\0missing\n".encode())
+        return h.hexdigest()
+
 
 class ArrayImageSet(ImageSet):
     """Images held in memory as a ``uint8`` array ``N x H x W x 3`` (the built-in dataset).
@@ -107,6 +124,12 @@ class ArrayImageSet(ImageSet):
 
     def with_transform(self, transform: Optional[Transform]) -> "ArrayImageSet":
         return ArrayImageSet(self.images, self.labels, transform)
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256(str(self.images.shape).encode())
+        h.update(np.ascontiguousarray(self.images).tobytes())
+        h.update(self.labels.tobytes())
+        return h.hexdigest()
 
 
 @dataclass

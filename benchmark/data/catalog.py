@@ -1,7 +1,8 @@
 """The dataset catalog: one name per dataset, ``load_dataset(name, root=..., **options)`` for each.
 
 ``cub200``, ``cars196``, ``sop``, ``inshop``: the four benchmark datasets in their official
-on-disk layouts; ``folder`` and ``csv``: the user's own data; ``builtin``: the generated dataset
+on-disk layouts; ``folder`` and ``csv``: the user's own images; ``features``: the user's own precomputed
+embeddings (the frozen regime implied); ``builtin``: the generated dataset
 that needs no download. ``root`` and ``options`` are a dataset entry's ``root`` and ``options``
 config keys; every option is checked against the loader's keyword arguments.
 """
@@ -17,6 +18,7 @@ from benchmark.data.base import DataSource
 from benchmark.data.cars196 import load_cars196
 from benchmark.data.cub import load_cub200
 from benchmark.data.custom import load_csv, load_image_folder
+from benchmark.data.features import load_features
 from benchmark.data.inshop import load_inshop
 from benchmark.data.sop import load_sop
 from benchmark.errors import ConfigError
@@ -29,6 +31,7 @@ _FILE_DATASETS: dict[str, tuple[Callable[..., DataSource], str]] = {
     "inshop": (load_inshop, "the In-shop folder holding list_eval_partition.txt and img/"),
     "folder": (load_image_folder, "a folder with one sub-folder of images per class"),
     "csv": (load_csv, "a CSV file with header path,label and an optional split column"),
+    "features": (load_features, "an .npz file (or a folder of .npy files) with features, labels and optional split"),
 }
 DATASETS = (*_FILE_DATASETS, "builtin")
 

@@ -10,6 +10,7 @@ from torch import nn
 
 from benchmark.constants import CONCATENATED, fold_embedding
 from benchmark.data.base import DataSource, ImageSet
+from benchmark.data.tensor_sets import TensorSet
 from benchmark.evaluation.metrics import compute_metrics, l2_normalize
 
 
@@ -19,9 +20,13 @@ def embed(model: nn.Module, images: ImageSet, *, device: torch.device, batch_siz
     """Embeddings (N x D, float32) of every image of ``images`` in order, with ``model`` in eval mode."""
     was_training = model.training
     model.eval()
-    loader = torch.utils.data.DataLoader(images, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    if isinstance(images, TensorSet):  # cached trunk outputs or features: no per-item loading
+        batches = images.batches(batch_size)
+    else:
+        loader = torch.utils.data.DataLoader(images, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+        batches = (x for x, _, _ in loader)
     out = []
-    for x, _, _ in loader:
+    for x in batches:
         out.append(model(x.to(device)).float().cpu().numpy())
     model.train(was_training)
     return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)

@@ -16,9 +16,28 @@ TRUNKS = ("small_cnn", "resnet50", "googlenet")
 
 
 class Trunk(nn.Module):
-    """Base class: ``forward`` = ``pool(feature_map(x))``."""
+    """Base class: ``forward`` = ``pool(feature_map(x))``.
+
+    ``out_dim`` is the width of ``pool``'s output, ``channels`` that of ``feature_map``'s (the same
+    for global average pooling). ``example_input(size)`` is a zero input of the shape ``feature_map``
+    takes (an image batch here; cached trunk outputs for ``CachedTrunk``).
+    """
 
     out_dim: int
+
+    @property
+    def channels(self) -> int:
+        return self.out_dim
+
+    def example_input(self, size: int) -> torch.Tensor:
+        param = next(self.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
+        dtype = param.dtype if param is not None else torch.float32
+        return torch.zeros(1, 3, size, size, device=device, dtype=dtype)
+
+    def split_last_stage(self) -> tuple[nn.Module, nn.Module]:
+        """``(stages before the last, last stage)``: ``feature_map(x) == last(before(x))``."""
+        raise NotImplementedError(f"{type(self).__name__} has no stages to split")
 
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -47,6 +66,13 @@ class WrappedTrunk(Trunk):
     def pool(self, fmap: torch.Tensor) -> torch.Tensor:
         return self.trunk.pool(fmap)
 
+    @property
+    def channels(self) -> int:
+        return self.trunk.channels
+
+    def example_input(self, size: int) -> torch.Tensor:
+        return self.trunk.example_input(size)
+
 
 class SmallCNN(Trunk):
     """A four-stage CNN for 32 x 32 inputs on a CPU (conv-BN-ReLU per stage, widths w, 2w, 4w, 8w).
@@ -71,6 +97,9 @@ class SmallCNN(Trunk):
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
 
+    def split_last_stage(self) -> tuple[nn.Module, nn.Module]:
+        return self.body[:-1], self.body[-1]
+
 
 class TorchvisionTrunk(Trunk):
     """ResNet-50 or GoogLeNet (the torchvision stand-in for BN-Inception) without its classifier."""
@@ -79,6 +108,7 @@ class TorchvisionTrunk(Trunk):
         super().__init__()
         import torchvision
 
+        self.arch = arch
         if arch == "resnet50":
             weights = torchvision.models.ResNet50_Weights.IMAGENET1K_V2 if pretrained else None
             net = torchvision.models.resnet50(weights=weights)
@@ -94,6 +124,11 @@ class TorchvisionTrunk(Trunk):
 
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
+
+    def split_last_stage(self) -> tuple[nn.Module, nn.Module]:
+        # ResNet-50: layer4; GoogLeNet: maxpool4, inception5a, inception5b
+        cut = -1 if self.arch == "resnet50" else -3
+        return self.body[:cut], self.body[cut:]
 
 
 def build_trunk(name: str, *, pretrained: bool) -> Trunk:

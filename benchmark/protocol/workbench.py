@@ -2,7 +2,9 @@
 
 ``Workbench.train_folds`` trains one configuration of one method on the folds of one dataset;
 ``evaluate`` runs the test evaluation (separated and concatenated). The protocol's units (search
-trial, repeat, pretrained row) are thin layers over these two calls.
+trial, repeat, pretrained row) are thin layers over these two calls. In the frozen regime
+(``training.regime: frozen``, or a ``features`` dataset) the dataset's images are replaced by cached
+trunk outputs when it is prepared (``benchmark.protocol.frozen``), and its models by cached-trunk models.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from benchmark.errors import DatasetError
 from benchmark.evaluation.embed import evaluate_models
 from benchmark.methods import MethodContext, get_method
 from benchmark.models.build import ModelFactory
+from benchmark.protocol.frozen import prepare_frozen
 from benchmark.protocol.seeds import derive_seed
+from benchmark.training.threads import torch_threads
 from benchmark.training.trainer import FoldResult, train_fold
 
 
@@ -45,6 +49,15 @@ class PreparedDataset:
     source: DataSource
     splits: Splits
     folds: list[FoldData]
+    #: Builds the fold models: ``new(seed)`` (the trunk and embedder, or a cached trunk in the frozen regime).
+    models: object = None
+
+
+def _where(source: DataSource, dcfg: DatasetConfig) -> str:
+    """How an error names the dataset: its file and key for a features dataset, else its name."""
+    if source.info.get("features"):
+        return f"{source.info['path']}: key 'labels'"
+    return f"dataset {dcfg.key!r}"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -66,34 +79,49 @@ class Workbench:
     def dataset(self, dcfg: DatasetConfig) -> PreparedDataset:
         if dcfg.key not in self._datasets:
             from benchmark.data.catalog import load_dataset
+            from benchmark.data.integrity import check_file_dataset
 
             source = load_dataset(dcfg.name, root=dcfg.root, **dcfg.options)
+            # every image file readable before anything is computed from them (the frozen regime's cache)
+            check_file_dataset(source, progress=self.progress, desc=dcfg.key)
             p = self.cfg.protocol
-            splits = make_splits(source.train.labels, source.test.labels, n_folds=p.n_folds,
-                                 mode=p.fold_mode, seed=self.cfg.seed)
+            try:
+                splits = make_splits(source.train.labels, source.test.labels, n_folds=p.n_folds,
+                                     mode=p.fold_mode, seed=self.cfg.seed)
+            except DatasetError as exc:
+                raise DatasetError(f"{_where(source, dcfg)}: {exc}") from None
+            models, train_views = self.models, None
+            if self.is_frozen(dcfg):
+                frozen = prepare_frozen(source, dcfg, self.cfg, self.models.trunk, device=self.device,
+                                        batch_size=self.cfg.training_for(dcfg).eval_batch_size,
+                                        progress=self.progress)
+                source, train_views, models = frozen.source, frozen.train_views, frozen.models
             folds = []
             for fold in splits.folds:
                 train = relabel(source.train.subset(fold.train_indices))
-                folds.append(FoldData(train=train.with_transform(source.train_transform),
+                augmented = (relabel(train_views.subset(fold.train_indices)) if train_views is not None
+                             else train.with_transform(source.train_transform))
+                folds.append(FoldData(train=augmented,
                                       train_eval=train.with_transform(source.eval_transform),
                                       val=source.train.subset(fold.val_indices).with_transform(source.eval_transform),
                                       num_classes=len(fold.train_classes)))
-            self._datasets[dcfg.key] = PreparedDataset(dcfg, source, splits, folds)
+            self._datasets[dcfg.key] = PreparedDataset(dcfg, source, splits, folds, models)
         return self._datasets[dcfg.key]
+
+    def is_frozen(self, dcfg: DatasetConfig) -> bool:
+        """True when ``dcfg`` trains in the frozen regime (its config says so, or it is a features dataset)."""
+        return self.cfg.training_for(dcfg).regime == "frozen" or dcfg.name == "features"
 
     def load_all(self) -> None:
         """Load and split every dataset of the config now (bad data fails here, before any work)."""
-        from benchmark.data.integrity import check_file_dataset
-
         for dcfg in self.cfg.datasets:
             data = self.dataset(dcfg)
-            check_file_dataset(data.source, progress=self.progress, desc=dcfg.key)
             t = self.cfg.training_for(dcfg)
             needed = t.batch_size // t.m_per_class
             fewest = min(f.num_classes for f in data.folds)
             if fewest < needed:
-                raise DatasetError(f"dataset {dcfg.key!r}: a fold trains on only {fewest} classes, but a batch of "
-                                   f"{t.batch_size} with m_per_class={t.m_per_class} needs {needed}")
+                raise DatasetError(f"{_where(data.source, dcfg)}: a fold trains on only {fewest} classes, but a "
+                                   f"batch of {t.batch_size} with m_per_class={t.m_per_class} needs {needed}")
 
     def train_folds(self, method_name: str, params: dict, dcfg: DatasetConfig, seed_key: tuple, *,
                     on_fold_end: Optional[Callable[[int, FoldResult], None]] = None,
@@ -102,13 +130,20 @@ class Workbench:
 
         ``on_fold_end(fold_index, result)`` may raise (e.g. ``optuna.TrialPruned``) to stop early.
         """
+        with torch_threads(self.cfg.training_for(dcfg).threads):
+            return self._train_folds(method_name, params, dcfg, seed_key, on_fold_end=on_fold_end,
+                                     heartbeat=heartbeat, desc=desc)
+
+    def _train_folds(self, method_name: str, params: dict, dcfg: DatasetConfig, seed_key: tuple, *,
+                     on_fold_end: Optional[Callable[[int, FoldResult], None]],
+                     heartbeat: Optional[Callable[[], None]], desc: str) -> list:
         spec = get_method(method_name)
         data = self.dataset(dcfg)
         tcfg = self.cfg.training_for(dcfg)
         out = []
         for i, fold in enumerate(data.folds):
             seed = derive_seed(self.cfg.seed, *seed_key, "fold", i)
-            model = self.models.new(derive_seed(seed, "init"))
+            model = data.models.new(derive_seed(seed, "init"))
             ctx = MethodContext(num_classes=fold.num_classes, embedding_dim=self.cfg.model.embedding_dim,
                                 device=self.device, trunk_dim=model.trunk.out_dim)
             with torch.random.fork_rng(devices=[]):
@@ -126,15 +161,17 @@ class Workbench:
 
     def untrained_models(self, dcfg: DatasetConfig, seed_key: tuple) -> list:
         """One model per fold with the pretrained trunk and an untrained embedder (the "Pretrained" row)."""
-        n = len(self.dataset(dcfg).folds)
-        return [self.models.new(derive_seed(self.cfg.seed, *seed_key, "fold", i, "init")).to(self.device).eval()
+        data = self.dataset(dcfg)
+        n = len(data.folds)
+        return [data.models.new(derive_seed(self.cfg.seed, *seed_key, "fold", i, "init")).to(self.device).eval()
                 for i in range(n)]
 
     def evaluate(self, models: list, dcfg: DatasetConfig) -> dict:
         """Test metrics ``{fold{i} | concatenated: {metric: value}}`` (the test set is used only here)."""
         data = self.dataset(dcfg)
         tcfg = self.cfg.training_for(dcfg)
-        return evaluate_models(models, data.source, device=self.device, recall_at=self.cfg.recall_at_for(dcfg),
-                               batch_size=tcfg.eval_batch_size, num_workers=tcfg.num_workers,
-                               val_sets=[f.val for f in data.folds], far=self.cfg.evaluation.verification_far,
-                               seed=self.cfg.seed)
+        with torch_threads(tcfg.threads):
+            return evaluate_models(models, data.source, device=self.device, recall_at=self.cfg.recall_at_for(dcfg),
+                                   batch_size=tcfg.eval_batch_size, num_workers=tcfg.num_workers,
+                                   val_sets=[f.val for f in data.folds], far=self.cfg.evaluation.verification_far,
+                                   seed=self.cfg.seed)

@@ -2,7 +2,9 @@
 
 The trainer knows nothing about any particular loss: it calls the ``Method`` hooks
 (``configure_model``, ``training_step``, ``on_epoch_start``, ``batch_sampler``,
-``optimizer_groups``). A non-finite loss ends the fold with status ``diverged`` and the best
+``optimizer_groups``). In the frozen regime ``train_set`` is a ``ViewSet`` of cached trunk outputs and a
+batch is one indexing operation (a random view per sample); otherwise images are loaded and transformed.
+A non-finite loss ends the fold with status ``diverged`` and the best
 checkpoint seen so far; it is not a crash.
 """
 
@@ -20,6 +22,7 @@ from tqdm.auto import tqdm
 
 from benchmark.config import TrainingConfig
 from benchmark.data.base import ImageSet
+from benchmark.data.tensor_sets import ViewSet
 from benchmark.evaluation.embed import embed
 from benchmark.evaluation.metrics import compute_metrics
 from benchmark.methods.base import Method
@@ -89,6 +92,15 @@ def validate(model: nn.Module, val_set: ImageSet, device: torch.device, cfg: Tra
     return compute_metrics(emb, val_set.labels)["map_at_r"]
 
 
+def load_batch(train_set: ImageSet, idx: list, view_rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs and labels of the samples ``idx``: a random cached view of each (frozen regime), or the
+    transformed images."""
+    if isinstance(train_set, ViewSet):
+        return train_set.batch(idx, view_rng), torch.as_tensor(train_set.labels[idx])
+    items = [train_set[i] for i in idx]
+    return torch.stack([it[0] for it in items]), torch.as_tensor([it[1] for it in items])
+
+
 def train_fold(*, model: nn.Module, method: Method, train_set: ImageSet, train_eval_set: ImageSet,
                val_set: ImageSet, cfg: TrainingConfig, device: torch.device, seed: int, m_per_class: int,
                warmup_epochs: int = 0, desc: str = "fold", progress: bool = True,
@@ -107,6 +119,7 @@ def train_fold(*, model: nn.Module, method: Method, train_set: ImageSet, train_e
     batches = method.batch_sampler(labels, batch_size=cfg.batch_size, m_per_class=m_per_class, seed=seed)
     if batches is None:
         batches = ClassBalancedBatches(labels, batch_size=cfg.batch_size, m_per_class=m_per_class, seed=seed)
+    view_rng = np.random.default_rng([seed % (2**63), 1])  # which cached view each sample shows
     state = TrainState(model=model, train_set=train_set, train_eval_set=train_eval_set, device=device,
                        seed=seed, cfg=cfg)
 
@@ -132,9 +145,8 @@ def train_fold(*, model: nn.Module, method: Method, train_set: ImageSet, train_e
             model.train()
             for _ in range(cfg.iterations_per_epoch):
                 idx = next(batches)
-                items = [train_set[i] for i in idx]
-                x = torch.stack([it[0] for it in items]).to(device)
-                y = torch.as_tensor([it[1] for it in items], device=device)
+                x, y = load_batch(train_set, idx, view_rng)
+                x, y = x.to(device), y.to(device)
                 ind = torch.as_tensor(idx, device=device)
                 loss = method.training_step(model, x, y, ind)
                 if not torch.isfinite(loss):

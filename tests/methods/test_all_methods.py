@@ -93,3 +93,41 @@ def test_cross_batch_memory_accumulates_batches():
         for _ in range(3):
             method(embedder(features), labels)
     assert method.loss.queue_idx == 3 * len(labels) % 128
+
+
+FROZEN_CASES = [(spec.name, False) for spec in list_methods()] + [
+    (name, True) for name in ("dcml", "proxy_nca_pp", "mahalanobis", "contrastive")]  # the map's users
+
+
+@pytest.mark.parametrize("name, stage", FROZEN_CASES,
+                         ids=[f"{n}-{'before_last' if s else 'after_last'}" for n, s in FROZEN_CASES])
+def test_method_trains_in_the_frozen_regime(name, stage):
+    """Two epochs of training on cached trunk outputs (a 16 x 4 x 4 map; with ``before_last`` a trainable
+    last stage on it), through every hook the trainer calls, then the evaluation embedding."""
+    from benchmark.config import TrainingConfig
+    from benchmark.data.tensor_sets import TensorSet, ViewSet
+    from benchmark.models.cached_trunk import CachedTrunk
+    from benchmark.training.trainer import train_fold
+
+    spec = get_method(name)
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.arange(NUM_CLASSES).repeat_interleave(PER_CLASS).numpy()
+    views = ViewSet(torch.randn(len(labels), 2, 16, 4, 4, generator=gen), labels)
+    evals = TensorSet(views.values[:, 0].clone(), labels)
+    torch.manual_seed(0)
+    last = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU()) if stage else None
+    trunk = CachedTrunk((16, 4, 4), grid=2, stage=last)
+    assert trunk.out_dim == 64 and trunk.channels == 16
+    model = EmbeddingModel(trunk, embedding_dim=EMBEDDING)
+    torch.manual_seed(0)
+    method = spec.create(MethodContext(num_classes=NUM_CLASSES, embedding_dim=EMBEDDING, trunk_dim=trunk.out_dim))
+    cfg = TrainingConfig(batch_size=16, m_per_class=4, iterations_per_epoch=3, max_epochs=2, val_interval=1,
+                         patience=5, optimizer="adam", lr_trunk=1e-3, lr_embedder=1e-3)
+    model, result = train_fold(model=model, method=method, train_set=views, train_eval_set=evals, val_set=evals,
+                               cfg=cfg, device=torch.device("cpu"), seed=0,
+                               m_per_class=min(spec.m_per_class, cfg.m_per_class),
+                               warmup_epochs=int(spec.extra.get("warmup_epochs", 0)), progress=False)
+    assert result.iterations == 6 and result.status == "completed", result
+    with torch.no_grad():
+        out = model(evals.values[:5])
+    assert out.shape == (5, EMBEDDING) and torch.isfinite(out).all()

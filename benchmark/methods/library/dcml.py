@@ -75,9 +75,11 @@ Feature-map size. The spatial layers are HW×HW, so H, W must be known when the 
 (the trainer builds the optimizer right after ``configure_model``). ``configure_model`` runs the trunk
 once (eval mode, no grad) on a 1×3×S×S zero image, S = ``input_size``, or when 0 (default) S = 32
 for a ``SmallCNN`` (4×4 maps) and 227 for the torchvision trunks (the harness's and the authors' crop;
-GoogLeNet 7×7, ResNet-50 8×8). If a batch's map differs from that grid (another image size), the
-channel-mean map is adaptively average-pooled to the grid before the spatial layers and the spatial
-attention is resized back to the batch's map bilinearly (not in the authors' code, which hard-codes 7×7).
+GoogLeNet 7×7, ResNet-50 8×8); a ``CachedTrunk`` (frozen regime) gives a zero cached output instead
+(``trunk.example_input``), so the attention is over the cached grid. If a batch's map differs from that
+grid (another image size), the channel-mean map is adaptively average-pooled to the grid before the
+spatial layers and the spatial attention is resized back to the batch's map bilinearly (not in the
+authors' code, which hard-codes 7×7).
 
 Deviations from the authors' code
 ---------------------------------
@@ -228,7 +230,7 @@ class DCMLModel(nn.Module):
     def __init__(self, trunk: Trunk, *, embedding_dim: int, n_envs: int, grid: tuple[int, int],
                  freeze_bn: bool = False) -> None:
         super().__init__()
-        channels = trunk.out_dim
+        channels = trunk.channels
         self.trunk = trunk
         self.grid = (int(grid[0]), int(grid[1]))
         self.attentions = nn.ModuleList(DCMLAttention(channels, self.grid) for _ in range(n_envs))
@@ -269,14 +271,11 @@ class DCMLModel(nn.Module):
 def feature_grid(trunk: Trunk, input_size: int = 0) -> tuple[int, int]:
     """(H, W) of the trunk's map for a square input of ``input_size`` (0: 32 for SmallCNN, else 227)."""
     size = int(input_size) or (32 if isinstance(trunk, SmallCNN) else 227)
-    param = next(trunk.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
-    dtype = param.dtype if param is not None else torch.float32
     was_training = trunk.training
     trunk.eval()
     try:
         with torch.no_grad():
-            fmap = trunk.feature_map(torch.zeros(1, 3, size, size, device=device, dtype=dtype))
+            fmap = trunk.feature_map(trunk.example_input(size))
     finally:
         trunk.train(was_training)
     return int(fmap.shape[2]), int(fmap.shape[3])

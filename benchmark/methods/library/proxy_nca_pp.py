@@ -49,11 +49,13 @@ class GlobalMaxPoolLayerNorm(nn.Module):
 
 
 class RepooledTrunk(WrappedTrunk):
-    """A trunk whose pooling is replaced by ``pooling``; ``feature_map`` and ``out_dim`` are the wrapped trunk's."""
+    """A trunk whose pooling is replaced by ``pooling`` (to one value per channel); ``feature_map`` is the
+    wrapped trunk's, ``out_dim`` its channel count."""
 
     def __init__(self, trunk: Trunk, pooling: nn.Module) -> None:
         super().__init__(trunk)
         self.pooling = pooling
+        self.out_dim = trunk.channels
 
     def pool(self, fmap: torch.Tensor) -> torch.Tensor:
         return self.pooling(fmap)
@@ -69,7 +71,12 @@ class ProxyNCAPlusPlus(PMLMethod):
         before calling this hook.
         """
         if not isinstance(model.trunk, RepooledTrunk):
-            model.trunk = RepooledTrunk(model.trunk, GlobalMaxPoolLayerNorm(model.trunk.out_dim))
+            model.trunk = RepooledTrunk(model.trunk, GlobalMaxPoolLayerNorm(model.trunk.channels))
+            embedder = getattr(model, "embedder", None)
+            if isinstance(embedder, nn.Linear) and embedder.in_features != model.trunk.out_dim:
+                # the trunk pooled wider than one value per channel (a flattened grid of cached
+                # outputs): a new embedder for the re-pooled width
+                model.embedder = nn.Linear(model.trunk.out_dim, embedder.out_features).to(embedder.weight.device)
         return model
 
 
