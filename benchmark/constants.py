@@ -14,8 +14,16 @@ METRIC_DISPLAY = {"precision_at_1": "P@1", "r_precision": "RP", "map_at_r": "MAP
 #: the i-th fold's model on its own (the "separated" figure is their mean per repeat) or
 #: ``concatenated`` for the folds' normalised embeddings joined.
 RESULT_COLUMNS = ("method", "display_name", "dataset", "repeat", "embedding", "metric", "value")
-#: Columns of ``trials.csv``: one row per search trial (params and per-fold values as JSON).
-TRIAL_COLUMNS = ("method", "dataset", "trial", "state", "value", "params", "fold_values")
+#: Columns of ``trials.csv``: one row per search trial (params and per-fold values as JSON), with
+#: its cost: ``stage`` ("search"), ``wall_seconds`` (start to completion) and ``iterations``
+#: (training iterations summed over the folds; empty where not recorded).
+TRIAL_COLUMNS = ("method", "dataset", "trial", "state", "value", "params", "fold_values",
+                 "stage", "wall_seconds", "iterations")
+#: The cost columns of ``trials.csv``; run folders written before they existed lack them.
+TRIAL_COST_COLUMNS = ("stage", "wall_seconds", "iterations")
+#: Columns of ``cost.csv``: one row per completed repeat (stage "repeats") and Pretrained test
+#: evaluation (stage "test"), with its wall time and training iterations (empty where not recorded).
+COST_COLUMNS = ("stage", "method", "dataset", "unit", "wall_seconds", "iterations")
 #: Columns of ``curves.csv``: validation MAP@R along training, for every repeat's folds.
 CURVE_COLUMNS = ("method", "dataset", "repeat", "fold", "epoch", "iteration", "metric", "value")
 
