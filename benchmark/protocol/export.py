@@ -71,7 +71,8 @@ def unit_cost_rows(stages: Stages) -> list[dict]:
     rows = []
     for pre in stages.pretrained:
         for unit, t in sorted(pre.completed_units().items()):
-            rows.append(dict(stage="test", method=PRETRAINED, dataset=pre.dcfg.key, unit=unit, **_cost(t)))
+            cost = {**_cost(t), "iterations": 0.0}  # the Pretrained row trains nothing
+            rows.append(dict(stage="test", method=PRETRAINED, dataset=pre.dcfg.key, unit=unit, **cost))
     for (dataset, method), rep in stages.repeats.items():
         for unit, t in sorted(rep.completed_units().items()):
             rows.append(dict(stage="repeats", method=method, dataset=dataset, unit=unit, **_cost(t)))
