@@ -168,6 +168,26 @@ def compare_pairs(values: Mapping[str, Sequence[float]], *, higher: bool = True,
     return out
 
 
+def oriented(pairs: pd.DataFrame, method: str) -> pd.DataFrame:
+    """The rows of ``pairs`` that involve ``method``, turned so that ``method`` is A.
+
+    Differences, their intervals and g change sign (the interval's ends swap), P(A beats B)
+    becomes its complement; p-values and n are symmetric.
+    """
+    rows = pairs[(pairs["method_a"] == method) | (pairs["method_b"] == method)].copy()
+    flip = rows["method_b"] == method
+    swaps = [("method_a", "method_b"), ("n_a", "n_b"), ("mean_a", "mean_b"),
+             ("difference_low", "difference_high"), ("hedges_g_low", "hedges_g_high")]
+    swaps += [(a, b) for a, b in (("sd_a", "sd_b"),) if a in rows]
+    for a, b in swaps:
+        rows.loc[flip, [a, b]] = rows.loc[flip, [b, a]].to_numpy()
+    for col in ("difference", "difference_low", "difference_high", "hedges_g", "hedges_g_low",
+                "hedges_g_high", "t"):
+        rows.loc[flip, col] = -rows.loc[flip, col]
+    rows.loc[flip, "p_a_beats_b"] = 1.0 - rows.loc[flip, "p_a_beats_b"]
+    return rows
+
+
 def significance_group(values: Mapping[str, Sequence[float]], *, higher: bool = True,
                        alpha: float = ALPHA) -> tuple[str | None, set[str]]:
     """(reference, group): the best tested method and the tested methods not significantly worse.
