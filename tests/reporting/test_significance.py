@@ -15,6 +15,7 @@ from benchmark.reporting.significance import (
     higher_is_better,
     holm,
     mean_difference_ci,
+    oriented,
     pairwise_comparisons,
     prob_outperform,
     significance_group,
@@ -122,3 +123,16 @@ def test_pairwise_comparisons_from_aggregate():
     assert row["n_a"] == 3 and row["n_b"] == 3
     pre = pairs[pairs["method_a"] == "pretrained"]
     assert pre["p_value"].isna().all()
+
+
+def test_oriented_turns_pairs_around():
+    values = {"a": [0.80, 0.81, 0.82], "b": [0.79, 0.80, 0.83], "c": [0.50, 0.51, 0.52]}
+    pairs = compare_pairs(values)
+    turned = oriented(pairs, "b").set_index("method_b")
+    assert set(turned.index) == {"a", "c"} and (turned["method_a"] == "b").all()
+    direct = compare_pairs({"b": values["b"], "a": values["a"]}).iloc[0]
+    for col in ("difference", "difference_low", "difference_high", "hedges_g", "hedges_g_low",
+                "hedges_g_high", "t", "p_value", "p_a_beats_b"):
+        assert turned.loc["a", col] == pytest.approx(direct[col])
+    assert turned.loc["a", "n_a"] == 3 and turned.loc["a", "mean_a"] == pytest.approx(0.8067,
+                                                                                       abs=1e-4)
