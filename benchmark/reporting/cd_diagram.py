@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from benchmark.constants import PRETRAINED
+from benchmark.constants import METRICS, PRETRAINED
 from benchmark.reporting.plots import _safe, _save
 from benchmark.reporting.ranking import (
     average_ranks,
@@ -85,9 +85,12 @@ def plot_cd_diagram(ranks: Mapping[str, float], groups: Sequence[Sequence[str]],
 
 def write_cd_diagrams(agg: pd.DataFrame, out_dir: str | os.PathLike, *,
                       alpha: float = ALPHA) -> list[Path]:
-    """One diagram per (embedding, metric) with at least two ranked methods; returns the paths
+    """One diagram per (embedding, metric) with at least two ranked methods, for the main metrics
+    (P@1, RP, MAP@R) when the run has them, else for every metric; returns the paths
     (``cd_<embedding>_<metric>.png`` and ``.pdf``)."""
     display = dict(zip(agg["method"], agg["display_name"]))
+    if agg["metric"].isin(METRICS).any():
+        agg = agg[agg["metric"].isin(METRICS)]
     ranks_df = average_ranks(agg)
     tests = friedman_tests(agg)
     paths: list[Path] = []

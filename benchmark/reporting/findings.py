@@ -97,10 +97,14 @@ def analyse_run(run_dir: str | os.PathLike, *, alpha: float = ALPHA,
     if not (run_dir / "cost.csv").exists():
         notes.append("cost.csv not recorded (a run folder from before cost recording): no cost "
                      "of the repeats and test stages")
-    if cost.empty or cost["wall_seconds"].isna().all():
-        notes.append("wall time not recorded")
-    if cost.empty or cost["iterations"].isna().all():
-        notes.append("training iterations not recorded")
+    for col, what in (("wall_seconds", "wall time"), ("iterations", "training iterations")):
+        missing = cost[cost[col].isna() & (cost["stage"] != "total")]
+        if cost.empty:
+            notes.append(f"{what} not recorded")
+        elif len(missing):
+            where = ", ".join(dict.fromkeys(f"{r.method} ({r.stage})"
+                                            for r in missing.itertuples(index=False)))
+            notes.append(f"{what} not recorded for: {where}")
     return RunAnalysis(agg=agg, pairwise=pairs, groups=significance_groups(agg, alpha=alpha),
                        ranks=average_ranks(agg), friedman=friedman_tests(agg, alpha=alpha),
                        diagnostics=diagnostics, cost=cost, notes=notes)

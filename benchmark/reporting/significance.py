@@ -41,11 +41,12 @@ PAIRWISE_COLUMNS = ("dataset", "embedding", "metric", "method_a", "method_b", "n
 #: One line saying what the tests are, for legends.
 TEST_LEGEND = (f"two-sided Welch t-test over repeats, Holm-corrected over all pairs of the column, "
                f"α = {ALPHA:g}")
-_LOWER_IS_BETTER_RE = re.compile(r"(^|_)(eer|error|loss)($|_)")
+_LOWER_IS_BETTER_RE = re.compile(r"^far(_|$)|(^|_)(eer|error|loss)($|_)")
 
 
 def higher_is_better(metric: str) -> bool:
-    """False for error-like metrics (names containing eer, error or loss), True otherwise."""
+    """False for error-like metrics (names containing eer, error or loss, or starting with far:
+    a false-accept rate), True otherwise."""
     return not _LOWER_IS_BETTER_RE.search(metric)
 
 

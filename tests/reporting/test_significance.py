@@ -109,6 +109,7 @@ def test_compare_pairs_family_and_group():
 
 def test_higher_is_better():
     assert higher_is_better("map_at_r") and not higher_is_better("eer")
+    assert not higher_is_better("far_at_threshold") and higher_is_better("tar_at_far_1e-03")
 
 
 def test_pairwise_comparisons_from_aggregate():
