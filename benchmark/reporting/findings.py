@@ -150,9 +150,13 @@ def summary_lines(analysis: RunAnalysis, *, metrics=METRICS) -> list[str]:
                          row.best).set_index("method_b")
         shown = [f"{display.get(m, m)} (P(best beats it) = {pairs.loc[m, 'p_a_beats_b']:.2f})"
                  for m in others]
-        text = (f"{where}: best {display.get(row.best, row.best)}"
-                + (f"; not significantly worse: {', '.join(shown)}" if others
-                   else "; every other tested method is significantly worse"))
+        if others:
+            verdict = f"; not significantly worse: {', '.join(shown)}"
+        elif pairs["p_value"].notna().any():
+            verdict = "; every other tested method is significantly worse"
+        else:
+            verdict = "; no other method has two repeats to test against"
+        text = f"{where}: best {display.get(row.best, row.best)}{verdict}"
         lines.append(text)
     notes = {row.note for row in analysis.friedman.itertuples(index=False) if row.note}
     for note in sorted(notes):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import pytest
 from scipy import stats
 
+from benchmark.constants import RESULT_COLUMNS
 from benchmark.reporting.findings import analyse_run, summary_lines, write_findings
 from tests.reporting.fixtures import write_run_folder
 
@@ -57,3 +60,14 @@ def test_old_run_folder(tmp_path):
     assert names == ["cub200_pairwise.csv", "friedman.csv", "ranks.csv"]
     pairs = pd.read_csv(run / "tables" / "cub200_pairwise.csv")
     assert len(pairs) == 2 * 6 and "min_detectable_difference" in pairs.columns  # 4 methods
+
+
+def test_lone_tested_method_and_nan_only_method(tmp_path):
+    rows = [("a", "A", "cub200", r, "concatenated", "map_at_r", math.nan) for r in range(3)]
+    rows += [("b", "B", "cub200", r, "concatenated", "map_at_r", 0.1 + 0.01 * r) for r in range(3)]
+    pd.DataFrame(rows, columns=list(RESULT_COLUMNS)).to_csv(tmp_path / "results.csv", index=False)
+    a = analyse_run(tmp_path)
+    assert summary_lines(a)[0] == ("cub200, concatenated MAP@R: best B; no other method has two "
+                                   "repeats to test against")
+    pair = a.pairwise.iloc[0]
+    assert pair["n_a"] == 0 and math.isnan(pair["p_value"]) and math.isnan(pair["p_a_beats_b"])
