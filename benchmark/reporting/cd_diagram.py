@@ -22,7 +22,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from benchmark.constants import METRICS, PRETRAINED
-from benchmark.reporting.plots import _safe, _save
+from benchmark.reporting.plots import safe_stem, save_figure
 from benchmark.reporting.ranking import (
     average_ranks,
     cliques,
@@ -123,5 +123,5 @@ def write_cd_diagrams(agg: pd.DataFrame, out_dir: str | os.PathLike, *,
             title = (f"{label} on {dataset} (one dataset: no Friedman test): ranks of the means; "
                      f"bars join methods not separated by Welch tests (Holm, α = {alpha:g})")
         fig = plot_cd_diagram(avg, groups, labels=display, cd=cd, title=title)
-        paths += _save(fig, Path(out_dir), f"cd_{_safe(str(emb))}_{_safe(str(metric))}")
+        paths += save_figure(fig, Path(out_dir), f"cd_{safe_stem(str(emb))}_{safe_stem(str(metric))}")
     return paths

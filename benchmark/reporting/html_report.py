@@ -23,7 +23,7 @@ from benchmark.reporting.aggregate import SEPARATED, read_curves, read_trials
 from benchmark.reporting.cd_diagram import write_cd_diagrams
 from benchmark.reporting.findings import TARGET_DIFFERENCE, RunAnalysis, analyse_run, summary_lines
 from benchmark.reporting.plots import (
-    _safe,
+    safe_stem,
     plot_metric_bars,
     plot_optimisation_history,
     plot_validation_curves,
@@ -189,7 +189,7 @@ def _page(run_dir: Path, a: RunAnalysis, figs: Path) -> str:
         name = DATASET_DISPLAY.get(dataset, dataset)
         out.append(f"<h2>{_esc(name)}</h2>")
         out.append(_results_table(a, dataset))
-        png = figs / f"{_safe(dataset)}_metrics.png"
+        png = figs / f"{safe_stem(dataset)}_metrics.png"
         if png.exists():
             out.append(_img(png, f"{dataset} metrics"))
         sub = a.pairwise[a.pairwise["dataset"] == dataset]

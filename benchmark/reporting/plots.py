@@ -31,11 +31,13 @@ PLOT_FORMATS = ("png", "pdf")
 _EMBEDDING_LABEL = {CONCATENATED: "Concatenated", SEPARATED: "Separated"}
 
 
-def _safe(name: str) -> str:
+def safe_stem(name: str) -> str:
+    """``name`` reduced to characters safe in a file name (others become ``_``)."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("_") or "x"
 
 
-def _save(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
+def save_figure(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
+    """Save ``fig`` as ``out_dir/<stem>.png`` and ``.pdf`` (atomically, without timestamps)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for ext in PLOT_FORMATS:
@@ -103,7 +105,7 @@ def plot_metric_bars(agg: pd.DataFrame, dataset: str, out_dir: str | os.PathLike
     if len(embs) > 1:
         axes[0].legend(fontsize=7)
     fig.suptitle(f"{dataset}: mean over repeats, 95% CI")
-    return _save(fig, Path(out_dir), f"{_safe(dataset)}_{_safe(name)}")
+    return save_figure(fig, Path(out_dir), f"{safe_stem(dataset)}_{safe_stem(name)}")
 
 
 def plot_optimisation_history(trials_df: pd.DataFrame, out_dir: str | os.PathLike, *,
@@ -136,7 +138,7 @@ def plot_optimisation_history(trials_df: pd.DataFrame, out_dir: str | os.PathLik
             ax.grid(alpha=0.3)
         axes[0].legend(fontsize=7)
         fig.suptitle(f"{dataset}: hyperparameter search")
-        paths += _save(fig, Path(out_dir), f"{_safe(dataset)}_optimisation")
+        paths += save_figure(fig, Path(out_dir), f"{safe_stem(dataset)}_optimisation")
     return paths
 
 
@@ -180,7 +182,7 @@ def plot_validation_curves(curves_df: pd.DataFrame, out_dir: str | os.PathLike, 
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=6)
         fig.suptitle(f"{dataset}: validation {metric_label(metric)} (one line per fold)")
-        paths += _save(fig, Path(out_dir), f"{_safe(dataset)}_validation")
+        paths += save_figure(fig, Path(out_dir), f"{safe_stem(dataset)}_validation")
     return paths
 
 
