@@ -24,6 +24,7 @@ from benchmark.reporting.aggregate import (
     read_curves,
     read_trials,
 )
+from benchmark.reporting.diagnostics import LATE_FRACTION
 from benchmark.reporting.tables import metric_label, recall_ks
 
 #: Formats every figure is saved in.
@@ -110,7 +111,8 @@ def plot_metric_bars(agg: pd.DataFrame, dataset: str, out_dir: str | os.PathLike
 
 def plot_optimisation_history(trials_df: pd.DataFrame, out_dir: str | os.PathLike, *,
                               display_names: Mapping[str, str] | None = None) -> list[Path]:
-    """Per dataset, one panel per method: each trial's value and the running best.
+    """Per dataset, one panel per method: each trial's value and the running best, with the
+    last fifth of the trials shaded (a best found there means the search may not have converged).
 
     ``display_names`` maps method names to the panel titles (default: the method names).
     Trials not in state COMPLETE (or without a value) are left out. Writes
@@ -129,6 +131,10 @@ def plot_optimisation_history(trials_df: pd.DataFrame, out_dir: str | os.PathLik
         fig, axes = _grid(len(methods))
         for ax, method in zip(axes, methods):
             grp = dgrp[dgrp["method"] == method].sort_values("trial")
+            if len(grp) > 1:  # the last fifth of the budget: a best found there is a warning
+                first_late = grp["trial"].iloc[int(math.floor((1 - LATE_FRACTION) * len(grp)))]
+                ax.axvspan(first_late - 0.5, grp["trial"].iloc[-1] + 0.5, color="0.9",
+                           label=f"last {LATE_FRACTION:.0%} of trials")
             ax.scatter(grp["trial"], 100 * grp["value"], s=10, alpha=0.6, label="trial")
             ax.step(grp["trial"], 100 * grp["value"].cummax(), where="post", color="C3",
                     label="best so far")
