@@ -83,14 +83,30 @@ def plot_cd_diagram(ranks: Mapping[str, float], groups: Sequence[Sequence[str]],
     return fig
 
 
+def _diagram_frame(agg: pd.DataFrame) -> pd.DataFrame:
+    """The main metrics (P@1, RP, MAP@R) of ``agg`` when it has them, else all of it."""
+    return agg[agg["metric"].isin(METRICS)] if agg["metric"].isin(METRICS).any() else agg
+
+
+def cd_diagram_stems(agg: pd.DataFrame) -> list[str]:
+    """The file stems :func:`write_cd_diagrams` writes for ``agg``, in its order."""
+    ranks = average_ranks(_diagram_frame(agg))
+    counts = ranks.groupby(["embedding", "metric"], sort=False).size()
+    return [cd_stem(str(e), str(m)) for (e, m), n in counts.items() if n >= 2]
+
+
+def cd_stem(embedding: str, metric: str) -> str:
+    """``cd_<embedding>_<metric>``: the file stem of a diagram."""
+    return f"cd_{safe_stem(embedding)}_{safe_stem(metric)}"
+
+
 def write_cd_diagrams(agg: pd.DataFrame, out_dir: str | os.PathLike, *,
                       alpha: float = ALPHA) -> list[Path]:
     """One diagram per (embedding, metric) with at least two ranked methods, for the main metrics
     (P@1, RP, MAP@R) when the run has them, else for every metric; returns the paths
     (``cd_<embedding>_<metric>.png`` and ``.pdf``)."""
     display = dict(zip(agg["method"], agg["display_name"]))
-    if agg["metric"].isin(METRICS).any():
-        agg = agg[agg["metric"].isin(METRICS)]
+    agg = _diagram_frame(agg)
     ranks_df = average_ranks(agg)
     tests = friedman_tests(agg)
     paths: list[Path] = []
@@ -123,5 +139,5 @@ def write_cd_diagrams(agg: pd.DataFrame, out_dir: str | os.PathLike, *,
             title = (f"{label} on {dataset} (one dataset: no Friedman test): ranks of the means; "
                      f"bars join methods not separated by Welch tests (Holm, α = {alpha:g})")
         fig = plot_cd_diagram(avg, groups, labels=display, cd=cd, title=title)
-        paths += save_figure(fig, Path(out_dir), f"cd_{safe_stem(str(emb))}_{safe_stem(str(metric))}")
+        paths += save_figure(fig, Path(out_dir), cd_stem(str(emb), str(metric)))
     return paths

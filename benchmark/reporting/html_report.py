@@ -20,7 +20,7 @@ import pandas as pd
 from benchmark.constants import CONCATENATED, METRICS
 from benchmark.io import atomic_write_text
 from benchmark.reporting.aggregate import SEPARATED, read_curves, read_trials
-from benchmark.reporting.cd_diagram import write_cd_diagrams
+from benchmark.reporting.cd_diagram import cd_diagram_stems, write_cd_diagrams
 from benchmark.reporting.findings import TARGET_DIFFERENCE, RunAnalysis, analyse_run, summary_lines
 from benchmark.reporting.plots import (
     safe_stem,
@@ -217,13 +217,19 @@ def _page(run_dir: Path, a: RunAnalysis, figs: Path) -> str:
         headers = ["Method"] + [f"{e} {metric_label(m)}" for e, m in piv.columns]
         rows = [[_esc(i)] + [_num(v, ".2f") for v in piv.loc[i]] for i in piv.index]
         out.append(_table(headers, rows))
-        fr = a.friedman[["embedding", "metric", "k", "n_datasets", "chi2", "p_value",
-                         "iman_davenport_p", "critical_difference", "note"]]
-        out.append(_frame_table(fr, {"chi2": lambda v: _num(v, ".2f"), "p_value": _num,
-                                     "iman_davenport_p": _num,
-                                     "critical_difference": lambda v: _num(v, ".2f")}))
-        for png in sorted(figs.glob("cd_*.png")):
-            out.append(_img(png, png.stem))
+        fr = a.friedman[a.friedman["metric"].isin(set(main["metric"]))]
+        if (fr["note"] != "").all():
+            out += [f"<p class='note'>{_esc(n)}.</p>" for n in dict.fromkeys(fr["note"])]
+        else:
+            fr = fr[["embedding", "metric", "k", "n_datasets", "chi2", "p_value",
+                     "iman_davenport_p", "critical_difference", "note"]]
+            out.append(_frame_table(fr, {"chi2": lambda v: _num(v, ".2f"), "p_value": _num,
+                                         "iman_davenport_p": _num,
+                                         "critical_difference": lambda v: _num(v, ".2f")}))
+        for stem in cd_diagram_stems(a.agg):
+            png = figs / f"{stem}.png"
+            if png.exists():
+                out.append(_img(png, stem))
 
     out.append("<h2>Search diagnostics</h2>")
     if a.diagnostics is None:
@@ -236,8 +242,10 @@ def _page(run_dir: Path, a: RunAnalysis, figs: Path) -> str:
         out.append("<p class='note'>best_value: validation MAP@R (%) of the best trial; a best "
                    "found in the last fifth of the budget, or a best parameter within 5% of its "
                    "range's end (log space for log parameters), is a warning.</p>")
-        for png in sorted(figs.glob("*_optimisation.png")):
-            out.append(_img(png, png.stem))
+        for dataset in pd.unique(a.diagnostics["dataset"]):
+            png = figs / f"{safe_stem(str(dataset))}_optimisation.png"
+            if png.exists():
+                out.append(_img(png, png.stem))
 
     out.append("<h2>Cost</h2>")
     if a.cost.empty:
@@ -251,7 +259,8 @@ def _page(run_dir: Path, a: RunAnalysis, figs: Path) -> str:
     for note in a.notes:
         out.append(f"<p class='note'>{_esc(note)}</p>")
 
-    curves = sorted(figs.glob("*_validation.png"))
+    curves = [p for p in (figs / f"{safe_stem(str(d))}_validation.png"
+                          for d in pd.unique(a.agg["dataset"])) if p.exists()]
     if curves:
         out.append("<h2>Validation curves</h2>")
         out += [_img(png, png.stem) for png in curves]

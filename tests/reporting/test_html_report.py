@@ -83,3 +83,15 @@ def test_page_in_headless_chromium(tmp_path):
     assert top.any(axis=1).sum() > 20  # the heading and the legend are drawn at the top
     colourful = np.ptp(pixels, axis=2) > 0.3  # the embedded figures' colours (blue/orange bars)
     assert colourful.mean() > 0.001
+
+
+def test_stale_figures_in_plots_are_not_embedded(tmp_path):
+    run = write_run_folder(tmp_path / "run")
+    plots = run / "plots"
+    plots.mkdir()
+    (plots / "cd_separated_roc_auc.png").write_bytes(b"\x89PNG stale")
+    (plots / "sop_optimisation.png").write_bytes(b"\x89PNG stale")
+    (plots / "cd_concatenated_map_at_r.png").write_bytes(b"\x89PNG fresh")
+    page = render_html(run, plot_dir=plots)
+    assert 'alt="cd_concatenated_map_at_r"' in page
+    assert "cd_separated_roc_auc" not in page and "sop_optimisation" not in page
