@@ -3,7 +3,8 @@ method and stage, read from the run folder's CSV files.
 
 * search: ``trials.csv`` (one row per search trial; its ``wall_seconds`` and ``iterations``);
 * repeats and test: ``cost.csv`` (one row per repeat of the best configuration, stage
-  "repeats", and per Pretrained test evaluation, stage "test").
+  "repeats": its training on every fold and its test evaluation, which run as one unit; and one
+  per Pretrained test evaluation, stage "test").
 
 Images processed = training iterations × the dataset's batch size (``training.batch_size`` of
 ``config.resolved.yaml``, overlaid with the dataset entry's own ``training``). Run folders written
