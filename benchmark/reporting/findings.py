@@ -98,8 +98,9 @@ def analyse_run(run_dir: str | os.PathLike, *, alpha: float = ALPHA,
         notes.append("cost.csv not recorded (a run folder from before cost recording): no cost "
                      "of the repeats and test stages")
     for col, what in (("wall_seconds", "wall time"), ("iterations", "training iterations")):
-        missing = cost[cost[col].isna() & (cost["stage"] != "total")]
-        if cost.empty:
+        stages = cost[cost["stage"] != "total"]
+        missing = stages[stages[col].isna()]
+        if cost.empty or len(missing) == len(stages):
             notes.append(f"{what} not recorded")
         elif len(missing):
             where = ", ".join(dict.fromkeys(f"{r.method} ({r.stage})"
