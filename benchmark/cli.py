@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("list-methods", help="every registered method with its search space")
     run = sub.add_parser("run", help="run (or resume, or join as a worker) a leaderboard")
     _add_run_args(run)
-    rep = sub.add_parser("report", help="tables (Markdown, text, LaTeX) and plots from a run folder's results.csv")
+    rep = sub.add_parser("report", help="tables (Markdown, text, LaTeX), significance, ranks, search diagnostics, "
+                                        "cost, plots and report.html from a run folder's CSV files")
     rep.add_argument("run_dir")
     rep.add_argument("--format", default="markdown,text,latex",
                      help="comma-separated formats written to RUN_DIR/tables (markdown, text, latex)")
@@ -128,6 +129,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 def _report(run_dir: Path, *, formats, compare, plots: bool, print_format: str) -> int:
     from benchmark.reporting import aggregate, read_results, render_table, write_plots, write_reports
+    from benchmark.reporting.run_report import write_run_report
 
     results = run_dir / "results.csv"
     if not results.is_file():
@@ -135,11 +137,17 @@ def _report(run_dir: Path, *, formats, compare, plots: bool, print_format: str) 
     written = write_reports(run_dir, formats=tuple(formats), compare=compare)
     if plots:
         written += write_plots(run_dir)
+    # significance, ranks, search diagnostics, cost, power, CD diagrams and report.html
+    stats_written, findings = write_run_report(run_dir, plots=plots)
+    written += stats_written
     agg = aggregate(read_results(results))
     for dataset in agg["dataset"].unique():
         print(f"\n{dataset}\n")
         print(render_table(agg, dataset, fmt=print_format, compare=compare))
-    print(f"\nwrote {len(written)} files under {run_dir}")
+    print("\nFindings (Welch t-tests over repeats, Holm-corrected, alpha = 0.05):")
+    for line in findings:
+        print(f"  - {line}")
+    print(f"\nwrote {len(written)} files under {run_dir} (open {run_dir / 'report.html'})")
     return 0
 
 

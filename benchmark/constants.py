@@ -14,11 +14,20 @@ METRIC_DISPLAY = {"precision_at_1": "P@1", "r_precision": "RP", "map_at_r": "MAP
 #: the i-th fold's model on its own (the "separated" figure is their mean per repeat) or
 #: ``concatenated`` for the folds' normalised embeddings joined.
 RESULT_COLUMNS = ("method", "display_name", "dataset", "repeat", "embedding", "metric", "value")
-#: Columns of ``trials.csv``: one row per search trial (params and per-fold values as JSON). ``slot`` is
-#: the search-budget slot the trial filled; ``fold_status`` says which folds diverged; ``note`` says
-#: why a FAIL trial failed (interrupted or its worker died, then redone as a later trial).
-TRIAL_COLUMNS = ("method", "dataset", "trial", "state", "value", "params", "fold_values", "slot", "fold_status",
-                 "note")
+#: Columns of ``trials.csv``: one row per search trial (params and per-fold values as JSON), with
+#: its cost: ``stage`` ("search"), ``wall_seconds`` (start to completion) and ``iterations``
+#: (training iterations summed over the folds; empty where not recorded); ``slot`` is the
+#: search-budget slot the trial filled; ``fold_status`` says which folds diverged; ``note`` says why
+#: a FAIL trial failed (interrupted, or its worker died) and which later trial redid it.
+TRIAL_COLUMNS = ("method", "dataset", "trial", "state", "value", "params", "fold_values",
+                 "stage", "wall_seconds", "iterations", "slot", "fold_status", "note")
+#: The cost columns of ``trials.csv``; run folders written before they existed lack them.
+TRIAL_COST_COLUMNS = ("stage", "wall_seconds", "iterations")
+#: Columns added to ``trials.csv`` after its first version (older run folders lack them).
+TRIAL_LATER_COLUMNS = TRIAL_COLUMNS[7:]
+#: Columns of ``cost.csv``: one row per completed repeat (stage "repeats") and Pretrained test
+#: evaluation (stage "test"), with its wall time and training iterations (empty where not recorded).
+COST_COLUMNS = ("stage", "method", "dataset", "unit", "wall_seconds", "iterations")
 #: Columns of ``curves.csv``: validation MAP@R along training, for every repeat's folds.
 CURVE_COLUMNS = ("method", "dataset", "repeat", "fold", "epoch", "iteration", "metric", "value")
 

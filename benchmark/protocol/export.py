@@ -1,4 +1,4 @@
-"""Writing the run's result tables (``results.csv``, ``trials.csv``, ``curves.csv``) from the storage.
+"""Writing the run's result tables (``results.csv``, ``trials.csv``, ``curves.csv``, ``cost.csv``) from the storage.
 
 The files are regenerated from the storage as a whole and written atomically, so a re-run, a
 second worker or an interrupted run never leaves a half-written file or a value counted twice.
@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark.constants import CURVE_COLUMNS, PRETRAINED, PRETRAINED_DISPLAY, RESULT_COLUMNS, TRIAL_COLUMNS
+from benchmark.constants import (
+    COST_COLUMNS,
+    CURVE_COLUMNS,
+    PRETRAINED,
+    PRETRAINED_DISPLAY,
+    RESULT_COLUMNS,
+    TRIAL_COLUMNS,
+)
 from benchmark.io import atomic_write
 from benchmark.methods import get_method
 from benchmark.protocol.faults import kill_point
@@ -66,8 +73,31 @@ def trial_rows(stages: Stages) -> list[dict]:
                              value=t.value if t.value is not None else float("nan"),
                              params=json.dumps(t.params, sort_keys=True),
                              fold_values=json.dumps(t.user_attrs.get("fold_values", [])),
-                             slot=slots.get(t.number), fold_status=json.dumps(t.user_attrs.get("fold_status", [])),
+                             stage="search", **_cost(t), slot=slots.get(t.number),
+                             fold_status=json.dumps(t.user_attrs.get("fold_status", [])),
                              note=_trial_note(t, retried_by)))
+    return rows
+
+
+def _cost(t) -> dict:
+    """A trial's wall time (NaN while unfinished) and training iterations (NaN if not recorded)."""
+    wall = float("nan")
+    if t.datetime_start is not None and t.datetime_complete is not None:
+        wall = (t.datetime_complete - t.datetime_start).total_seconds()
+    folds = t.user_attrs.get("fold_iterations")
+    return dict(wall_seconds=wall, iterations=float(sum(folds)) if folds is not None else float("nan"))
+
+
+def unit_cost_rows(stages: Stages) -> list[dict]:
+    """One row per completed repeat (stage "repeats") and Pretrained test unit (stage "test")."""
+    rows = []
+    for pre in stages.pretrained:
+        for unit, t in sorted(pre.completed_units().items()):
+            cost = {**_cost(t), "iterations": 0.0}  # the Pretrained row trains nothing
+            rows.append(dict(stage="test", method=PRETRAINED, dataset=pre.dcfg.key, unit=unit, **cost))
+    for (dataset, method), rep in stages.repeats.items():
+        for unit, t in sorted(rep.completed_units().items()):
+            rows.append(dict(stage="repeats", method=method, dataset=dataset, unit=unit, **_cost(t)))
     return rows
 
 
@@ -88,8 +118,9 @@ def _write_csv(path: Path, rows: list[dict], columns) -> None:
 
 
 def export_results(stages: Stages, run_dir: Path) -> None:
-    """(Re)write results.csv, trials.csv and curves.csv in ``run_dir`` from the storage."""
+    """(Re)write results.csv, trials.csv, curves.csv and cost.csv in ``run_dir`` from the storage."""
     _write_csv(run_dir / "results.csv", result_rows(stages), RESULT_COLUMNS)
     kill_point("export.results")
     _write_csv(run_dir / "trials.csv", trial_rows(stages), TRIAL_COLUMNS)
     _write_csv(run_dir / "curves.csv", curve_rows(stages), CURVE_COLUMNS)
+    _write_csv(run_dir / "cost.csv", unit_cost_rows(stages), COST_COLUMNS)

@@ -8,6 +8,19 @@
   ``results/published/`` and compares them with ours.
 * :mod:`~benchmark.reporting.plots` draws metric bars, optimisation histories and validation
   curves into ``plots/``.
+
+Which differences are real (``dml-bench report`` runs all of them through
+:mod:`~benchmark.reporting.run_report`):
+
+* :mod:`~benchmark.reporting.significance`: pairwise Welch tests, Holm, effect sizes,
+  P(A beats B), the significance group the tables mark;
+* :mod:`~benchmark.reporting.power`: minimal detectable differences and repeats needed;
+* :mod:`~benchmark.reporting.ranking` and :mod:`~benchmark.reporting.cd_diagram`: average ranks,
+  Friedman, Nemenyi critical difference and its diagram;
+* :mod:`~benchmark.reporting.diagnostics`: search convergence and range-edge warnings;
+* :mod:`~benchmark.reporting.cost`: wall time, iterations and images per method and stage;
+* :mod:`~benchmark.reporting.findings` gathers them from a run folder's CSV files and
+  :mod:`~benchmark.reporting.html_report` renders ``report.html``.
 """
 
 from benchmark.reporting.aggregate import (

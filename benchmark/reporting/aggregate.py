@@ -27,10 +27,12 @@ from scipy import stats
 
 from benchmark.constants import (
     CONCATENATED,
+    COST_COLUMNS,
     CURVE_COLUMNS,
     PRETRAINED,
     RESULT_COLUMNS,
     TRIAL_COLUMNS,
+    TRIAL_LATER_COLUMNS,
 )
 from benchmark.errors import BenchmarkError
 
@@ -45,13 +47,15 @@ _KEY = ["method", "dataset", "repeat", "embedding", "metric"]
 
 
 def read_csv_checked(path: str | os.PathLike, columns: Sequence[str], *,
-                     what: str = "file", comment: str | None = None, optional: Sequence[str] = ()) -> pd.DataFrame:
+                     what: str = "file", comment: str | None = None,
+                     optional: Sequence[str] = ()) -> pd.DataFrame:
     """Read the CSV at ``path`` and check that its header is exactly ``columns`` (any order).
 
     A missing, unreadable or empty file, or a missing or extra column, raises
     :class:`BenchmarkError` naming the file and the expected columns. The returned frame has its
-    columns in the order of ``columns``. ``comment`` is passed to ``pandas.read_csv``. Columns named
-    in ``optional`` (added in later versions) may be absent, as in older run folders: they come back empty.
+    columns in the order of ``columns``. ``comment`` is passed to ``pandas.read_csv``. Columns
+    named in ``optional`` (files written before they existed lack them) may be missing: they
+    come back empty (NaN).
     """
     path = Path(path)
     expected = ", ".join(columns)
@@ -64,10 +68,11 @@ def read_csv_checked(path: str | os.PathLike, columns: Sequence[str], *,
         raise BenchmarkError(f"cannot read {what} {path}: {exc} (expected a CSV with columns: "
                              f"{expected})") from None
     found = [str(c) for c in df.columns]
-    for c in optional:
-        if c not in found:
-            df[c] = pd.NA
-    missing = [c for c in columns if c not in found and c not in optional]
+    for col in optional:
+        if col not in found:
+            df[col] = np.nan
+    found = [str(c) for c in df.columns]
+    missing = [c for c in columns if c not in found]
     extra = [c for c in found if c not in columns]
     if missing or extra or len(found) != len(set(found)):
         parts = []
@@ -116,10 +121,27 @@ def read_results(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def read_trials(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a run's ``trials.csv`` (columns ``TRIAL_COLUMNS``); ``value`` becomes numeric."""
+    """Read a run's ``trials.csv`` (columns ``TRIAL_COLUMNS``); numbers become numeric.
+
+    Files written before the cost columns (``TRIAL_COST_COLUMNS``) existed are read with those
+    columns empty.
+    """
     path = Path(path)
-    df = read_csv_checked(path, TRIAL_COLUMNS, what="trials file", optional=TRIAL_COLUMNS[7:]).copy()
-    df["value"] = pd.to_numeric(df["value"], errors="coerce")
+    df = read_csv_checked(path, TRIAL_COLUMNS, what="trials file",
+                          optional=TRIAL_LATER_COLUMNS).copy()
+    for col in ("trial", "value", "wall_seconds", "iterations"):
+        df[col] = pd.to_numeric(df[col], errors="coerce")
+    return df
+
+
+def read_cost(path: str | os.PathLike) -> pd.DataFrame | None:
+    """Read a run's ``cost.csv`` (columns ``COST_COLUMNS``); None when the file does not exist."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    df = read_csv_checked(path, COST_COLUMNS, what="cost file").copy()
+    for col in ("unit", "wall_seconds", "iterations"):
+        df[col] = pd.to_numeric(df[col], errors="coerce")
     return df
 
 

@@ -25,6 +25,7 @@ from benchmark.reporting.aggregate import (
     read_curves,
     read_trials,
 )
+from benchmark.reporting.diagnostics import LATE_FRACTION
 from benchmark.reporting.tables import metric_label, recall_ks
 
 #: Formats every figure is saved in.
@@ -32,11 +33,13 @@ PLOT_FORMATS = ("png", "pdf")
 _EMBEDDING_LABEL = {CONCATENATED: "Concatenated", SEPARATED: "Separated"}
 
 
-def _safe(name: str) -> str:
+def safe_stem(name: str) -> str:
+    """``name`` reduced to characters safe in a file name (others become ``_``)."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("_") or "x"
 
 
-def _save(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
+def save_figure(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
+    """Save ``fig`` as ``out_dir/<stem>.png`` and ``.pdf`` (atomically, without timestamps)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for ext in PLOT_FORMATS:
@@ -98,12 +101,13 @@ def plot_metric_bars(agg: pd.DataFrame, dataset: str, out_dir: str | os.PathLike
     if len(embs) > 1:
         axes[0].legend(fontsize=7)
     fig.suptitle(f"{dataset}: mean over repeats, 95% CI")
-    return _save(fig, Path(out_dir), f"{_safe(dataset)}_{_safe(name)}")
+    return save_figure(fig, Path(out_dir), f"{safe_stem(dataset)}_{safe_stem(name)}")
 
 
 def plot_optimisation_history(trials_df: pd.DataFrame, out_dir: str | os.PathLike, *,
                               display_names: Mapping[str, str] | None = None) -> list[Path]:
-    """Per dataset, one panel per method: each trial's value and the running best.
+    """Per dataset, one panel per method: each trial's value and the running best, with the
+    last fifth of the trials shaded (a best found there means the search may not have converged).
 
     ``display_names`` maps method names to the panel titles (default: the method names).
     Trials not in state COMPLETE (or without a value) are left out. Writes
@@ -122,6 +126,10 @@ def plot_optimisation_history(trials_df: pd.DataFrame, out_dir: str | os.PathLik
         fig, axes = _grid(len(methods))
         for ax, method in zip(axes, methods):
             grp = dgrp[dgrp["method"] == method].sort_values("trial")
+            if len(grp) > 1:  # the last fifth of the budget: a best found there is a warning
+                first_late = grp["trial"].iloc[int(math.floor((1 - LATE_FRACTION) * len(grp)))]
+                ax.axvspan(first_late - 0.5, grp["trial"].iloc[-1] + 0.5, color="0.9",
+                           label=f"last {LATE_FRACTION:.0%} of trials")
             ax.scatter(grp["trial"], 100 * grp["value"], s=10, alpha=0.6, label="trial")
             ax.step(grp["trial"], 100 * grp["value"].cummax(), where="post", color="C3",
                     label="best so far")
@@ -131,7 +139,7 @@ def plot_optimisation_history(trials_df: pd.DataFrame, out_dir: str | os.PathLik
             ax.grid(alpha=0.3)
         axes[0].legend(fontsize=7)
         fig.suptitle(f"{dataset}: hyperparameter search")
-        paths += _save(fig, Path(out_dir), f"{_safe(dataset)}_optimisation")
+        paths += save_figure(fig, Path(out_dir), f"{safe_stem(dataset)}_optimisation")
     return paths
 
 
@@ -175,7 +183,7 @@ def plot_validation_curves(curves_df: pd.DataFrame, out_dir: str | os.PathLike, 
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=6)
         fig.suptitle(f"{dataset}: validation {metric_label(metric)} (one line per fold)")
-        paths += _save(fig, Path(out_dir), f"{_safe(dataset)}_validation")
+        paths += save_figure(fig, Path(out_dir), f"{safe_stem(dataset)}_validation")
     return paths
 
 

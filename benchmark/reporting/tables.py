@@ -8,8 +8,11 @@ A Recall@K layout serves query/gallery datasets (In-shop).
 
 Only the aggregated frame (:func:`benchmark.reporting.aggregate.aggregate`) is read; published
 numbers, when asked for, are shown beside ours as ``26.53 ± 0.29 (pub. 26.70, −0.17)``.
-In LaTeX (booktabs), the best mean of each column is bold and the methods whose interval
-overlaps the best one's are underlined; Markdown marks the best in bold.
+The best mean of each column is bold (Markdown, LaTeX). A dagger (``†``, LaTeX ``$^\\dagger$``)
+marks, in every format, the column's significance group: the best method tested (at least two
+repeats) and the methods not significantly worse than it (two-sided Welch t-test over repeats,
+Holm-corrected over all pairs of the column, α = 0.05; see
+:mod:`~benchmark.reporting.significance`). Methods with a single evaluation are not tested.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from benchmark.reporting.aggregate import (
     aggregate_to_csv_frame,
 )
 from benchmark.reporting.published import compare_with_published
+from benchmark.reporting.significance import TEST_LEGEND, higher_is_better, significance_group
 
 Fmt = Literal["markdown", "text", "latex"]
 #: ``compare`` argument: a comparison frame (from ``compare_with_published``), a published frame
@@ -52,7 +56,11 @@ DATASET_DISPLAY = {"cub200": "CUB-200-2011", "cars196": "Cars196",
 _GROUP_NAMES = {CONCATENATED: ("Concatenated", "Concat."), SEPARATED: ("Separated", "Sep.")}
 _RECALL_RE = re.compile(r"^recall_at_(\d+)$")
 _MISSING = {"markdown": "—", "text": "—", "latex": "---"}
-_LOWER_IS_BETTER_RE = re.compile(r"(^|_)(eer|error|loss)($|_)")
+#: The significance-group marker per format.
+GROUP_MARK = {"markdown": " †", "text": " †", "latex": "$^\\dagger$"}
+GROUP_LEGEND = ("†: the significance group, i.e. the best method with at least two repeats and "
+                f"those not significantly worse than it ({TEST_LEGEND}); single evaluations "
+                "are not tested.")
 
 
 def metric_label(metric: str) -> str:
@@ -71,22 +79,20 @@ def latex_escape(text: str) -> str:
     return "".join(repl.get(ch, ch) for ch in str(text))
 
 
-def _higher_is_better(metric: str) -> bool:
-    return not _LOWER_IS_BETTER_RE.search(metric)
-
-
 @dataclass(frozen=True)
 class _Cell:
     mean: float
     half_width: float
     n: int
+    values: tuple = ()
 
 
 def _cells(agg: pd.DataFrame, dataset: str) -> tuple[list[tuple[str, str]],
                                                       dict[tuple[str, str, str], _Cell]]:
     sub = agg[agg["dataset"] == dataset]
     methods = list(dict.fromkeys(zip(sub["method"], sub["display_name"])))
-    cells = {(r.method, r.embedding, r.metric): _Cell(float(r.mean), float(r.half_width), int(r.n))
+    cells = {(r.method, r.embedding, r.metric): _Cell(float(r.mean), float(r.half_width), int(r.n),
+                                                      tuple(r.values))
              for r in sub.itertuples(index=False)}
     return methods, cells
 
@@ -131,22 +137,18 @@ def _compare_text(row: pd.Series, fmt: str) -> str:
     return f" (pub. {pub}, {diff})"
 
 
-def _best_and_close(values: dict[str, _Cell], metric: str) -> tuple[set[str], set[str]]:
-    """Methods with the best displayed mean, and the others whose interval overlaps a best one's."""
+def _best_and_group(values: dict[str, _Cell], metric: str) -> tuple[set[str], set[str]]:
+    """Methods with the best displayed mean, and the column's significance group."""
     finite = {m: c for m, c in values.items() if not math.isnan(c.mean)}
     if not finite:
         return set(), set()
-    sign = 1.0 if _higher_is_better(metric) else -1.0
+    higher = higher_is_better(metric)
+    sign = 1.0 if higher else -1.0
     shown = {m: round(100 * c.mean, 2) for m, c in finite.items()}
     target = max(sign * v for v in shown.values())
     best = {m for m, v in shown.items() if sign * v == target}
-
-    def hw(c: _Cell) -> float:
-        return 0.0 if math.isnan(c.half_width) else c.half_width
-
-    close = {m for m, c in finite.items() if m not in best and any(
-        abs(c.mean - finite[b].mean) <= hw(c) + hw(finite[b]) + 1e-12 for b in best)}
-    return best, close
+    _, group = significance_group({m: c.values for m, c in finite.items()}, higher=higher)
+    return best, group
 
 
 def _render(agg: pd.DataFrame, dataset: str, columns: Sequence[tuple[str, str]], *, fmt: str,
@@ -170,7 +172,7 @@ def _render(agg: pd.DataFrame, dataset: str, columns: Sequence[tuple[str, str]],
     marks: dict[tuple[str, str], tuple[set[str], set[str]]] = {}
     for emb, metric in columns:
         vals = {m: cells[(m, emb, metric)] for m, _ in methods if (m, emb, metric) in cells}
-        marks[(emb, metric)] = _best_and_close(vals, metric)
+        marks[(emb, metric)] = _best_and_group(vals, metric)
 
     body: list[list[str]] = []
     for method, display in methods:
@@ -182,14 +184,11 @@ def _render(agg: pd.DataFrame, dataset: str, columns: Sequence[tuple[str, str]],
                 row.append(_MISSING[fmt])
                 continue
             text = _value_text(cell, fmt)
-            best, close = marks[(emb, metric)]
-            if fmt == "latex":
-                if method in best:
-                    text = f"\\textbf{{{text}}}"
-                elif method in close:
-                    text = f"\\underline{{{text}}}"
-            elif fmt == "markdown" and method in best:
-                text = f"**{text}**"
+            best, group = marks[(emb, metric)]
+            if method in best and fmt != "text":
+                text = f"\\textbf{{{text}}}" if fmt == "latex" else f"**{text}**"
+            if method in group:
+                text += GROUP_MARK[fmt]
             comp = comparison.get((method, emb, metric))
             if comp is not None:
                 text += _compare_text(comp, fmt)
@@ -228,6 +227,8 @@ def _render(agg: pd.DataFrame, dataset: str, columns: Sequence[tuple[str, str]],
         lines.append(f"Embedding: {_group_title(groups[0], dims).lower()}.")
     if fmt == "markdown":
         lines.append("Bold: best mean per column.")
+    if any(group for _, group in marks.values()):
+        lines.append(GROUP_LEGEND)
     if comparison:
         lines.append("(pub. X, ±d): the published value and our difference in percentage points"
                      + (f" (from {', '.join(sources)})" if sources else "") + ".")
@@ -250,8 +251,10 @@ def _latex(body: list[list[str]], columns: Sequence[tuple[str, str]], groups: li
     if caption is None:
         caption = (f"{what} (\\%) on {latex_escape(name)}: mean $\\pm$ half-width of the "
                    f"{conf_tex} Student-$t$ confidence interval over $n$ repeats (no $\\pm$ "
-                   "for a single evaluation). Bold: best mean per column; underlined: methods "
-                   f"whose {conf_tex} interval overlaps the best one's.")
+                   "for a single evaluation). Bold: best mean per column; $^\\dagger$: the "
+                   "best method with at least two repeats and those not significantly worse "
+                   "than it (two-sided Welch $t$-test over repeats, Holm-corrected over all "
+                   "pairs of the column, $\\alpha = 0.05$).")
         if compared:
             caption += (" In brackets: the published value and our difference in percentage "
                         "points" + (f" ({latex_escape(', '.join(sources))})" if sources else "")
@@ -259,7 +262,7 @@ def _latex(body: list[list[str]], columns: Sequence[tuple[str, str]], groups: li
     label = label or f"tab:dml-bench-{re.sub(r'[^A-Za-z0-9-]+', '-', dataset)}"
     lines = [
         f"% dml-bench: {what} on {dataset} (generated; needs \\usepackage{{booktabs}}).",
-        f"% Bold: best mean per column; underlined: {conf_text} interval overlaps the best one's.",
+        "% Bold: best mean per column; dagger: not significantly worse than the best (Welch, Holm, 0.05).",
         "\\begin{table}[t]",
         "\\centering",
         "\\small",
@@ -299,8 +302,8 @@ def render_table(agg: pd.DataFrame, dataset: str, *, fmt: Fmt = "markdown",
 
     ``fmt`` is "markdown" (GitHub pipe table, best in bold), "text" (tabulate "simple") or
     "latex" (a booktabs ``table`` ready to ``\\input``: ``\\multicolumn`` group headers with
-    ``\\cmidrule``, ``$\\pm$``, best mean per column in bold, intervals overlapping the best
-    one's underlined). ``dims`` overrides the group headers' dimensions (default 512 / 128).
+    ``\\cmidrule``, ``$\\pm$``, best mean per column in bold, the significance group marked
+    with a dagger). ``dims`` overrides the group headers' dimensions (default 512 / 128).
     ``compare`` adds published numbers (see ``CompareArg``). ``show_n`` adds the number of
     repeats; ``notes`` (Markdown/text) adds the legend below the table. Raises
     :class:`BenchmarkError` for an unknown format or dataset.

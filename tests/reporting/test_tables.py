@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from benchmark.errors import BenchmarkError
+from benchmark.reporting.aggregate import t_half_width
 from benchmark.reporting.tables import render_recall_table, render_table, write_reports
 from tests.reporting.helpers import fake_results, make_agg, paper_like_agg
 
@@ -60,22 +61,48 @@ def test_latex_structure_and_bold_on_best_row():
     assert not any(r"\textbf" in c for c in ms + pretrained)
     assert pretrained[1] == "51.05"
     assert contrastive[3] == r"\textbf{26.53 $\pm$ 0.29}"
-    assert "underlined" in tex and "overlaps the best" in tex
+    assert "underline" not in tex and "Welch" in tex and "Holm" in tex
 
 
-def test_latex_underline_rule():
-    cells = [
-        ("a", "A", "concatenated", "map_at_r", 70.0, 1.0, 10),
-        ("b", "B", "concatenated", "map_at_r", 68.5, 0.6, 10),   # 1.5 <= 1.0 + 0.6: overlaps
-        ("c", "C", "concatenated", "map_at_r", 67.0, 0.5, 10),   # 3.0 > 1.5: does not
-        ("d", "D_x", "concatenated", "map_at_r", 69.2, None, 1),  # point inside A's interval
-    ]
-    tex = render_table(make_agg(cells), "cub200", fmt="latex", metrics=("map_at_r",),
-                       embeddings=("concatenated",))
-    assert _latex_row(tex, "A")[1] == r"\textbf{70.00 $\pm$ 1.00}"
-    assert _latex_row(tex, "B")[1] == r"\underline{68.50 $\pm$ 0.60}"
-    assert _latex_row(tex, "C")[1] == r"67.00 $\pm$ 0.50"
-    assert _latex_row(tex, r"D\_x")[1] == r"\underline{69.20}"
+def _agg_with_values(values: dict[str, list[float]], metric: str = "map_at_r"):
+    cells = [(m, m.upper() + ("_x" if m == "d" else ""), "concatenated", metric,
+              100 * sum(v) / len(v), 100 * t_half_width(v), len(v)) for m, v in values.items()]
+    agg = make_agg(cells)
+    agg["values"] = [tuple(values[m]) for m in agg["method"]]
+    return agg
+
+
+def test_significance_group_marks():
+    values = {"a": [0.70, 0.71, 0.72],   # best
+              "b": [0.69, 0.70, 0.73],   # not significantly worse than a: in the group
+              "c": [0.50, 0.51, 0.52],   # significantly worse
+              "d": [0.715]}              # one evaluation: not tested, never marked
+    agg = _agg_with_values(values)
+    kwargs = {"metrics": ("map_at_r",), "embeddings": ("concatenated",)}
+    tex = render_table(agg, "cub200", fmt="latex", **kwargs)
+    assert _latex_row(tex, "A")[1] == r"71.00 $\pm$ 2.48$^\dagger$"  # best tested method
+    assert _latex_row(tex, "B")[1].endswith(r"$^\dagger$")
+    assert "dagger" not in _latex_row(tex, "C")[1]
+    assert _latex_row(tex, r"D\_x")[1] == r"\textbf{71.50}"  # best mean, but untested
+    assert "underline" not in tex
+    md = render_table(agg, "cub200", fmt="markdown", **kwargs)
+    assert "**71.50**" in md and "**71.50** †" not in md
+    assert "| 71.00 ± 2.48 † |" in md and "|   51.00 ± 2.48 |" in md
+    assert "Welch t-test" in md and "Holm" in md and "α = 0.05" in md
+    txt = render_table(agg, "cub200", fmt="text", **kwargs)
+    assert "71.00 ± 2.48 †" in txt and "**" not in txt
+    # lower is better: the group follows the metric's direction
+    low = _agg_with_values({k: v for k, v in values.items() if k != "d"}, metric="eer")
+    md = render_table(low, "cub200", metrics=("eer",), embeddings=("concatenated",))
+    assert "**51.00 ± 2.48** †" in md and "71.00 ± 2.48 †" not in md
+
+
+def test_no_values_no_marks():
+    cells = [("a", "A", "concatenated", "map_at_r", 70.0, 1.0, 10),
+             ("b", "B", "concatenated", "map_at_r", 68.5, 0.6, 10)]
+    md = render_table(make_agg(cells), "cub200", metrics=("map_at_r",),
+                      embeddings=("concatenated",))
+    assert "†" not in md
 
 
 def test_ties_are_all_bold():

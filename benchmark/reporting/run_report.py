@@ -1,0 +1,28 @@
+"""The statistical part of ``dml-bench report RUN_DIR``, in one call.
+
+:func:`write_run_report` analyses the run folder's CSV files (:mod:`findings`), writes the
+pairwise, rank, diagnostic and cost tables under ``tables/``, the critical-difference diagrams
+under ``plots/`` (with ``plots``), and ``report.html``; it returns the paths written and the
+summary lines the command prints.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from benchmark.reporting.cd_diagram import write_cd_diagrams
+from benchmark.reporting.findings import analyse_run, summary_lines, write_findings
+from benchmark.reporting.html_report import write_html_report
+
+
+def write_run_report(run_dir: str | os.PathLike, *, plots: bool = True) -> tuple[list[Path], list[str]]:
+    """Write the statistics, CD diagrams (with ``plots``) and ``report.html`` of ``run_dir``."""
+    run_dir = Path(run_dir)
+    analysis = analyse_run(run_dir)
+    written = write_findings(run_dir, analysis)
+    if plots:
+        written += write_cd_diagrams(analysis.agg, run_dir / "plots")
+    written.append(write_html_report(run_dir, analysis,
+                                     plot_dir=run_dir / "plots" if plots else None))
+    return written, summary_lines(analysis)
