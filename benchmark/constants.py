@@ -31,6 +31,10 @@ COST_COLUMNS = ("stage", "method", "dataset", "unit", "wall_seconds", "iteration
 #: Columns of ``curves.csv``: validation MAP@R along training, for every repeat's folds.
 CURVE_COLUMNS = ("method", "dataset", "repeat", "fold", "epoch", "iteration", "metric", "value")
 
+#: A row of ``results.csv`` (embedding ``concatenated``) for a repeat in which training diverged (a
+#: non-finite loss) in some folds: its value is the number of such folds. Tables mark the method.
+DIVERGED_METRIC = "diverged_folds"
+
 #: The "Pretrained" row's method name in results (the trunk before training, untrained embedder).
 PRETRAINED = "pretrained"
 PRETRAINED_DISPLAY = "Pretrained"

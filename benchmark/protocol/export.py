@@ -12,8 +12,10 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.constants import (
+    CONCATENATED,
     COST_COLUMNS,
     CURVE_COLUMNS,
+    DIVERGED_METRIC,
     PRETRAINED,
     PRETRAINED_DISPLAY,
     RESULT_COLUMNS,
@@ -43,6 +45,9 @@ def result_rows(stages: Stages) -> list[dict]:
         display = get_method(method).display_name
         for unit, t in sorted(rep.completed_units().items()):
             add(method, display, dataset, unit, t.user_attrs["test"])
+            diverged = t.user_attrs.get("fold_status", []).count("diverged")
+            if diverged:
+                add(method, display, dataset, unit, {CONCATENATED: {DIVERGED_METRIC: float(diverged)}})
     return rows
 
 

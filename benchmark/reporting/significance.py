@@ -31,6 +31,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from benchmark.constants import DIVERGED_METRIC
+
 #: Significance level of the tests and of the groups marked in the tables.
 ALPHA = 0.05
 #: Columns of the frame returned by :func:`pairwise_comparisons` (values are fractions).
@@ -218,6 +220,8 @@ def pairwise_comparisons(agg: pd.DataFrame, *, alpha: float = ALPHA) -> pd.DataF
     parts = []
     for (dataset, emb, metric), grp in agg.groupby(["dataset", "embedding", "metric"],
                                                    sort=False):
+        if metric == DIVERGED_METRIC:  # a count of failed folds, not a score to compare
+            continue
         values = {str(r.method): tuple(r.values) for r in grp.itertuples(index=False)}
         pairs = compare_pairs(values, higher=higher_is_better(str(metric)), alpha=alpha)
         if pairs.empty:

@@ -28,7 +28,7 @@ from typing import Literal
 import pandas as pd
 from tabulate import tabulate
 
-from benchmark.constants import CONCATENATED, METRIC_DISPLAY, METRICS
+from benchmark.constants import CONCATENATED, DIVERGED_METRIC, METRIC_DISPLAY, METRICS
 from benchmark.errors import BenchmarkError
 from benchmark.io import atomic_write, atomic_write_text
 from benchmark.reporting.aggregate import (
@@ -57,6 +57,9 @@ _GROUP_NAMES = {CONCATENATED: ("Concatenated", "Concat."), SEPARATED: ("Separate
 _RECALL_RE = re.compile(r"^recall_at_(\d+)$")
 _MISSING = {"markdown": "—", "text": "—", "latex": "---"}
 #: The significance-group marker per format.
+DIVERGED_MARK = {"markdown": " ‡", "text": " ‡", "latex": "$^\\ddagger$"}
+DIVERGED_LEGEND = ("‡: training diverged (non-finite loss) in some folds of this method's repeats; those folds "
+                   "kept their best checkpoint before it (see trials.csv and the run's last lines).")
 GROUP_MARK = {"markdown": " †", "text": " †", "latex": "$^\\dagger$"}
 GROUP_LEGEND = ("†: the significance group, i.e. the best method with at least two repeats and "
                 f"those not significantly worse than it ({TEST_LEGEND}); single evaluations "
@@ -174,10 +177,14 @@ def _render(agg: pd.DataFrame, dataset: str, columns: Sequence[tuple[str, str]],
         vals = {m: cells[(m, emb, metric)] for m, _ in methods if (m, emb, metric) in cells}
         marks[(emb, metric)] = _best_and_group(vals, metric)
 
+    diverged = {m for m, _ in methods if any(c.mean > 0 for (cm, _, k), c in cells.items()
+                                             if cm == m and k == DIVERGED_METRIC)}
     body: list[list[str]] = []
     for method, display in methods:
         row = [latex_escape(display) if fmt == "latex" else display.replace("|", "\\|")
                if fmt == "markdown" else display]
+        if method in diverged:
+            row[0] += DIVERGED_MARK[fmt]
         for emb, metric in columns:
             cell = cells.get((method, emb, metric))
             if cell is None or math.isnan(cell.mean):
@@ -229,6 +236,8 @@ def _render(agg: pd.DataFrame, dataset: str, columns: Sequence[tuple[str, str]],
         lines.append("Bold: best mean per column.")
     if any(group for _, group in marks.values()):
         lines.append(GROUP_LEGEND)
+    if diverged:
+        lines.append(DIVERGED_LEGEND)
     if comparison:
         lines.append("(pub. X, ±d): the published value and our difference in percentage points"
                      + (f" (from {', '.join(sources)})" if sources else "") + ".")
@@ -346,7 +355,7 @@ def _other_metrics(agg: pd.DataFrame, dataset: str) -> list[str]:
     sub = agg[agg["dataset"] == dataset]
     out = []
     for metric in pd.unique(sub["metric"]):
-        if metric in METRICS or _RECALL_RE.match(str(metric)) or metric == "num_queries":
+        if metric in METRICS or _RECALL_RE.match(str(metric)) or metric in ("num_queries", DIVERGED_METRIC):
             continue
         means = sub.loc[sub["metric"] == metric, "mean"].dropna()
         if len(means) and means.between(0.0, 1.0).all():

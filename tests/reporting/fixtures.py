@@ -43,7 +43,7 @@ def write_run_folder(run_dir: Path, *, old: bool = False,
                 params = ({"margin": 0.5} if method != "ntxent"
                           else {"temperature": 50.0 if t == 0 else 0.01})
                 trials.append((method, dataset, t, "COMPLETE", 0.2 + 0.01 * t * (method == "triplet"),
-                               json.dumps(params), "[0.2]", "search", 10.0, 200.0))
+                               json.dumps(params), "[0.2]", "search", 10.0, 200.0, t, "[]", ""))
             for unit in range(4):
                 cost.append(("repeats", method, dataset, unit, 5.0, 100.0))
                 curves += [(method, dataset, unit, 0, e, 10 * e, "val_map_at_r", 0.1 + 0.01 * e)

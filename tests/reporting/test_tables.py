@@ -193,3 +193,24 @@ def test_latex_compiles(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:]
     assert (tmp_path / "t.pdf").stat().st_size > 0
     assert not re.search(r"^! ", proc.stdout, flags=re.MULTILINE)
+
+
+def test_a_method_whose_repeats_diverged_is_marked_and_explained():
+    import pandas as pd
+
+    from benchmark.constants import DIVERGED_METRIC, RESULT_COLUMNS
+    from benchmark.reporting import aggregate
+    from benchmark.reporting.tables import DIVERGED_LEGEND, _other_metrics
+    from tests.reporting.helpers import fake_results
+
+    df = fake_results()
+    diverged = pd.DataFrame([("triplet", "Triplet", "cub200", 1, "concatenated", DIVERGED_METRIC, 2.0)],
+                            columns=list(RESULT_COLUMNS))
+    agg = aggregate(pd.concat([df, diverged], ignore_index=True))
+    text = render_table(agg, "cub200", fmt="markdown", metrics=("precision_at_1",))
+    rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ")}
+    assert "Triplet ‡" in rows and "Contrastive" in rows and "Contrastive ‡" not in rows
+    assert DIVERGED_LEGEND in text
+    assert DIVERGED_METRIC not in _other_metrics(agg, "cub200")
+    clean = render_table(aggregate(df), "cub200", fmt="markdown", metrics=("precision_at_1",))
+    assert "‡" not in clean
