@@ -65,14 +65,20 @@ def _trial_note(t, retried_by: dict[int, int]) -> str:
 
 
 def trial_rows(stages: Stages) -> list[dict]:
-    """Every search trial that did work (trials dropped before any work, as duplicates, are left out)."""
+    """Every search attempt: each slot's owner, and the failed or interrupted trials that it redid.
+
+    Trials dropped before any work (duplicates, past the budget) and queued copies that never ran are left out.
+    """
     rows = []
     for (dataset, method), s in stages.search.items():
         trials = s.trials()
         slots = s.slots(trials)
-        retried_by = {t.user_attrs[RETRY_OF]: t.number for t in trials if RETRY_OF in t.user_attrs}
+        owners = {t.number for t in s.owners(trials).values()}
+        retried_by = {t.user_attrs[RETRY_OF]: t.number for t in trials
+                      if RETRY_OF in t.user_attrs and t.number in owners}
         for t in trials:
-            if DROPPED in t.user_attrs:
+            attempt = t.state.name == "FAIL" and DROPPED not in t.user_attrs
+            if not (attempt or (t.number in owners and t.state.name != "WAITING")):
                 continue
             rows.append(dict(method=method, dataset=dataset, trial=t.number, state=t.state.name,
                              value=t.value if t.value is not None else float("nan"),

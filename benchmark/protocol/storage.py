@@ -37,6 +37,9 @@ from benchmark.protocol.storage_check import KEY, mask_password
 log = logging.getLogger(__name__)
 
 WORKER_ATTR = "worker"
+#: The boot and PID namespace of the worker: a pid is checked only against workers that share both
+#: (containers can share a hostname but not their process ids).
+WORKER_NS_ATTR = "worker_ns"
 HEARTBEAT_ATTR = "heartbeat"
 JOURNAL_FILE = "optuna.journal"
 
@@ -153,9 +156,21 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def process_namespace() -> str:
+    """This boot's id and this process's PID namespace: pids are comparable only where both match."""
+    parts = []
+    for path in ("/proc/sys/kernel/random/boot_id", "/proc/self/ns/pid"):
+        try:
+            parts.append(Path(path).read_text().strip() if path.endswith("boot_id") else os.readlink(path))
+        except OSError:
+            parts.append("?")
+    return "|".join(parts)
+
+
 def claim(trial: optuna.Trial) -> None:
     """Record this worker's identity and a first heartbeat on a trial it has just taken."""
     trial.set_user_attr(WORKER_ATTR, worker_id())
+    trial.set_user_attr(WORKER_NS_ATTR, process_namespace())
     trial.set_user_attr(HEARTBEAT_ATTR, time.time())
 
 
@@ -204,10 +219,12 @@ class Heartbeat:
 
 
 def owner_is_dead(trial: FrozenTrial) -> bool:
-    """True when the trial's worker ran on this host and its process no longer exists."""
+    """True when the trial's worker ran on this host, in this PID namespace, and its process no longer exists."""
     worker = str(trial.user_attrs.get(WORKER_ATTR, ""))
     host, _, pid = worker.rpartition(":")
-    return host == socket.gethostname() and pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid))
+    if host != socket.gethostname() or trial.user_attrs.get(WORKER_NS_ATTR) != process_namespace():
+        return False  # another machine or container: only its heartbeat tells
+    return pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid))
 
 
 def is_stale(trial: FrozenTrial, grace_period: float, now: Optional[float] = None) -> bool:

@@ -103,7 +103,6 @@ class _Stage:
         If another worker took the trial over meanwhile, the value and attrs are kept as a late
         result on the study (never counted) and the unit's new owner stands.
         """
-        st.claim(trial)
         interval = st.heartbeat_interval(self.cfg.protocol.grace_period)
         value: Optional[float] = None
         attrs: Optional[dict] = None
@@ -118,14 +117,25 @@ class _Stage:
             except (UnitLost, UpdateFinishedTrialError):
                 self._record_late(trial, value, attrs)
             except BaseException:
+                if self._taken_over(trial):  # Optuna refuses to tell a trial another worker failed (ValueError)
+                    self._record_late(trial, value, attrs)
+                    return
                 self._tell_quietly(trial, TrialState.FAIL)
                 raise
+
+    def _taken_over(self, trial: optuna.Trial) -> bool:
+        """True when this worker's running trial was finished by another worker (judged dead)."""
+        try:
+            return next(t for t in self.trials() if t.number == trial.number).state != TrialState.RUNNING
+        except Exception:  # noqa: BLE001 - the storage itself failed: report the original error instead
+            return False
 
     def _tell_quietly(self, trial: optuna.Trial, state: TrialState) -> None:
         try:
             self.study.tell(trial, state=state)
-        except UpdateFinishedTrialError:  # taken over meanwhile: nothing of ours to record
-            pass
+        except (UpdateFinishedTrialError, ValueError, RuntimeError):
+            if not self._taken_over(trial):  # taken over meanwhile: nothing of ours to record
+                raise
 
     def _record_late(self, trial: optuna.Trial, value: Optional[float], attrs: Optional[dict]) -> None:
         """Keep the result of a trial that another worker took over, beside the study; it counts nowhere."""
@@ -148,16 +158,16 @@ class SearchStage(_Stage):
 
     @staticmethod
     def slots(trials: list[FrozenTrial]) -> dict[int, int]:
-        """Trial number -> slot. Queued trials carry their slot; asked ones take the next free slot in number order.
+        """Trial number -> slot. Queued trials carry their slot; asked ones take the next slot in number order.
 
-        Slot 0 is the queued defaults, so the k-th asked trial (k = 0, 1, ...) holds slot k + 1.
+        Slot 0 is the queued defaults, so the k-th asked trial (k = 0, 1, ...) holds slot k + 1. Whether a
+        trial was queued or asked is fixed when it is created, so a trial's slot never changes.
         """
         out, asked = {}, 0
         for t in sorted(trials, key=lambda t: t.number):
-            if SLOT in t.user_attrs:
-                out[t.number] = int(t.user_attrs[SLOT])
-            elif "fixed_params" in t.system_attrs:  # queued without a slot: not ours, never a unit
-                continue
+            if "fixed_params" in t.system_attrs:  # queued: its slot came with it (none: not a unit of ours)
+                if SLOT in t.user_attrs:
+                    out[t.number] = int(t.user_attrs[SLOT])
             else:
                 asked += 1
                 out[t.number] = asked
@@ -180,8 +190,8 @@ class SearchStage(_Stage):
                 if DROPPED not in t.user_attrs or s not in failed:
                     failed[s] = t
         for s, t in failed.items():
-            # the same parameters again: those it sampled, or those it was queued with
-            params = t.params or t.system_attrs.get("fixed_params") or {}
+            # the same parameters again: those it was queued with and those it sampled
+            params = {**(t.system_attrs.get("fixed_params") or {}), **t.params}
             self.study.enqueue_trial(params, user_attrs={SLOT: s, RETRY_OF: t.number})
         return bool(failed)
 
@@ -205,6 +215,7 @@ class SearchStage(_Stage):
             if not waiting and len(live) >= self.n_trials:
                 return BLOCKED  # every slot is held by a running worker
             trial = self.study.ask()
+            st.claim(trial)
             everything = self.trials()
             now = self.slots(everything)
             slot = now.get(trial.number)
@@ -306,6 +317,7 @@ class _QueuedStage(_Stage):
             if not any(t.state == TrialState.WAITING for t in live.values()):
                 return BLOCKED
             trial = self.study.ask()
+            st.claim(trial)
             everything = self.trials()
             unit = self._unit(next(t for t in everything if t.number == trial.number))
             owner = owners(everything, self.units(everything)).get(unit) if unit is not None else None

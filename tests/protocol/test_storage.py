@@ -32,6 +32,9 @@ def test_trial_of_dead_local_worker_is_stale(tmp_path):
     trial = study.ask()
     trial.set_user_attr(st.WORKER_ATTR, f"{st.worker_id().rsplit(':', 1)[0]}:{dead_pid()}")
     trial.set_user_attr(st.HEARTBEAT_ATTR, time.time())
+    trial.set_user_attr(st.WORKER_NS_ATTR, "another container|pid:[1]")
+    assert st.fail_stale_trials(study, grace_period=3600) == []  # same host name, other pid namespace: heartbeat only
+    trial.set_user_attr(st.WORKER_NS_ATTR, st.process_namespace())
     assert st.fail_stale_trials(study, grace_period=3600) == [trial.number]
     assert study.get_trials()[0].state == TrialState.FAIL
 

@@ -176,3 +176,13 @@ def test_a_result_after_a_takeover_is_late_and_not_counted(tmp_path):
         pass
     units = rep.completed_units()
     assert list(units) == [0] and units[0].user_attrs["retry_of"] == 0
+
+
+def test_a_search_trials_slot_never_changes_when_others_record_theirs(tmp_path):
+    """Workers record their slot after asking; that must not move the slots of trials asked meanwhile."""
+    bench, storage, cfg, search = _stage(tmp_path, n_trials=5)
+    search.study.enqueue_trial({}, user_attrs={"slot": 0})
+    asked = [search.study.ask() for _ in range(4)]  # #0 is the queued defaults, popped first
+    before = search.slots(search.trials())
+    asked[1].set_user_attr("slot", before[asked[1].number])  # one worker records its slot
+    assert search.slots(search.trials()) == before == {0: 0, 1: 1, 2: 2, 3: 3}

@@ -28,7 +28,8 @@ def _trial(number, seconds, fold_iterations=None, state="COMPLETE"):
 
 def _stages():
     search = SimpleNamespace(trials=lambda: [_trial(0, 10.5, [100, 120]), _trial(1, None)],
-                             slots=lambda trials: {t.number: t.number for t in trials})
+                             slots=lambda trials: {t.number: t.number for t in trials},
+                             owners=lambda trials: {t.number: t for t in trials})
     repeats = SimpleNamespace(completed_units=lambda: {1: _trial(5, 4.0, [50, 50]),
                                                        0: _trial(4, 6.0, [60, 40])})
     pre = SimpleNamespace(dcfg=SimpleNamespace(key="cub200"),
