@@ -101,26 +101,62 @@ class SmallCNN(Trunk):
         return self.body[:-1], self.body[-1]
 
 
+class GoogLeNetInputTransform(nn.Module):
+    """ImageNet-normalised input -> the per-channel [-1, 1] scale torchvision's GoogLeNet weights expect."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        std, mean = torch.tensor([0.229, 0.224, 0.225]), torch.tensor([0.485, 0.456, 0.406])
+        self.register_buffer("scale", (std / 0.5).view(1, 3, 1, 1))
+        self.register_buffer("shift", ((mean - 0.5) / 0.5).view(1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale + self.shift
+
+
 class TorchvisionTrunk(Trunk):
-    """ResNet-50 or GoogLeNet (the torchvision stand-in for BN-Inception) without its classifier."""
+    """ResNet-50 or GoogLeNet (the torchvision stand-in for BN-Inception) without its classifier.
+
+    torchvision's GoogLeNet weights were ported from TensorFlow and expect inputs rescaled from
+    ImageNet normalisation to [-1, 1] per channel (``transform_input``, done in its ``forward``).
+    The trunk's first layer does the same rescaling (its constants are buffers, so they are part of the
+    weights' digest, the frozen regime's cache key, and stay in the frozen part of a split trunk).
+    """
 
     def __init__(self, arch: str, pretrained: bool) -> None:
-        super().__init__()
         import torchvision
 
-        self.arch = arch
         if arch == "resnet50":
             weights = torchvision.models.ResNet50_Weights.IMAGENET1K_V2 if pretrained else None
             net = torchvision.models.resnet50(weights=weights)
-            self.body = nn.Sequential(*list(net.children())[:-2])
-            self.out_dim = 2048
         elif arch == "googlenet":
             weights = torchvision.models.GoogLeNet_Weights.IMAGENET1K_V1 if pretrained else None
+            # with its weights torchvision turns transform_input on; without, it stays off
             net = torchvision.models.googlenet(weights=weights, aux_logits=False, init_weights=not pretrained)
-            self.body = nn.Sequential(*list(net.children())[:-3])  # drop avgpool, dropout, fc
-            self.out_dim = 1024
         else:  # pragma: no cover - guarded by build_trunk
             raise ConfigError(f"unknown torchvision trunk {arch!r}")
+        super().__init__()
+        self._adopt(arch, net)
+
+    @classmethod
+    def from_network(cls, arch: str, net: nn.Module) -> "TorchvisionTrunk":
+        """The trunk of an existing torchvision ``resnet50`` or ``googlenet`` module (its weights shared)."""
+        trunk = cls.__new__(cls)
+        Trunk.__init__(trunk)
+        trunk._adopt(arch, net)
+        return trunk
+
+    def _adopt(self, arch: str, net: nn.Module) -> None:
+        self.arch = arch
+        if arch == "resnet50":
+            self.body = nn.Sequential(*list(net.children())[:-2])  # drop avgpool, fc
+            self.out_dim = 2048
+            return
+        layers = [m for name, m in net.named_children() if name not in ("aux1", "aux2", "avgpool", "dropout", "fc")]
+        if getattr(net, "transform_input", False):
+            layers.insert(0, GoogLeNetInputTransform())
+        self.body = nn.Sequential(*layers)
+        self.out_dim = 1024
 
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)

@@ -51,3 +51,35 @@ def test_factory_models_share_trunk_weights_but_not_embedders():
     assert a.trunk.body[0][0].weight is not b.trunk.body[0][0].weight
     assert not torch.equal(a.embedder.weight, b.embedder.weight)
     assert torch.equal(a.embedder.weight, a2.embedder.weight)
+
+
+@pytest.mark.parametrize("transform_input", [True, False])
+def test_googlenet_trunk_equals_torchvisions_forward_on_the_same_weights(transform_input):
+    """The pooled features are torchvision's own forward up to its classifier, input rescaling included."""
+    import torchvision
+
+    from benchmark.models.trunks import TorchvisionTrunk
+
+    torch.manual_seed(0)
+    net = torchvision.models.googlenet(weights=None, aux_logits=False, transform_input=transform_input,
+                                       init_weights=True).eval()
+    trunk = TorchvisionTrunk.from_network("googlenet", net).eval()
+    x = torch.randn(2, 3, 96, 96)
+    net.dropout, net.fc = torch.nn.Identity(), torch.nn.Identity()
+    def rel(a, b):  # the randomly initialised net's features are tiny: compare relative to their size
+        return float((a - b).norm() / b.norm())
+
+    with torch.no_grad():
+        expected = net(x)
+        assert expected.norm() > 0
+        assert rel(trunk(x), expected) < 1e-5
+        before, last = trunk.split_last_stage()
+        assert rel(last(before(x)).mean(dim=(2, 3)), expected) < 1e-5
+        if transform_input:  # without the rescaling the features differ: the bug this guards against
+            assert rel(trunk.body[1:](x).mean(dim=(2, 3)), expected) > 0.05
+
+
+def test_untrained_googlenet_has_no_input_transform():
+    """Without weights torchvision leaves transform_input off, and so does the trunk."""
+    assert not any(type(m).__name__ == "GoogLeNetInputTransform"
+                   for m in build_trunk("googlenet", pretrained=False).modules())
