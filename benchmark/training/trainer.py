@@ -26,6 +26,7 @@ from benchmark.data.tensor_sets import ViewSet
 from benchmark.evaluation.embed import embed
 from benchmark.evaluation.metrics import compute_metrics
 from benchmark.methods.base import Method
+from benchmark.training.batch_loader import image_batches
 from benchmark.training.samplers import ClassBalancedBatches
 
 COMPLETED, EARLY_STOPPED, DIVERGED = "completed", "early_stopped", "diverged"
@@ -117,9 +118,14 @@ def train_fold(*, model: nn.Module, method: Method, train_set: ImageSet, train_e
     optimizer = make_optimizer(model, method, cfg)
     labels = train_set.labels
     batches = method.batch_sampler(labels, batch_size=cfg.batch_size, m_per_class=m_per_class, seed=seed)
+    own_sampler = batches is not None  # it may follow training as it goes: nothing may read ahead of it
     if batches is None:
         batches = ClassBalancedBatches(labels, batch_size=cfg.batch_size, m_per_class=m_per_class, seed=seed)
     view_rng = np.random.default_rng([seed % (2**63), 1])  # which cached view each sample shows
+    stream = None
+    if not isinstance(train_set, ViewSet):  # images: decoded and augmented by the loader's workers
+        stream = image_batches(train_set, batches, seed=seed, num_workers=0 if own_sampler else cfg.num_workers,
+                               pin_memory=device.type == "cuda")
     state = TrainState(model=model, train_set=train_set, train_eval_set=train_eval_set, device=device,
                        seed=seed, cfg=cfg)
 
@@ -144,10 +150,13 @@ def train_fold(*, model: nn.Module, method: Method, train_set: ImageSet, train_e
             method.on_epoch_start(epoch, state)
             model.train()
             for _ in range(cfg.iterations_per_epoch):
-                idx = next(batches)
-                x, y = load_batch(train_set, idx, view_rng)
-                x, y = x.to(device), y.to(device)
-                ind = torch.as_tensor(idx, device=device)
+                if stream is not None:
+                    x, y, ind = next(stream)
+                else:
+                    idx = next(batches)
+                    x, y = load_batch(train_set, idx, view_rng)
+                    ind = torch.as_tensor(idx)
+                x, y, ind = (t.to(device, non_blocking=True) for t in (x, y, ind))
                 loss = method.training_step(model, x, y, ind)
                 if not torch.isfinite(loss):
                     status = DIVERGED
@@ -175,6 +184,7 @@ def train_fold(*, model: nn.Module, method: Method, train_set: ImageSet, train_e
                 break
     finally:
         bar.close()
+        del stream  # ends the loader's workers
         for p, trainable in zip(model.trunk.parameters() if hasattr(model, "trunk") else [], trunk_trainable):
             p.requires_grad_(trainable)
     model.load_state_dict(best_state)
