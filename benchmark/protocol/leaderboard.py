@@ -23,7 +23,7 @@ from benchmark.errors import RunDirError
 from benchmark.protocol import storage as st
 from benchmark.protocol.export import export_results
 from benchmark.protocol.run_dir import config_difference
-from benchmark.protocol.units import BLOCKED, DONE, FINISHED, RAN, RepeatStage, SearchStage, Stages, build_stages
+from benchmark.protocol.units import BLOCKED, DONE, DROPPED, RAN, RepeatStage, SearchStage, Stages, build_stages
 from benchmark.protocol.workbench import Workbench
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def work_done(stages: Stages) -> tuple[int, int]:
         done += len(pre.completed_units())
     for key, s in stages.search.items():
         total += s.n_trials
-        done += sum(t.state in FINISHED for t in s.owners().values())
+        done += s.n_finished()
         r = stages.repeats[key]
         total += r.n_units
         done += len(r.completed_units())
@@ -110,7 +110,7 @@ def run_summary(stages: Stages) -> list[str]:
     diverged, redone, late = [], 0, 0
     for stage in stages.ordered():
         trials = stage.trials()
-        redone += sum(t.state == TrialState.FAIL and "dropped" not in t.user_attrs for t in trials)
+        redone += sum(t.state == TrialState.FAIL and DROPPED not in t.user_attrs for t in trials)
         late += len(stage.late_results())
         if isinstance(stage, SearchStage):
             units = stage.owners(trials).values()

@@ -84,7 +84,6 @@ def owners(trials: list[FrozenTrial], units: dict[int, int]) -> dict[int, Frozen
 class _Stage:
     def __init__(self, bench: Workbench, storage, dcfg: DatasetConfig, method: str, stage: str) -> None:
         self.bench, self.cfg, self.dcfg, self.method = bench, bench.cfg, dcfg, method
-        self.storage = storage
         self.name = study_name(dcfg.key, method, stage)
         self.study = st.get_study(storage, self.name)
 
@@ -178,8 +177,12 @@ class SearchStage(_Stage):
         slots = self.slots(trials)
         return {s: t for s, t in owners(trials, slots).items() if s < self.n_trials}
 
+    def n_finished(self) -> int:
+        """How many slots of the budget are finished (complete or pruned)."""
+        return sum(t.state in FINISHED for t in self.owners().values())
+
     def is_done(self) -> bool:
-        return sum(t.state in FINISHED for t in self.owners().values()) >= self.n_trials
+        return self.n_finished() >= self.n_trials
 
     def _requeue(self, trials: list[FrozenTrial], slots: dict[int, int], live: dict[int, FrozenTrial]) -> bool:
         """Queue a retry of every slot whose trials all failed; True if any was queued."""

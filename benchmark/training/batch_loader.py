@@ -1,4 +1,5 @@
-"""Training batches of images through a torch DataLoader: decoded and augmented in worker processes.
+"""Training batches: images through a torch DataLoader (decoded and augmented in worker processes),
+or, in the frozen regime, one random cached view of each sample, indexed in one operation.
 
 The class-balanced batch sampler runs in the main process and hands each batch's indices, with the
 batch's number, to the loader. Each batch is augmented under random generators seeded by (fold seed,
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 
 from benchmark.data.base import ImageSet
+from benchmark.data.tensor_sets import ViewSet
 
 
 class SeededBatches(torch.utils.data.Dataset):
@@ -73,3 +75,18 @@ def image_batches(images: ImageSet, batches: Iterator[list], *, seed: int, num_w
                                          num_workers=num_workers, persistent_workers=True, prefetch_factor=2,
                                          pin_memory=pin_memory)
     return iter(loader)
+
+
+def view_batches(views: ViewSet, batches: Iterator[list],
+                 rng: np.random.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Endless ``(x, y, idx)`` batches of cached trunk outputs: a random view of each sample, drawn from ``rng``."""
+    for idx in batches:
+        yield views.batch(idx, rng), torch.as_tensor(views.labels[idx]), torch.as_tensor(idx)
+
+
+def training_batches(train_set: ImageSet, batches: Iterator[list], *, seed: int, num_workers: int,
+                     pin_memory: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """The fold's ``(x, y, idx)`` batches: cached views for a ``ViewSet``, else loaded and augmented images."""
+    if isinstance(train_set, ViewSet):
+        return view_batches(train_set, batches, np.random.default_rng([seed % (2**63), 1]))
+    return image_batches(train_set, batches, seed=seed, num_workers=num_workers, pin_memory=pin_memory)

@@ -22,11 +22,10 @@ from tqdm.auto import tqdm
 
 from benchmark.config import TrainingConfig
 from benchmark.data.base import ImageSet
-from benchmark.data.tensor_sets import ViewSet
 from benchmark.evaluation.embed import embed
 from benchmark.evaluation.metrics import compute_metrics
 from benchmark.methods.base import Method
-from benchmark.training.batch_loader import image_batches
+from benchmark.training.batch_loader import training_batches
 from benchmark.training.samplers import ClassBalancedBatches
 
 COMPLETED, EARLY_STOPPED, DIVERGED = "completed", "early_stopped", "diverged"
@@ -93,15 +92,6 @@ def validate(model: nn.Module, val_set: ImageSet, device: torch.device, cfg: Tra
     return compute_metrics(emb, val_set.labels)["map_at_r"]
 
 
-def load_batch(train_set: ImageSet, idx: list, view_rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inputs and labels of the samples ``idx``: a random cached view of each (frozen regime), or the
-    transformed images."""
-    if isinstance(train_set, ViewSet):
-        return train_set.batch(idx, view_rng), torch.as_tensor(train_set.labels[idx])
-    items = [train_set[i] for i in idx]
-    return torch.stack([it[0] for it in items]), torch.as_tensor([it[1] for it in items])
-
-
 def train_fold(*, model: nn.Module, method: Method, train_set: ImageSet, train_eval_set: ImageSet,
                val_set: ImageSet, cfg: TrainingConfig, device: torch.device, seed: int, m_per_class: int,
                warmup_epochs: int = 0, desc: str = "fold", progress: bool = True,
@@ -121,11 +111,8 @@ def train_fold(*, model: nn.Module, method: Method, train_set: ImageSet, train_e
     own_sampler = batches is not None  # it may follow training as it goes: nothing may read ahead of it
     if batches is None:
         batches = ClassBalancedBatches(labels, batch_size=cfg.batch_size, m_per_class=m_per_class, seed=seed)
-    view_rng = np.random.default_rng([seed % (2**63), 1])  # which cached view each sample shows
-    stream = None
-    if not isinstance(train_set, ViewSet):  # images: decoded and augmented by the loader's workers
-        stream = image_batches(train_set, batches, seed=seed, num_workers=0 if own_sampler else cfg.num_workers,
-                               pin_memory=device.type == "cuda")
+    stream = training_batches(train_set, batches, seed=seed, num_workers=0 if own_sampler else cfg.num_workers,
+                              pin_memory=device.type == "cuda")
     state = TrainState(model=model, train_set=train_set, train_eval_set=train_eval_set, device=device,
                        seed=seed, cfg=cfg)
 
@@ -150,13 +137,7 @@ def train_fold(*, model: nn.Module, method: Method, train_set: ImageSet, train_e
             method.on_epoch_start(epoch, state)
             model.train()
             for _ in range(cfg.iterations_per_epoch):
-                if stream is not None:
-                    x, y, ind = next(stream)
-                else:
-                    idx = next(batches)
-                    x, y = load_batch(train_set, idx, view_rng)
-                    ind = torch.as_tensor(idx)
-                x, y, ind = (t.to(device, non_blocking=True) for t in (x, y, ind))
+                x, y, ind = (t.to(device, non_blocking=True) for t in next(stream))
                 loss = method.training_step(model, x, y, ind)
                 if not torch.isfinite(loss):
                     status = DIVERGED
