@@ -73,23 +73,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config_from_args(args: argparse.Namespace):
-    from benchmark.config import apply_overrides, config_from_dict, preset_path, read_config_file
+    from benchmark.protocol.run_config import load_run_config
 
-    data = read_config_file(preset_path(args.preset) if args.preset else args.config)
     overrides = list(args.overrides)
-    if args.methods:
-        data["methods"] = [m.strip() for m in args.methods.split(",") if m.strip()]
-    if args.datasets:
-        wanted = [d.strip() for d in args.datasets.split(",") if d.strip()]
-        existing = {(d if isinstance(d, str) else d.get("name")): d for d in data.get("datasets", [])}
-        data["datasets"] = [existing.get(name, {"name": name}) for name in wanted]
     for flag, key in (("trials", "protocol.n_trials"), ("repeats", "protocol.n_repeats"),
                       ("folds", "protocol.n_folds"), ("device", "device"), ("storage", "protocol.storage"),
                       ("seed", "seed")):
         value = getattr(args, flag)
         if value is not None:
             overrides.append(f"{key}={value}")
-    return config_from_dict(apply_overrides(data, overrides))
+    return load_run_config(preset=args.preset, path=args.config, overrides=overrides,
+                           methods=_names(args.methods), datasets=_names(args.datasets))
+
+
+def _names(text: Optional[str]) -> Optional[list[str]]:
+    """A comma-separated list of names (None when the flag was not given)."""
+    return [n.strip() for n in text.split(",") if n.strip()] if text else None
 
 
 def cmd_list_methods(args: argparse.Namespace) -> int:

@@ -1,8 +1,10 @@
-"""Run configuration: typed dataclasses, strict YAML loading (unknown keys are errors), presets, overrides.
+"""Run configuration: typed, frozen dataclasses, strict YAML loading, presets and ``--set`` overrides.
 
-A config file (see ``configs/``) names the methods, the datasets and the budgets. Every key is
-checked against the dataclasses below: a misspelt key is rejected with its dotted path, never
-silently ignored. ``--set a.b=value`` overrides any key from the command line.
+This module is a leaf: it imports nothing from the layers it configures. It knows every key's type
+and numeric range (declared next to the key, in the field's metadata), rejects unknown keys with
+their dotted path, and builds the frozen config. Names that belong to a layer (methods, trunks,
+optimizers, samplers, dataset entries) are checked by that layer, and one function assembles and
+cross-checks a whole run's config: ``benchmark.protocol.run_config.assemble_config``.
 """
 
 from __future__ import annotations
@@ -19,104 +21,120 @@ import yaml
 from benchmark.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
-#: ``training.regime`` values.
-REGIMES = ("end_to_end", "frozen")
+#: Seeds are non-negative 63-bit integers (numpy and the built-in dataset take them as they are).
+MAX_SEED = 2**63 - 1
+#: A larger embedding is a typo, not an experiment (the reality check uses 128 per fold).
+MAX_EMBEDDING_DIM = 65_536
+#: Data-loading processes; more would exhaust process or memory limits before helping.
+MAX_NUM_WORKERS = 256
 
 
-@dataclass
+def bounded(default: Any, *, lo: Optional[float] = None, hi: Optional[float] = None, lo_open: bool = False,
+            hi_open: bool = False) -> Any:
+    """A dataclass field with a numeric range, checked by ``parse_config`` (``None`` values are not checked)."""
+    return field(default=default, metadata={"range": (lo, hi, lo_open, hi_open)})
+
+
+@dataclass(frozen=True)
 class ModelConfig:
-    """Trunk and embedder."""
+    """Trunk and embedder (the trunk's name is checked by ``benchmark.models``)."""
 
     trunk: str = "small_cnn"
-    embedding_dim: int = 128
+    embedding_dim: int = bounded(128, lo=1, hi=MAX_EMBEDDING_DIM)
     pretrained: bool = True
     freeze_bn: bool = True
     #: Epochs of classification pretraining of the small CNN on the built-in dataset's held-out pool.
-    pretrain_epochs: int = 8
+    pretrain_epochs: int = bounded(8, lo=1)
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainingConfig:
-    """Training of one fold (reference values from the reality-check protocol where they apply)."""
+    """Training of one fold (reference values from the reality-check protocol where they apply).
 
-    batch_size: int = 32
-    m_per_class: int = 4
-    iterations_per_epoch: int = 100
-    max_epochs: int = 1000
+    ``optimizer`` and ``regime`` are names checked by ``benchmark.training``."""
+
+    batch_size: int = bounded(32, lo=1)
+    m_per_class: int = bounded(4, lo=1)
+    iterations_per_epoch: int = bounded(100, lo=1)
+    max_epochs: int = bounded(1000, lo=1)
     #: Validate every this many epochs (2 CUB, 5 Cars, 20 SOP in the reference).
-    val_interval: int = 2
+    val_interval: int = bounded(2, lo=1)
     #: Stop after this many epochs without a better validation MAP@R (9 / 14 / 39 in the reference).
-    patience: int = 9
+    patience: int = bounded(9, lo=1)
     optimizer: str = "rmsprop"
-    lr_trunk: float = 1e-6
-    lr_embedder: float = 1e-6
-    weight_decay: float = 1e-4
-    momentum: float = 0.9
-    num_workers: int = 0
-    eval_batch_size: int = 256
+    lr_trunk: float = bounded(1e-6, lo=0.0)
+    lr_embedder: float = bounded(1e-6, lo=0.0)
+    weight_decay: float = bounded(1e-4, lo=0.0)
+    momentum: float = bounded(0.9, lo=0.0, hi=1.0, hi_open=True)
+    num_workers: int = bounded(0, lo=0, hi=MAX_NUM_WORKERS)
+    eval_batch_size: int = bounded(256, lo=1)
     #: ``end_to_end`` (the trunk trains on images) or ``frozen`` (the part of the trunk before
     #: ``frozen.cut`` is run once and cached; the rest trains on its outputs, see ``FrozenConfig``).
     regime: str = "end_to_end"
     #: torch CPU threads while a unit of work trains and tests (0: torch's default). 1 suits the frozen
     #: regime's small models on a shared CPU, where idle threads of a busy pool spin and stall.
-    threads: int = 0
+    threads: int = bounded(0, lo=0, hi=MAX_NUM_WORKERS)
 
 
-@dataclass
+@dataclass(frozen=True)
 class FrozenConfig:
     """The frozen-trunk regime (``training.regime: frozen``, implied by a ``features`` dataset)."""
 
     #: ``after_last``: cache the trunk's output map; ``before_last``: cache the last stage's input
-    #: (the last stage then trains on it).
+    #: (the last stage then trains on it). Checked by ``benchmark.models``.
     cut: str = "after_last"
     #: The map is average-pooled to ``grid x grid`` and flattened for the embedder (1 = global pooling).
-    grid: int = 4
+    grid: int = bounded(4, lo=1)
     #: Augmented views (training transform) cached per training image; a batch takes one at random.
-    views: int = 4
+    views: int = bounded(4, lo=1)
     #: Keep the outputs on disk under the cache folder (``$DML_BENCH_CACHE`` or ``~/.cache/dml-bench``).
     cache: bool = True
 
 
-@dataclass
+@dataclass(frozen=True)
 class ProtocolConfig:
-    """Cross-validation, hyperparameter search, repeats and the storage that coordinates workers."""
+    """Cross-validation, hyperparameter search, repeats and the storage that coordinates workers.
 
-    n_folds: int = 4
+    ``fold_mode`` and ``sampler`` are names checked by ``benchmark.protocol``."""
+
+    n_folds: int = bounded(4, lo=2)
     fold_mode: str = "contiguous"
-    n_trials: int = 50
-    n_repeats: int = 10
+    n_trials: int = bounded(50, lo=1)
+    n_repeats: int = bounded(10, lo=1)
     sampler: str = "tpe"
-    n_startup_trials: int = 10
+    n_startup_trials: int = bounded(10, lo=0)
     pruning: bool = True
     #: Optuna storage URL (e.g. ``postgresql://user:pw@host/db``); None = a journal file in the run folder.
     storage: Optional[str] = None
     #: Seconds without a heartbeat after which another worker may take over a unit of work.
-    grace_period: int = 1800
+    grace_period: int = bounded(1800, lo=1)
     #: Seconds a worker waits before looking again for work held by other workers.
-    poll_interval: float = 10.0
+    poll_interval: float = bounded(10.0, lo=0.0, lo_open=True)
 
 
-@dataclass
+@dataclass(frozen=True)
 class EvaluationConfig:
     """Test-set evaluation."""
 
-    recall_at: list = field(default_factory=lambda: [1])
+    recall_at: list[int] = field(default_factory=lambda: [1])
     #: False-accept rate of the verification report (TAR at this FAR); null turns verification off.
-    verification_far: Optional[float] = 1e-3
+    verification_far: Optional[float] = bounded(1e-3, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
 
 
-@dataclass
+@dataclass(frozen=True)
 class DatasetConfig:
-    """One dataset of the leaderboard; ``training`` overrides the global training keys for it."""
+    """One dataset of the leaderboard; ``training`` overrides the global training keys for it.
+
+    ``name``, ``root`` and ``options`` are checked by ``benchmark.data``."""
 
     name: str = "builtin"
     #: The dataset's name in results and tables (default: ``name``); lets one leaderboard hold the
     #: same dataset twice with different options, e.g. the built-in dataset at two context biases.
     label: Optional[str] = None
     root: Optional[str] = None
-    options: dict = field(default_factory=dict)
-    training: dict = field(default_factory=dict)
-    recall_at: Optional[list] = None
+    options: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    recall_at: Optional[list[int]] = None
 
     @property
     def key(self) -> str:
@@ -124,16 +142,16 @@ class DatasetConfig:
         return self.label or self.name
 
 
-@dataclass
+@dataclass(frozen=True)
 class BenchmarkConfig:
     """A whole leaderboard: every method on every dataset, under one protocol."""
 
     name: str = "benchmark"
-    seed: int = 0
-    #: Method names, or the string ``all`` in a config file for every registered method.
+    seed: int = bounded(0, lo=0, hi=MAX_SEED)
     device: str = "auto"
-    methods: list = field(default_factory=lambda: ["contrastive"])
-    datasets: list = field(default_factory=lambda: [DatasetConfig()])
+    #: Method names (a config file may say ``all``; the assembler expands it to every registered method).
+    methods: list[str] = field(default_factory=lambda: ["contrastive"])
+    datasets: list[DatasetConfig] = field(default_factory=lambda: [DatasetConfig()])
     model: ModelConfig = field(default_factory=ModelConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     frozen: FrozenConfig = field(default_factory=FrozenConfig)
@@ -144,9 +162,16 @@ class BenchmarkConfig:
         """The training config of ``dataset`` (global values overlaid with its own)."""
         return dataclasses.replace(self.training, **dataset.training)
 
+    def training_sections(self) -> list[tuple[str, TrainingConfig]]:
+        """``(dotted path, training config)`` of every dataset, for checks that name the key."""
+        return [(f"datasets[{i}].training" if d.training else "training", self.training_for(d))
+                for i, d in enumerate(self.datasets)]
+
     def recall_at_for(self, dataset: DatasetConfig) -> list:
         return list(dataset.recall_at if dataset.recall_at is not None else self.evaluation.recall_at)
 
+
+# -- parsing: types, unknown keys, ranges ---------------------------------------------------------
 
 def _check_type(value: Any, hint: Any, path: str) -> Any:
     origin = get_origin(hint)
@@ -166,129 +191,20 @@ def _check_type(value: Any, hint: Any, path: str) -> Any:
         if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
             raise ConfigError(f"config key {path!r} expects {hint.__name__}, got {value!r}")
         return value
-    if hint in (list, dict) or origin in (list, dict):
-        base = origin or hint
-        if not isinstance(value, base):
-            raise ConfigError(f"config key {path!r} expects a {base.__name__}, got {value!r}")
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"config key {path!r} expects a list, got {value!r}")
+        (item,) = get_args(hint)
+        return [_check_type(v, item, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key {path!r} expects a mapping, got {value!r}")
+        return dict(value)
     return value
 
 
-def _build(cls: type, data: Any, path: str) -> Any:
-    if not isinstance(data, dict):
-        raise ConfigError(f"config section {path or 'top level'!r} must be a mapping, got {data!r}")
-    hints = get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        where = f"{path}.{unknown[0]}" if path else unknown[0]
-        raise ConfigError(f"unknown config key {where!r} (known keys{' of ' + path if path else ''}: "
-                          f"{', '.join(sorted(names))})")
-    kwargs = {}
-    for name, value in data.items():
-        sub = f"{path}.{name}" if path else name
-        hint = hints[name]
-        if dataclasses.is_dataclass(hint):
-            kwargs[name] = _build(hint, value, sub)
-        elif name == "methods" and cls is BenchmarkConfig and value == "all":
-            from benchmark.methods import list_methods
-
-            kwargs[name] = [m.name for m in list_methods()]
-        elif name == "datasets" and cls is BenchmarkConfig:
-            if not isinstance(value, list) or not value:
-                raise ConfigError("config key 'datasets' expects a non-empty list")
-            kwargs[name] = [_build(DatasetConfig, {"name": d} if isinstance(d, str) else d, f"datasets[{i}]")
-                            for i, d in enumerate(value)]
-        else:
-            kwargs[name] = _check_type(value, hint, sub)
-    return cls(**kwargs)
-
-
-def config_from_dict(data: dict) -> BenchmarkConfig:
-    """Build and validate a config from a plain mapping (as read from YAML)."""
-    cfg = _build(BenchmarkConfig, data, "")
-    validate(cfg)
-    return cfg
-
-
-def config_to_dict(cfg: BenchmarkConfig) -> dict:
-    return dataclasses.asdict(cfg)
-
-
-def validate(cfg: BenchmarkConfig) -> None:
-    """Check values that types alone cannot (names, ranges); raise ConfigError naming the key."""
-    from benchmark.data.catalog import check_dataset_entry
-    from benchmark.data.splits import FOLD_MODES
-    from benchmark.methods import get_method
-    from benchmark.models.trunks import TRUNKS
-
-    _check_name(cfg.name, "name")
-    _check_range(cfg.seed, "seed", lo=0, hi=MAX_SEED)
-    if not cfg.methods:
-        raise ConfigError("config key 'methods' must list at least one method")
-    for i, name in enumerate(cfg.methods):
-        if not isinstance(name, str):
-            raise ConfigError(f"config key 'methods[{i}]' expects a method name (str), got {name!r}")
-        get_method(name)
-    if len(set(cfg.methods)) != len(cfg.methods):
-        raise ConfigError(f"config key 'methods' lists a method twice: {cfg.methods}")
-    if cfg.device not in ("auto", "cpu", "cuda") and not re.fullmatch(r"cuda:\d+", cfg.device):
-        raise ConfigError(f"config key 'device' must be auto, cpu or cuda[:N], got {cfg.device!r}")
-    m = cfg.model
-    if m.trunk not in TRUNKS:
-        raise ConfigError(f"config key 'model.trunk' must be one of {TRUNKS}, got {m.trunk!r}")
-    _check_range(m.embedding_dim, "model.embedding_dim", lo=1, hi=MAX_EMBEDDING_DIM)
-    _check_range(m.pretrain_epochs, "model.pretrain_epochs", lo=1)
-    _validate_frozen(cfg.frozen)
-    p = cfg.protocol
-    if p.fold_mode not in FOLD_MODES:
-        raise ConfigError(f"config key 'protocol.fold_mode' must be one of {FOLD_MODES}, got {p.fold_mode!r}")
-    if p.sampler not in ("tpe", "gp", "random"):
-        raise ConfigError(f"config key 'protocol.sampler' must be tpe, gp or random, got {p.sampler!r}")
-    _check_range(p.n_folds, "protocol.n_folds", lo=2)
-    _check_range(p.n_trials, "protocol.n_trials", lo=1)
-    _check_range(p.n_repeats, "protocol.n_repeats", lo=1)
-    _check_range(p.n_startup_trials, "protocol.n_startup_trials", lo=0)
-    _check_range(p.grace_period, "protocol.grace_period", lo=1)
-    _check_range(p.poll_interval, "protocol.poll_interval", lo=0.0, lo_open=True)
-    if p.storage is not None and not p.storage.strip():
-        raise ConfigError("config key 'protocol.storage' is empty (give a storage URL, or null for a journal file "
-                          "in the run folder)")
-    _check_recall_at(cfg.evaluation.recall_at, "evaluation.recall_at")
-    far = cfg.evaluation.verification_far
-    if far is not None:
-        _check_range(far, "evaluation.verification_far", lo=0.0, hi=1.0, lo_open=True, hi_open=True)
-    names = [d.key for d in cfg.datasets]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"config key 'datasets' lists a dataset twice: {names} (give each a distinct 'label')")
-    for i, d in enumerate(cfg.datasets):
-        where = f"datasets[{i}]"
-        check_dataset_entry(d.name, d.root, d.options, where)
-        if d.label is not None:
-            _check_name(d.label, f"{where}.label")
-        if d.recall_at is not None:
-            _check_recall_at(d.recall_at, f"{where}.recall_at")
-        _check_dataset_training(d.training, f"{where}.training")
-        _validate_training(cfg.training_for(d), f"{where}.training" if d.training else "training")
-
-
-#: Seeds are non-negative 63-bit integers (numpy and the built-in dataset take them as they are).
-MAX_SEED = 2**63 - 1
-#: A larger embedding is a typo, not an experiment (the reality check uses 128 per fold).
-MAX_EMBEDDING_DIM = 65_536
-#: Data-loading processes; more would exhaust process or memory limits before helping.
-MAX_NUM_WORKERS = 256
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")
-
-
-def _check_name(value: str, path: str) -> None:
-    """A name used in file and folder names: no path separators, no leading dot, not empty."""
-    if not _NAME.fullmatch(value):
-        raise ConfigError(f"config key {path!r} must be a name of letters, digits and . _ + = - (not starting "
-                          f"with . or -; it names files and folders), got {value!r}")
-
-
-def _check_range(value: float, path: str, *, lo: float | None = None, hi: float | None = None,
-                 lo_open: bool = False, hi_open: bool = False) -> None:
+def check_range(value: float, path: str, *, lo: float | None = None, hi: float | None = None,
+                lo_open: bool = False, hi_open: bool = False) -> None:
     """``value`` finite and within [lo, hi] (an end excluded when ``*_open``), else ConfigError."""
     too_low = lo is not None and (value <= lo if lo_open else value < lo)
     too_high = hi is not None and (value >= hi if hi_open else value > hi)
@@ -303,53 +219,127 @@ def _check_range(value: float, path: str, *, lo: float | None = None, hi: float 
                           if isinstance(value, float) else f"config key {path!r} must be {expected}, got {value!r}")
 
 
+def check_choice(value: str, choices: Any, path: str) -> None:
+    """``value`` one of ``choices`` (a layer's table of names), else ConfigError naming the key."""
+    if value not in choices:
+        raise ConfigError(f"config key {path!r} must be one of {', '.join(choices)}, got {value!r}")
+
+
+def _build(cls: type, data: Any, path: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"config section {path or 'top level'!r} must be a mapping, got {data!r}")
+    hints = get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        where = f"{path}.{unknown[0]}" if path else unknown[0]
+        raise ConfigError(f"unknown config key {where!r} (known keys{' of ' + path if path else ''}: "
+                          f"{', '.join(sorted(fields))})")
+    kwargs = {}
+    for name, value in data.items():
+        sub = f"{path}.{name}" if path else name
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = _build(hint, value, sub)
+        elif name == "datasets" and cls is BenchmarkConfig:
+            if not isinstance(value, list) or not value:
+                raise ConfigError("config key 'datasets' expects a non-empty list")
+            kwargs[name] = [_build(DatasetConfig, {"name": d} if isinstance(d, str) else d, f"datasets[{i}]")
+                            for i, d in enumerate(value)]
+        elif name == "training" and cls is DatasetConfig:
+            kwargs[name] = _training_overrides(value, sub)
+        else:
+            kwargs[name] = _check_type(value, hint, sub)
+            _check_field_range(fields[name], kwargs[name], sub)
+    return cls(**kwargs)
+
+
+def _check_field_range(f: dataclasses.Field, value: Any, path: str) -> None:
+    if "range" in f.metadata and value is not None:
+        lo, hi, lo_open, hi_open = f.metadata["range"]
+        check_range(value, path, lo=lo, hi=hi, lo_open=lo_open, hi_open=hi_open)
+
+
+def _training_overrides(overrides: Any, path: str) -> dict:
+    """A dataset's ``training`` overrides: known keys, each of the global key's type and range."""
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"config key {path!r} expects a mapping, got {overrides!r}")
+    hints = get_type_hints(TrainingConfig)
+    fields = {f.name: f for f in dataclasses.fields(TrainingConfig)}
+    out = {}
+    for key, value in overrides.items():
+        if key not in hints:
+            raise ConfigError(f"unknown config key '{path}.{key}' (known keys of training: "
+                              f"{', '.join(sorted(hints))})")
+        out[key] = _check_type(value, hints[key], f"{path}.{key}")
+        _check_field_range(fields[key], out[key], f"{path}.{key}")
+    return out
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")
+
+
+def _check_name(value: str, path: str) -> None:
+    """A name used in file and folder names: no path separators, no leading dot, not empty."""
+    if not _NAME.fullmatch(value):
+        raise ConfigError(f"config key {path!r} must be a name of letters, digits and . _ + = - (not starting "
+                          f"with . or -; it names files and folders), got {value!r}")
+
+
 def _check_recall_at(values: list, path: str) -> None:
     """A non-empty list of distinct positive integers (the K of Recall@K)."""
     if not values:
         raise ConfigError(f"config key {path!r} must list at least one K (e.g. [1, 2, 4, 8]), got {values!r}")
     for i, k in enumerate(values):
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        if k < 1:
             raise ConfigError(f"config key '{path}[{i}]' must be a positive integer, got {k!r}")
     if len(set(values)) != len(values):
         raise ConfigError(f"config key {path!r} lists a K twice: {values}")
 
 
-def _check_dataset_training(overrides: dict, path: str) -> None:
-    """A dataset's ``training`` overrides: known keys, each of the global key's type."""
-    hints = get_type_hints(TrainingConfig)
-    for key, value in overrides.items():
-        if key not in hints:
-            raise ConfigError(f"unknown config key '{path}.{key}' (known keys of training: "
-                              f"{', '.join(sorted(hints))})")
-        overrides[key] = _check_type(value, hints[key], f"{path}.{key}")
+def _check_values(cfg: BenchmarkConfig) -> None:
+    """What types and ranges alone cannot say, within the config itself (no layer's names)."""
+    _check_name(cfg.name, "name")
+    if not cfg.methods:
+        raise ConfigError("config key 'methods' must list at least one method")
+    if len(set(cfg.methods)) != len(cfg.methods):
+        raise ConfigError(f"config key 'methods' lists a method twice: {cfg.methods}")
+    if cfg.device not in ("auto", "cpu", "cuda") and not re.fullmatch(r"cuda:\d+", cfg.device):
+        raise ConfigError(f"config key 'device' must be auto, cpu or cuda[:N], got {cfg.device!r}")
+    if cfg.protocol.storage is not None and not cfg.protocol.storage.strip():
+        raise ConfigError("config key 'protocol.storage' is empty (give a storage URL, or null for a journal file "
+                          "in the run folder)")
+    _check_recall_at(cfg.evaluation.recall_at, "evaluation.recall_at")
+    names = [d.key for d in cfg.datasets]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"config key 'datasets' lists a dataset twice: {names} (give each a distinct 'label')")
+    for i, d in enumerate(cfg.datasets):
+        if d.label is not None:
+            _check_name(d.label, f"datasets[{i}].label")
+        if d.recall_at is not None:
+            _check_recall_at(d.recall_at, f"datasets[{i}].recall_at")
+    for path, t in cfg.training_sections():
+        if t.batch_size % t.m_per_class:
+            raise ConfigError(f"config key '{path}.batch_size' ({t.batch_size}) must be a multiple of m_per_class "
+                              f"({t.m_per_class})")
 
 
-def _validate_frozen(f: FrozenConfig) -> None:
-    from benchmark.models.cached_trunk import CUTS
+def parse_config(data: dict) -> BenchmarkConfig:
+    """The frozen config of a plain mapping (as read from YAML): types, unknown keys, ranges.
 
-    if f.cut not in CUTS:
-        raise ConfigError(f"config key 'frozen.cut' must be one of {CUTS}, got {f.cut!r}")
-    for key in ("grid", "views"):
-        _check_range(getattr(f, key), f"frozen.{key}", lo=1)
+    Layer names (methods, trunks, optimizers, samplers, datasets) are not checked here; a run's config
+    is assembled by ``benchmark.protocol.run_config.assemble_config``, which checks them too.
+    """
+    cfg = _build(BenchmarkConfig, data, "")
+    _check_values(cfg)
+    return cfg
 
 
-def _validate_training(t: TrainingConfig, path: str) -> None:
-    if t.regime not in REGIMES:
-        raise ConfigError(f"config key '{path}.regime' must be one of {REGIMES}, got {t.regime!r}")
-    if t.optimizer not in ("rmsprop", "adam", "sgd"):
-        raise ConfigError(f"config key '{path}.optimizer' must be rmsprop, adam or sgd, got {t.optimizer!r}")
-    for key in ("batch_size", "m_per_class", "iterations_per_epoch", "max_epochs", "val_interval", "patience",
-                "eval_batch_size"):
-        _check_range(getattr(t, key), f"{path}.{key}", lo=1)
-    _check_range(t.num_workers, f"{path}.num_workers", lo=0, hi=MAX_NUM_WORKERS)
-    _check_range(t.threads, f"{path}.threads", lo=0, hi=MAX_NUM_WORKERS)
-    for key in ("lr_trunk", "lr_embedder", "weight_decay"):
-        _check_range(getattr(t, key), f"{path}.{key}", lo=0.0)
-    _check_range(t.momentum, f"{path}.momentum", lo=0.0, hi=1.0, hi_open=True)
-    if t.batch_size % t.m_per_class:
-        raise ConfigError(f"config key '{path}.batch_size' ({t.batch_size}) must be a multiple of m_per_class "
-                          f"({t.m_per_class})")
+def config_to_dict(cfg: BenchmarkConfig) -> dict:
+    return dataclasses.asdict(cfg)
 
+
+# -- reading files, presets and overrides --------------------------------------------------------
 
 def parse_override(text: str) -> tuple[list[str], Any]:
     """``"training.max_epochs=3"`` -> (["training", "max_epochs"], 3); the value is parsed as YAML."""
@@ -397,12 +387,3 @@ def read_config_file(path: str | Path) -> dict:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of config keys at the top level")
     return data
-
-
-def load_config(*, preset: Optional[str] = None, path: Optional[str | Path] = None,
-                overrides: Optional[list[str]] = None) -> BenchmarkConfig:
-    """The config from a preset name or a file, with ``--set`` overrides applied and validated."""
-    if (preset is None) == (path is None):
-        raise ConfigError("give exactly one of --preset or --config")
-    data = read_config_file(preset_path(preset) if preset else path)
-    return config_from_dict(apply_overrides(data, list(overrides or [])))

@@ -24,13 +24,13 @@ import torch
 
 def time_regime(regime: str, method: str, iterations: int) -> tuple[float, float]:
     """(seconds to prepare the dataset, ms per training iteration) of ``regime`` on the quick preset."""
-    from benchmark.config import load_config
+    from benchmark.protocol.run_config import load_run_config
     from benchmark.methods import MethodContext, get_method
     from benchmark.protocol.workbench import Workbench
     from benchmark.training import trainer
     from benchmark.training.threads import torch_threads
 
-    cfg = load_config(preset="quick", overrides=[f"training.regime={regime}", "training.max_epochs=1",
+    cfg = load_run_config(preset="quick", overrides=[f"training.regime={regime}", "training.max_epochs=1",
                                                  f"training.iterations_per_epoch={iterations}"])
     bench = Workbench(cfg, progress=False)
     dcfg = cfg.datasets[0]

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from benchmark.config import apply_overrides, config_from_dict, load_config, preset_path
+from benchmark.config import apply_overrides, preset_path
+from benchmark.protocol.run_config import assemble_config, load_run_config
 from benchmark.errors import BenchmarkError, ConfigError
 from benchmark.methods import list_methods
 
 
 @pytest.mark.parametrize("preset", ["smoke", "quick", "reality-check", "context-bias"])
 def test_presets_load(preset):
-    cfg = load_config(preset=preset)
+    cfg = load_run_config(preset=preset)
     assert cfg.name == preset
     assert preset_path(preset).is_file()
 
 
 def test_reality_check_has_the_published_budgets():
-    cfg = load_config(preset="reality-check")
+    cfg = load_run_config(preset="reality-check")
     p, t = cfg.protocol, cfg.training
     assert (p.n_folds, p.n_trials, p.n_repeats, p.fold_mode) == (4, 50, 10, "contiguous")
     assert (t.batch_size, t.m_per_class, t.iterations_per_epoch) == (32, 4, 100)
@@ -30,8 +31,8 @@ def test_reality_check_has_the_published_budgets():
 
 
 def test_regimes_of_the_presets():
-    assert load_config(preset="reality-check").training.regime == "end_to_end"  # the published protocol
-    quick = load_config(preset="quick")
+    assert load_run_config(preset="reality-check").training.regime == "end_to_end"  # the published protocol
+    quick = load_run_config(preset="quick")
     assert quick.training.regime == "frozen" and quick.frozen.grid >= 2  # spatial detail kept
     p = quick.protocol
     assert (p.n_folds, quick.methods) == (4, [m.name for m in list_methods()])
@@ -40,11 +41,11 @@ def test_regimes_of_the_presets():
 
 def test_overrides_and_types():
     data = apply_overrides({"methods": ["triplet"]}, ["training.max_epochs=3", "protocol.sampler=gp", "seed=7"])
-    cfg = config_from_dict(data)
+    cfg = assemble_config(data)
     assert cfg.training.max_epochs == 3 and cfg.protocol.sampler == "gp" and cfg.seed == 7
-    assert config_from_dict({"training": {"lr_trunk": 1}}).training.lr_trunk == 1.0  # int accepted for float
+    assert assemble_config({"training": {"lr_trunk": 1}}).training.lr_trunk == 1.0  # int accepted for float
     # YAML 1.1 reads "5e-4" (no dot) as a string; a float key still takes it
-    assert config_from_dict(apply_overrides({}, ["training.lr_trunk=5e-4"])).training.lr_trunk == 5e-4
+    assert assemble_config(apply_overrides({}, ["training.lr_trunk=5e-4"])).training.lr_trunk == 5e-4
 
 
 @pytest.mark.parametrize("data, message", [
@@ -69,9 +70,51 @@ def test_overrides_and_types():
 ])
 def test_bad_configs_are_rejected(data, message):
     with pytest.raises(BenchmarkError, match=message.replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):
-        config_from_dict(data)
+        assemble_config(data)
 
 
 def test_bad_override_syntax():
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         apply_overrides({}, ["training.max_epochs"])
+
+
+def test_the_leaf_checks_types_and_ranges_and_the_assembler_checks_names():
+    from benchmark.config import parse_config
+
+    cfg = parse_config({"methods": ["nope"], "model": {"trunk": "vit"}, "protocol": {"sampler": "cmaes"}})
+    assert (cfg.methods, cfg.model.trunk) == (["nope"], "vit")  # names belong to their layers
+    with pytest.raises(ConfigError, match="'training.batch_size' must be >= 1"):
+        parse_config({"training": {"batch_size": 0}})
+    with pytest.raises(ConfigError, match=r"'datasets\[0\]\.training\.lr_trunk' must be a finite number >= 0"):
+        parse_config({"datasets": [{"name": "builtin", "training": {"lr_trunk": -1.0}}]})
+    with pytest.raises(BenchmarkError, match="unknown method 'nope'"):
+        assemble_config({"methods": ["nope"]})
+
+
+def test_config_is_frozen():
+    import dataclasses
+
+    cfg = assemble_config({})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.training.batch_size = 64  # type: ignore[misc]
+    assert cfg.training_for(cfg.datasets[0]) == cfg.training
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"methods": ["dcml"], "training": {"regime": "frozen"}, "frozen": {"grid": 1}}, "spatial map"),
+    ({"methods": ["contrastive"], "frozen": {"cut": "before_last"},
+      "datasets": [{"name": "features", "root": "f.npz"}]}, "features file"),
+])
+def test_cross_section_checks(data, message):
+    with pytest.raises(ConfigError, match=message):
+        assemble_config(data)
+
+
+@pytest.mark.parametrize("data", [
+    {"methods": ["dcml"], "training": {"regime": "frozen"}, "frozen": {"grid": 2}},
+    {"methods": ["dcml"], "training": {"regime": "frozen"}, "frozen": {"grid": 1, "cut": "before_last"}},
+    {"methods": ["dcml"], "frozen": {"grid": 1}},  # end to end: the frozen keys do not apply
+    {"methods": ["contrastive", "proxy_nca_pp"], "training": {"regime": "frozen"}, "frozen": {"grid": 1}},
+])
+def test_cross_section_checks_accept_what_works(data):
+    assemble_config(data)

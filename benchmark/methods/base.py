@@ -9,8 +9,9 @@ calls them for every method, so a new method never needs a change anywhere else.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Protocol
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -22,8 +23,24 @@ class MethodContext:
     num_classes: int
     embedding_dim: int
     device: torch.device = torch.device("cpu")
-    #: Width of the trunk's pooled features (for methods that change the head).
-    trunk_dim: int = 0
+
+
+class TrainingView(Protocol):
+    """What ``Method.on_epoch_start`` may look at while a fold trains (the trainer's ``TrainState``)."""
+
+    model: nn.Module
+    #: The fold's training samples (training transform) and the same samples with the evaluation transform.
+    train_set: Any
+    train_eval_set: Any
+    device: torch.device
+    seed: int
+    #: The fold's ``TrainingConfig`` (``batch_size``, ``eval_batch_size``, ``num_workers`` ...).
+    cfg: Any
+    epoch: int
+    iteration: int
+
+    def embed_training_set(self) -> np.ndarray:
+        """Embeddings of the fold's training samples (evaluation transform, eval mode)."""
 
 
 class Method(nn.Module):
@@ -51,12 +68,8 @@ class Method(nn.Module):
         """Loss of one batch. The default embeds the images and applies ``forward``."""
         return self(model(images), labels, indices)
 
-    def on_epoch_start(self, epoch: int, state: Any) -> None:
-        """Called by the trainer before each epoch (cluster refresh, environment inference).
-
-        ``state`` is a ``benchmark.training.trainer.TrainState`` (model, training images,
-        ``state.embed_training_set()``, device, seed).
-        """
+    def on_epoch_start(self, epoch: int, state: TrainingView) -> None:
+        """Called by the trainer before each epoch (cluster refresh, environment inference)."""
 
     def batch_sampler(self, labels: Any, *, batch_size: int, m_per_class: int,
                       seed: int) -> Optional[Iterator[list[int]]]:

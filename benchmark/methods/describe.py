@@ -23,7 +23,12 @@ def _flags(spec: MethodSpec) -> str:
         flags.append("classes")
     if spec.has_parameters:
         flags.append("params")
-    flags.extend(f"{key}={_format_value(value)}" for key, value in spec.extra.items())
+    if spec.warmup_epochs:
+        flags.append(f"warmup_epochs={spec.warmup_epochs}")
+    if spec.needs_spatial_map:
+        flags.append("spatial map")
+    if not spec.can_run_frozen:
+        flags.append("no frozen regime")
     return "\n".join(flags)
 
 
@@ -39,8 +44,8 @@ def describe_methods() -> str:
     """Every registered method with its search space, defaults, flags and source, as a text table.
 
     Flags: ``m`` images per class in a batch; ``classes``: the loss needs the number of classes;
-    ``params``: the loss has learnable parameters (own learning rate ``loss_lr``); then the
-    entry's ``extra`` settings (e.g. ``warmup_epochs``).
+    ``params``: the loss has learnable parameters (own learning rate ``loss_lr``); ``warmup_epochs``;
+    ``spatial map``: works on the trunk's map; ``no frozen regime``: cannot train on cached trunk outputs.
     """
     rows = [method_row(spec) for spec in list_methods()]
     return tabulate(rows, headers=HEADERS, tablefmt="grid", maxcolwidths=[None, None, None, None, None, 24],

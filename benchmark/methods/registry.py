@@ -16,34 +16,43 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
 from benchmark.errors import RegistryError
 from benchmark.methods.base import Method, MethodContext
-from benchmark.methods.search_space import Param, validate_values
+from benchmark.methods.search_space import Float, Param, validate_values
 
 BuildFn = Callable[[dict, MethodContext], Method]
 
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """Everything the harness knows about one method."""
+    """Everything the harness knows about one method (checked by ``register_method``)."""
 
     name: str
     display_name: str
     build: BuildFn
     search_space: Mapping[str, Param]
     defaults: Mapping[str, Any]
-    source: str = ""
+    #: The paper (authors, venue, year).
+    source: str
+    #: The build function's docstring: what ``list-methods`` and the docs say the method is.
+    description: str
     #: The loss needs the number of training classes (proxies, classifier weights).
     needs_num_classes: bool = False
-    #: The loss has learnable parameters; ``loss_lr`` is then its learning rate.
+    #: The loss has learnable parameters; ``loss_lr`` (searched) is then their learning rate.
     has_parameters: bool = False
     #: Images per class in a batch (4 for pair/triplet losses, 1 allowed for classification losses).
     m_per_class: int = 4
-    description: str = ""
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    #: Epochs at the start of each fold with the trunk frozen and only the head trained.
+    warmup_epochs: int = 0
+    #: The method works on the trunk's spatial map (attention, re-pooling), not only its pooled features:
+    #: a frozen regime that caches a 1x1 map (``frozen.grid: 1`` after the last stage) cannot serve it.
+    needs_spatial_map: bool = False
+    #: The method can train on cached trunk outputs (``training.regime: frozen``).
+    can_run_frozen: bool = True
 
     def hyperparameters(self, overrides: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
         """The defaults overlaid with ``overrides`` (validated against the search space)."""
@@ -61,29 +70,57 @@ class MethodSpec:
 
 
 _REGISTRY: dict[str, MethodSpec] = {}
+#: Method names appear in storage keys, file names and tables.
+_NAME = re.compile(r"[a-z][a-z0-9_]*")
+#: The learning rate of a method's own parameters is searched over the same range for every method.
+LOSS_LR_RANGE = Float(1e-6, 1.0, log=True)
 
 
 def register_method(*, name: str, display_name: str, search_space: Mapping[str, Param],
-                    defaults: Mapping[str, Any], source: str = "", needs_num_classes: bool = False,
-                    has_parameters: bool = False, m_per_class: int = 4,
-                    extra: Optional[Mapping[str, Any]] = None) -> Callable[[BuildFn], BuildFn]:
-    """Decorator registering ``fn(hp, ctx) -> Method`` under ``name``. A duplicate name raises."""
+                    defaults: Mapping[str, Any], source: str, needs_num_classes: bool = False,
+                    has_parameters: bool = False, m_per_class: int = 4, warmup_epochs: int = 0,
+                    needs_spatial_map: bool = False, can_run_frozen: bool = True) -> Callable[[BuildFn], BuildFn]:
+    """Decorator registering ``fn(hp, ctx) -> Method`` under ``name``.
+
+    Raises ``RegistryError`` for anything a method must satisfy: a new lower-case name, a display name, a
+    source, a docstring on ``fn`` (the method's description), something to search, a default inside the
+    range for every searched parameter, ``loss_lr`` searched over ``LOSS_LR_RANGE`` exactly when the method
+    has parameters, at least one image per class in a batch and a non-negative warm-up.
+    """
 
     def decorator(fn: BuildFn) -> BuildFn:
+        where = f"method {name!r} ({getattr(fn, '__module__', '?')})"
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise RegistryError(f"method name {name!r} must be lower-case letters, digits and _ (it names files)")
         if name in _REGISTRY:
             raise RegistryError(f"method {name!r} is already registered (by {_REGISTRY[name].build.__module__})")
-        if has_parameters and "loss_lr" not in search_space and "loss_lr" not in defaults:
-            raise RegistryError(f"method {name!r} has parameters but no 'loss_lr' default or search range")
+        if not display_name.strip() or not source.strip():
+            raise RegistryError(f"{where}: needs a display_name and a source (authors, venue, year)")
+        description = (fn.__doc__ or "").strip()
+        if not description:
+            raise RegistryError(f"{where}: the build function {fn.__name__}() needs a docstring (the method's "
+                                f"description in list-methods)")
+        if not search_space:
+            raise RegistryError(f"{where}: the search space is empty (every method searches something)")
+        if has_parameters and search_space.get("loss_lr") != LOSS_LR_RANGE:
+            raise RegistryError(f"{where} has parameters: search 'loss_lr' over {LOSS_LR_RANGE.describe()}, "
+                                f"as every method with parameters does")
+        if not has_parameters and "loss_lr" in search_space:
+            raise RegistryError(f"{where} searches 'loss_lr' but has no parameters (set has_parameters=True)")
         missing = set(search_space) - set(defaults)
         if missing:
-            raise RegistryError(f"method {name!r}: no default for searched parameter(s) {sorted(missing)}")
+            raise RegistryError(f"{where}: no default for searched parameter(s) {sorted(missing)}")
+        if isinstance(m_per_class, bool) or not isinstance(m_per_class, int) or m_per_class < 1:
+            raise RegistryError(f"{where}: m_per_class must be a positive integer, got {m_per_class!r}")
+        if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, int) or warmup_epochs < 0:
+            raise RegistryError(f"{where}: warmup_epochs must be a non-negative integer, got {warmup_epochs!r}")
         validate_values(search_space, {k: v for k, v in defaults.items() if k in search_space},
                         where=f"method {name!r} defaults")
         _REGISTRY[name] = MethodSpec(
             name=name, display_name=display_name, build=fn, search_space=dict(search_space),
-            defaults=dict(defaults), source=source, needs_num_classes=needs_num_classes,
-            has_parameters=has_parameters, m_per_class=m_per_class,
-            description=(fn.__doc__ or "").strip(), extra=dict(extra or {}))
+            defaults=dict(defaults), source=source, description=description, needs_num_classes=needs_num_classes,
+            has_parameters=has_parameters, m_per_class=m_per_class, warmup_epochs=warmup_epochs,
+            needs_spatial_map=needs_spatial_map, can_run_frozen=can_run_frozen)
         return fn
 
     return decorator

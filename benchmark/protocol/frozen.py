@@ -20,7 +20,6 @@ from torch import nn
 from benchmark.config import BenchmarkConfig, DatasetConfig
 from benchmark.data.base import DataSource, ImageSet
 from benchmark.data.tensor_sets import TensorSet, ViewSet
-from benchmark.errors import ConfigError
 from benchmark.models.cached_trunk import CachedTrunk, frozen_encoder
 from benchmark.models.embedding_model import EmbeddingModel
 from benchmark.models.trunk_cache import state_digest, trunk_outputs
@@ -52,8 +51,6 @@ class FrozenData:
 
 
 def _features_data(source: DataSource, cfg: BenchmarkConfig) -> FrozenData:
-    if cfg.frozen.cut != "after_last":
-        raise ConfigError(f"frozen.cut: {cfg.frozen.cut} needs a trunk; a features dataset has none (use after_last)")
     train = source.train
     views = ViewSet(train.values[:, None], train.labels)
     factory = CachedModelFactory(tuple(train.values.shape[1:]), grid=1, stage=None,

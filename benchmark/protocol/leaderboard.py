@@ -19,10 +19,9 @@ from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
 from benchmark.config import BenchmarkConfig, config_to_dict
-from benchmark.errors import RunDirError
 from benchmark.protocol import storage as st
 from benchmark.protocol.export import export_results
-from benchmark.protocol.run_dir import config_difference
+from benchmark.protocol.run_config import refuse_config_change
 from benchmark.protocol.units import BLOCKED, DONE, DROPPED, RAN, RepeatStage, SearchStage, Stages, build_stages
 from benchmark.protocol.workbench import Workbench
 
@@ -33,14 +32,10 @@ META_STUDY = "__meta__"
 def check_storage_config(storage, cfg: BenchmarkConfig, *, allow_config_change: bool) -> None:
     """The storage remembers the config of its leaderboard; a worker with another config is refused."""
     meta = st.get_study(storage, META_STUDY)
-    new = config_to_dict(cfg)
-    old = meta.user_attrs.get("config")
-    if old is not None and not allow_config_change:
-        diff = config_difference(old, new)
-        if diff:
-            raise RunDirError(f"the storage holds a leaderboard with a different config ({'; '.join(diff)}); "
-                              f"use --allow-config-change to continue it with the new config")
-    meta.set_user_attr("config", new)
+    refuse_config_change(meta.user_attrs.get("config"), cfg, holder="the storage",
+                         remedy="use --allow-config-change to continue it with the new config",
+                         allow_config_change=allow_config_change)
+    meta.set_user_attr("config", config_to_dict(cfg))
 
 
 def work_done(stages: Stages) -> tuple[int, int]:

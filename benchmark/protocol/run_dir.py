@@ -10,39 +10,11 @@ from pathlib import Path
 import yaml
 
 from benchmark.config import BenchmarkConfig, config_to_dict
-from benchmark.errors import RunDirError
 from benchmark.io import atomic_write_json, atomic_write_text, sweep_temporary_files
+from benchmark.protocol.run_config import refuse_config_change
 from benchmark.provenance import provenance
 
 CONFIG_FILE = "config.resolved.yaml"
-#: Keys that may differ between invocations of the same run (they change no result).
-VOLATILE_KEYS = {"device", "protocol.poll_interval", "training.num_workers", "training.eval_batch_size"}
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
-        elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
-            for i, x in enumerate(v):
-                out.update(_flatten(x, f"{key}[{i}]."))
-        else:
-            out[key] = v
-    return out
-
-
-def config_difference(old: dict, new: dict) -> list[str]:
-    """Lines ``key: old -> new`` for every key that differs (volatile keys excluded)."""
-    a, b = _flatten(old), _flatten(new)
-    lines = []
-    for key in sorted(set(a) | set(b)):
-        if key in VOLATILE_KEYS:
-            continue
-        if a.get(key, "<absent>") != b.get(key, "<absent>"):
-            lines.append(f"{key}: {a.get(key, '<absent>')!r} -> {b.get(key, '<absent>')!r}")
-    return lines
 
 
 def prepare_run_dir(run_dir: Path, cfg: BenchmarkConfig, argv: list[str], *, allow_config_change: bool) -> None:
@@ -51,11 +23,9 @@ def prepare_run_dir(run_dir: Path, cfg: BenchmarkConfig, argv: list[str], *, all
     new = config_to_dict(cfg)
     path = run_dir / CONFIG_FILE
     if path.exists():
-        old = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        diff = config_difference(old, new)
-        if diff and not allow_config_change:
-            raise RunDirError(f"{run_dir} holds a run with a different config ({'; '.join(diff)}); use another "
-                              f"--out, or --allow-config-change to continue it with the new config")
+        refuse_config_change(yaml.safe_load(path.read_text(encoding="utf-8")) or {}, cfg, holder=str(run_dir),
+                             remedy="use another --out, or --allow-config-change to continue it with the new config",
+                             allow_config_change=allow_config_change)
     swept = sweep_temporary_files(run_dir)
     if swept:
         logging.getLogger(__name__).info("removed %d temporary files of dead processes", len(swept))

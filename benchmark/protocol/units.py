@@ -59,13 +59,18 @@ def study_name(dataset: str, method: str, stage: str) -> str:
     return f"{dataset}::{method}::{stage}"
 
 
+#: ``protocol.sampler`` name -> ``make(seed, n_startup_trials)``. GP is the closest to the reality check's
+#: Ax GP + EI; TPE uses constant liar so that concurrent workers do not sample the same configuration.
+SAMPLERS: dict[str, Callable[[int, int], optuna.samplers.BaseSampler]] = {
+    "tpe": lambda seed, n_startup: optuna.samplers.TPESampler(seed=seed, multivariate=True,
+                                                              n_startup_trials=n_startup, constant_liar=True),
+    "gp": lambda seed, n_startup: optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_startup),
+    "random": lambda seed, n_startup: optuna.samplers.RandomSampler(seed=seed),
+}
+
+
 def make_sampler(kind: str, seed: int, n_startup_trials: int) -> optuna.samplers.BaseSampler:
-    if kind == "gp":
-        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_startup_trials)
-    if kind == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=n_startup_trials,
-                                      constant_liar=True)
+    return SAMPLERS[kind](seed, n_startup_trials)
 
 
 def owners(trials: list[FrozenTrial], units: dict[int, int]) -> dict[int, FrozenTrial]:

@@ -145,14 +145,14 @@ class Workbench:
             seed = derive_seed(self.cfg.seed, *seed_key, "fold", i)
             model = data.models.new(derive_seed(seed, "init"))
             ctx = MethodContext(num_classes=fold.num_classes, embedding_dim=self.cfg.model.embedding_dim,
-                                device=self.device, trunk_dim=model.trunk.out_dim)
+                                device=self.device)
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(derive_seed(seed, "method"))
                 method = spec.create(ctx, params)
             model, result = train_fold(
                 model=model, method=method, train_set=fold.train, train_eval_set=fold.train_eval, val_set=fold.val,
                 cfg=tcfg, device=self.device, seed=seed, m_per_class=min(spec.m_per_class, tcfg.m_per_class),
-                warmup_epochs=int(spec.extra.get("warmup_epochs", 0)), desc=f"{desc} fold {i}",
+                warmup_epochs=spec.warmup_epochs, desc=f"{desc} fold {i}",
                 progress=self.progress, heartbeat=heartbeat)
             out.append((model, result))
             if on_fold_end is not None:

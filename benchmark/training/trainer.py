@@ -26,6 +26,7 @@ from benchmark.evaluation.embed import embed
 from benchmark.evaluation.metrics import compute_metrics
 from benchmark.methods.base import Method
 from benchmark.training.batch_loader import training_batches
+from benchmark.training.optimizers import build_optimizer
 from benchmark.training.samplers import ClassBalancedBatches
 
 COMPLETED, EARLY_STOPPED, DIVERGED = "completed", "early_stopped", "diverged"
@@ -77,11 +78,7 @@ def make_optimizer(model: nn.Module, method: Method, cfg: TrainingConfig) -> tor
               {"params": rest, "lr": cfg.lr_embedder, "name": "embedder"}]
     groups += method.optimizer_groups(cfg.lr_embedder, cfg.weight_decay)
     groups = [g for g in groups if g["params"]]
-    if cfg.optimizer == "rmsprop":
-        return torch.optim.RMSprop(groups, lr=cfg.lr_embedder, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=cfg.lr_embedder, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(groups, lr=cfg.lr_embedder, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return build_optimizer(groups, cfg)
 
 
 def validate(model: nn.Module, val_set: ImageSet, device: torch.device, cfg: TrainingConfig) -> float:

@@ -120,13 +120,13 @@ def test_method_trains_in_the_frozen_regime(name, stage):
     assert trunk.out_dim == 64 and trunk.channels == 16
     model = EmbeddingModel(trunk, embedding_dim=EMBEDDING)
     torch.manual_seed(0)
-    method = spec.create(MethodContext(num_classes=NUM_CLASSES, embedding_dim=EMBEDDING, trunk_dim=trunk.out_dim))
+    method = spec.create(MethodContext(num_classes=NUM_CLASSES, embedding_dim=EMBEDDING))
     cfg = TrainingConfig(batch_size=16, m_per_class=4, iterations_per_epoch=3, max_epochs=2, val_interval=1,
                          patience=5, optimizer="adam", lr_trunk=1e-3, lr_embedder=1e-3)
     model, result = train_fold(model=model, method=method, train_set=views, train_eval_set=evals, val_set=evals,
                                cfg=cfg, device=torch.device("cpu"), seed=0,
                                m_per_class=min(spec.m_per_class, cfg.m_per_class),
-                               warmup_epochs=int(spec.extra.get("warmup_epochs", 0)), progress=False)
+                               warmup_epochs=spec.warmup_epochs, progress=False)
     assert result.iterations == 6 and result.status == "completed", result
     with torch.no_grad():
         out = model(evals.values[:5])

@@ -19,7 +19,16 @@ EXPECTED = {
 
 
 def _build(hp, ctx):  # pragma: no cover - never called
+    """A throw-away method."""
     return PMLMethod(None)
+
+
+def _undocumented(hp, ctx):  # pragma: no cover - never called
+    return PMLMethod(None)
+
+
+#: A valid entry; each refusal case below changes one thing.
+VALID = dict(display_name="tmp", source="Nobody, 2026", search_space={"m": Float(0, 1)}, defaults={"m": 0.5})
 
 
 #: The seed papers' own methods (issue "The seed papers' own methods").
@@ -38,13 +47,13 @@ def test_every_baseline_is_registered_with_its_display_name():
 def test_duplicate_registration_raises():
     get_method("contrastive")  # load the library first
     with pytest.raises(RegistryError, match="already registered"):
-        register_method(name="contrastive", display_name="x", search_space={}, defaults={})(_build)
+        register_method(name="contrastive", **VALID)(_build)
     try:
-        register_method(name="_tmp_dup", display_name="tmp", search_space={}, defaults={})(_build)
+        register_method(name="tmp_dup", **VALID)(_build)
         with pytest.raises(RegistryError, match="already registered"):
-            register_method(name="_tmp_dup", display_name="tmp", search_space={}, defaults={})(_build)
+            register_method(name="tmp_dup", **VALID)(_build)
     finally:
-        unregister_method("_tmp_dup")
+        unregister_method("tmp_dup")
     assert get_method("contrastive").build.__module__.endswith("library.contrastive")
 
 
@@ -53,16 +62,39 @@ def test_unknown_method_raises_with_the_list():
         get_method("nope")
 
 
-def test_invalid_entries_are_refused():
-    with pytest.raises(RegistryError, match="loss_lr"):
-        register_method(name="_tmp_a", display_name="a", search_space={}, defaults={},
-                        has_parameters=True)(_build)
-    with pytest.raises(RegistryError, match="no default"):
-        register_method(name="_tmp_b", display_name="b", search_space={"m": Float(0, 1)}, defaults={})(_build)
-    with pytest.raises(ConfigError, match="outside"):
-        register_method(name="_tmp_c", display_name="c", search_space={"m": Float(0, 1)},
-                        defaults={"m": 2.0})(_build)
-    assert not {"_tmp_a", "_tmp_b", "_tmp_c"} & {spec.name for spec in list_methods()}
+LOSS_LR = {"loss_lr": Float(1e-6, 1.0, log=True)}
+
+
+@pytest.mark.parametrize("change, build, error, message", [
+    ({}, _undocumented, RegistryError, "needs a docstring"),
+    ({"source": " "}, _build, RegistryError, "source"),
+    ({"display_name": ""}, _build, RegistryError, "display_name"),
+    ({"search_space": {}, "defaults": {}}, _build, RegistryError, "search space is empty"),
+    ({"defaults": {}}, _build, RegistryError, "no default"),
+    ({"defaults": {"m": 2.0}}, _build, ConfigError, "outside"),
+    ({"has_parameters": True}, _build, RegistryError, "loss_lr"),
+    ({"has_parameters": True, "search_space": {"loss_lr": Float(1e-4, 1.0, log=True)},
+      "defaults": {"loss_lr": 1e-3}}, _build, RegistryError, "loss_lr"),
+    ({"search_space": LOSS_LR, "defaults": {"loss_lr": 1e-3}}, _build, RegistryError, "has no parameters"),
+    ({"m_per_class": 0}, _build, RegistryError, "m_per_class"),
+    ({"warmup_epochs": -1}, _build, RegistryError, "warmup_epochs"),
+], ids=["no-docstring", "no-source", "no-display-name", "nothing-searched", "no-default", "default-outside",
+        "params-without-loss-lr", "loss-lr-other-range", "loss-lr-without-params", "m-per-class-0", "warmup-negative"])
+def test_registration_refuses_an_entry_that_breaks_the_contract(change, build, error, message):
+    try:
+        with pytest.raises(error, match=message):
+            register_method(name="tmp_bad", **{**VALID, **change})(build)
+        assert "tmp_bad" not in {spec.name for spec in list_methods()}
+        register_method(name="tmp_bad", **VALID)(build if build is _build else _build)  # the valid entry passes
+        assert get_method("tmp_bad").description == "A throw-away method."
+    finally:
+        unregister_method("tmp_bad")
+
+
+@pytest.mark.parametrize("name", ["Bad", "has space", "a/b", "1st", ""])
+def test_method_names_that_cannot_name_files_are_refused(name):
+    with pytest.raises(RegistryError, match="lower-case"):
+        register_method(name=name, **VALID)(_build)
 
 
 @pytest.mark.parametrize("spec", list_methods(), ids=lambda s: s.name)
@@ -85,9 +117,9 @@ def test_entry_is_consistent(spec):
 
 
 def test_warmup_is_declared_for_the_methods_that_use_it():
-    assert get_method("proxy_nca_pp").extra["warmup_epochs"] == 1
-    assert get_method("proxy_anchor").extra["warmup_epochs"] == 1
-    assert get_method("contrastive").extra.get("warmup_epochs", 0) == 0
+    assert get_method("proxy_nca_pp").warmup_epochs == 1
+    assert get_method("proxy_anchor").warmup_epochs == 1
+    assert get_method("contrastive").warmup_epochs == 0
 
 
 def test_describe_methods_mentions_every_method_and_parameter():

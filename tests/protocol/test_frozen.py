@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from benchmark.cli import main
-from benchmark.config import load_config
+from benchmark.protocol.run_config import load_run_config
 from benchmark.data.tensor_sets import TensorSet, ViewSet
 from benchmark.models.cached_trunk import CachedTrunk
 from benchmark.protocol import workbench
@@ -19,7 +19,7 @@ FROZEN = ["--set", "training.regime=frozen", "--set", "frozen.views=2", "--set",
 
 
 def frozen_config(*extra):
-    return load_config(preset="smoke", overrides=["training.regime=frozen", "frozen.views=2", *extra])
+    return load_run_config(preset="smoke", overrides=["training.regime=frozen", "frozen.views=2", *extra])
 
 
 @pytest.fixture(scope="module")

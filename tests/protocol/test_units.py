@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from optuna.trial import TrialState
 
-from benchmark.config import config_from_dict
+from benchmark.protocol.run_config import assemble_config
 from benchmark.protocol import storage as st
 from benchmark.protocol.seeds import derive_seed
 from benchmark.protocol.units import BLOCKED, DONE, RAN, RepeatStage, SearchStage
@@ -39,7 +39,7 @@ class FakeBench:
 
 
 def test_two_workers_share_the_repeats(tmp_path):
-    cfg = config_from_dict({"methods": ["contrastive"], "protocol": {"n_trials": 2, "n_repeats": 3, "n_folds": 2}})
+    cfg = assemble_config({"methods": ["contrastive"], "protocol": {"n_trials": 2, "n_repeats": 3, "n_folds": 2}})
     storage = st.create_storage(None, tmp_path)
     a, b = FakeBench(cfg), FakeBench(cfg)
     sa = SearchStage(a, storage, cfg.datasets[0], "contrastive")
@@ -84,7 +84,7 @@ def test_every_sampler_kind_searches_a_registered_space():
 
 def test_default_trial_failing_before_sampling_is_queued_again(tmp_path):
     """A worker killed between claiming the enqueued defaults and sampling them must not lose the defaults."""
-    cfg = config_from_dict({"methods": ["contrastive"], "protocol": {"n_trials": 2, "n_folds": 2}})
+    cfg = assemble_config({"methods": ["contrastive"], "protocol": {"n_trials": 2, "n_folds": 2}})
     storage = st.create_storage(None, tmp_path)
     bench = FakeBench(cfg)
     stage = SearchStage(bench, storage, cfg.datasets[0], "contrastive")
@@ -98,7 +98,7 @@ def test_default_trial_failing_before_sampling_is_queued_again(tmp_path):
 
 
 def _stage(tmp_path, n_trials=3, n_repeats=2):
-    cfg = config_from_dict({"methods": ["contrastive"],
+    cfg = assemble_config({"methods": ["contrastive"],
                             "protocol": {"n_trials": n_trials, "n_repeats": n_repeats, "n_folds": 2}})
     storage = st.create_storage(None, tmp_path)
     bench = FakeBench(cfg)

@@ -69,7 +69,7 @@ def test_same_seed_same_model_with_0_and_2_workers(tmp_path):
         torch.manual_seed(0)
         model = EmbeddingModel(SmallCNN(width=4), 8)
         method = get_method("contrastive").create(
-            MethodContext(num_classes=6, embedding_dim=8, device=torch.device("cpu"), trunk_dim=32),
+            MethodContext(num_classes=6, embedding_dim=8, device=torch.device("cpu")),
             dict(get_method("contrastive").defaults, **params))
         model, result = trainer.train_fold(model=model, method=method, train_set=images, train_eval_set=images,
                                            val_set=images.with_transform(T.Compose([T.Resize(32), T.CenterCrop(32),

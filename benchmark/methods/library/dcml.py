@@ -450,7 +450,7 @@ class DCML(Method):
     defaults={"alpha": 1e-4, "beta": 1e-2, "gamma": 1e-1, "n_envs": 2, "scale": 100.0, "margin": 0.6182,
               "loss_lr": 2.53e-3, "env_interval": 5, "env_steps": 50, "env_passes": 1, "env_lr": 0.5,
               "input_size": 0},
-    needs_num_classes=True, has_parameters=True,
+    needs_num_classes=True, has_parameters=True, needs_spatial_map=True,
 )
 def dcml(hp: dict, ctx: MethodContext) -> DCML:
     """IRM over inferred environments with per-environment attention on the trunk's feature map, a shared

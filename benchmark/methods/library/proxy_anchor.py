@@ -15,7 +15,7 @@ from benchmark.methods.search_space import Float
                   "alpha": Float(8.0, 128.0, log=True)},
     defaults={"loss_lr": 1e-4, "margin": 0.1, "alpha": 32.0},
     needs_num_classes=True, has_parameters=True,
-    extra={"warmup_epochs": 1},
+    warmup_epochs=1,
 )
 def proxy_anchor(hp: dict, ctx: MethodContext) -> PMLMethod:
     """Each proxy is an anchor: a log-sum-exp over its positive samples in the batch and one over its negatives.
@@ -28,7 +28,7 @@ def proxy_anchor(hp: dict, ctx: MethodContext) -> PMLMethod:
     δ = 0.1 (``margin`` in [0, 0.2]) and α = 32 (``alpha`` in [8, 128], log: 32 is its geometric
     centre). ``loss_lr`` defaults to 1e-4 = 100x the protocol's trunk learning rate, the paper's
     proxy/backbone ratio. The authors' code trains only the embedder and proxies during a first
-    warm-up epoch: ``extra["warmup_epochs"] = 1`` is read by the trainer, which freezes the trunk
+    warm-up epoch: ``warmup_epochs=1`` in the registry entry makes the trainer freeze the trunk
     for that many epochs. Not adopted from the authors' code: their sum of global max and average
     pooling and AdamW (the protocol fixes the trunk, pooling and optimiser for every method).
     """

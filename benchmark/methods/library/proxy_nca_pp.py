@@ -85,7 +85,7 @@ class ProxyNCAPlusPlus(PMLMethod):
     search_space={"loss_lr": Float(1e-6, 1.0, log=True), "softmax_scale": Float(1.0, 81.0, log=True)},
     defaults={"loss_lr": 1e-2, "softmax_scale": 9.0},
     needs_num_classes=True, has_parameters=True,
-    extra={"warmup_epochs": 1},
+    warmup_epochs=1,
 )
 def proxy_nca_pp(hp: dict, ctx: MethodContext) -> ProxyNCAPlusPlus:
     """ProxyNCA with the paper's changes: low temperature, positive proxy in the denominator, max pooling
@@ -104,8 +104,8 @@ def proxy_nca_pp(hp: dict, ctx: MethodContext) -> ProxyNCAPlusPlus:
       that ratio would make each proxy coordinate (initialised N(0, 1)) jump by ~0.1 per step; the
       default ``loss_lr`` = 1e-2 (10⁴x the protocol's trunk learning rate of 1e-6) keeps them
       orders of magnitude faster than the trunk, and the search covers [1e-6, 1] (log).
-    - Warm-up: ``extra["warmup_epochs"] = 1`` is read by the trainer
-      (``spec.extra.get("warmup_epochs", 0)``), which freezes the trunk for that many epochs while
+    - Warm-up: ``warmup_epochs=1`` in the registry entry makes the trainer freeze the trunk for that
+      many epochs while
       the embedder and the proxies train, as in the paper.
     Not adopted: the paper's Adam optimiser (the protocol fixes RMSprop for every method).
     """

@@ -1,0 +1,118 @@
+"""Assembling a run's config: the one place where a config file, a preset, ``--set`` and the CLI's flags
+become a checked ``BenchmarkConfig``.
+
+``benchmark.config`` (a leaf) checks types, unknown keys and ranges; each layer checks the names it
+owns (methods: the registry; trunks and cuts: ``benchmark.models``; optimizers and regimes:
+``benchmark.training``; datasets and fold modes: ``benchmark.data``; samplers: ``benchmark.protocol``);
+this module calls them all and checks what spans several sections. ``refuse_config_change`` is the one
+check that a run folder or a storage is continued with the config it was started with.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Optional
+
+from benchmark.config import (BenchmarkConfig, apply_overrides, check_choice, config_to_dict, parse_config,
+                              preset_path, read_config_file)
+from benchmark.data.catalog import check_dataset_entry
+from benchmark.data.splits import FOLD_MODES
+from benchmark.errors import ConfigError, RunDirError
+from benchmark.methods import get_method, list_methods
+from benchmark.models.checks import check_model_section
+from benchmark.protocol.units import SAMPLERS
+from benchmark.training.checks import check_training_section
+
+#: Keys that may change when a run is continued (they change how fast, not what is computed).
+VOLATILE_KEYS = {"device", "protocol.poll_interval", "training.num_workers", "training.eval_batch_size"}
+
+
+def assemble_config(data: dict) -> BenchmarkConfig:
+    """The checked config of a raw mapping: ``methods: all`` expanded, every key and name checked."""
+    data = dict(data)
+    if data.get("methods") == "all":
+        data["methods"] = [spec.name for spec in list_methods()]
+    cfg = parse_config(data)
+    check_run_config(cfg)
+    return cfg
+
+
+def check_run_config(cfg: BenchmarkConfig) -> None:
+    """Every layer's names, then what spans sections; ConfigError (or RegistryError) naming the key."""
+    specs = [get_method(name) for name in cfg.methods]
+    check_model_section(cfg.model, cfg.frozen)
+    check_choice(cfg.protocol.fold_mode, FOLD_MODES, "protocol.fold_mode")
+    check_choice(cfg.protocol.sampler, tuple(SAMPLERS), "protocol.sampler")
+    for i, d in enumerate(cfg.datasets):
+        check_dataset_entry(d.name, d.root, d.options, f"datasets[{i}]")
+    for path, t in cfg.training_sections():
+        check_training_section(t, path)
+    for i, d in enumerate(cfg.datasets):
+        frozen = cfg.training_for(d).regime == "frozen" or d.name == "features"
+        if d.name == "features" and cfg.frozen.cut != "after_last":
+            raise ConfigError(f"config key 'frozen.cut': {cfg.frozen.cut} needs a trunk, and dataset "
+                              f"'datasets[{i}]' is a features file without one (use after_last)")
+        if not frozen:
+            continue
+        # a features file is one vector per image; the after_last cut pools the map to grid x grid
+        one_by_one = d.name == "features" or (cfg.frozen.cut == "after_last" and cfg.frozen.grid == 1)
+        for spec in specs:
+            if not spec.can_run_frozen:
+                raise ConfigError(f"config key 'methods': {spec.name!r} cannot train in the frozen regime, which "
+                                  f"dataset 'datasets[{i}]' uses (remove the method or use regime end_to_end)")
+            if spec.needs_spatial_map and one_by_one:
+                raise ConfigError(f"config key 'methods': {spec.name!r} works on the trunk's spatial map, but "
+                                  f"dataset 'datasets[{i}]' trains on 1x1 cached outputs (use frozen.grid >= 2, "
+                                  f"frozen.cut before_last, or an image dataset)")
+
+
+def load_run_config(*, preset: Optional[str] = None, path: Optional[str | Path] = None,
+                    overrides: Iterable[str] = (), methods: Optional[list[str]] = None,
+                    datasets: Optional[list[str]] = None) -> BenchmarkConfig:
+    """A run's config from a preset name or a file, narrowed to ``methods`` / ``datasets`` when given
+    (a dataset not in the file is added with default options), with ``--set`` overrides applied."""
+    if (preset is None) == (path is None):
+        raise ConfigError("give exactly one of --preset or --config")
+    data = read_config_file(preset_path(preset) if preset else path)
+    if methods:
+        data["methods"] = list(methods)
+    if datasets:
+        existing = {(d if isinstance(d, str) else d.get("name")): d for d in data.get("datasets", [])}
+        data["datasets"] = [existing.get(name, {"name": name}) for name in datasets]
+    return assemble_config(apply_overrides(data, list(overrides)))
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            for i, x in enumerate(v):
+                out.update(_flatten(x, f"{key}[{i}]."))
+        else:
+            out[key] = v
+    return out
+
+
+def config_difference(old: dict, new: dict) -> list[str]:
+    """Lines ``key: old -> new`` for every key that differs (``VOLATILE_KEYS`` excluded)."""
+    a, b = _flatten(old), _flatten(new)
+    lines = []
+    for key in sorted(set(a) | set(b)):
+        if key in VOLATILE_KEYS:
+            continue
+        if a.get(key, "<absent>") != b.get(key, "<absent>"):
+            lines.append(f"{key}: {a.get(key, '<absent>')!r} -> {b.get(key, '<absent>')!r}")
+    return lines
+
+
+def refuse_config_change(old: Optional[dict], cfg: BenchmarkConfig, *, holder: str, remedy: str,
+                         allow_config_change: bool) -> None:
+    """Raise RunDirError when ``old`` (the config ``holder`` was started with) differs from ``cfg``."""
+    if old is None or allow_config_change:
+        return
+    diff = config_difference(old, config_to_dict(cfg))
+    if diff:
+        raise RunDirError(f"{holder} holds a run with a different config ({'; '.join(diff)}); {remedy}")
