@@ -30,6 +30,8 @@ class ModelConfig:
     trunk: str = "small_cnn"
     embedding_dim: int = 128
     pretrained: bool = True
+    #: The pretrained weights file of a ``bn_inception`` or ``timm:<name>`` trunk (default: the caches').
+    weights: Optional[str] = None
     freeze_bn: bool = True
     #: Epochs of classification pretraining of the small CNN on the built-in dataset's held-out pool.
     pretrain_epochs: int = 8
@@ -219,7 +221,7 @@ def validate(cfg: BenchmarkConfig) -> None:
     from benchmark.data.catalog import check_dataset_entry
     from benchmark.data.splits import FOLD_MODES
     from benchmark.methods import get_method
-    from benchmark.models.trunks import TRUNKS
+    from benchmark.models.names import check_trunk_name, check_weights_key
 
     _check_name(cfg.name, "name")
     _check_range(cfg.seed, "seed", lo=0, hi=MAX_SEED)
@@ -234,8 +236,8 @@ def validate(cfg: BenchmarkConfig) -> None:
     if cfg.device not in ("auto", "cpu", "cuda") and not re.fullmatch(r"cuda:\d+", cfg.device):
         raise ConfigError(f"config key 'device' must be auto, cpu or cuda[:N], got {cfg.device!r}")
     m = cfg.model
-    if m.trunk not in TRUNKS:
-        raise ConfigError(f"config key 'model.trunk' must be one of {TRUNKS}, got {m.trunk!r}")
+    check_trunk_name(m.trunk, "model.trunk")
+    check_weights_key(m.trunk, m.weights, m.pretrained, "model.weights")
     _check_range(m.embedding_dim, "model.embedding_dim", lo=1, hi=MAX_EMBEDDING_DIM)
     _check_range(m.pretrain_epochs, "model.pretrain_epochs", lo=1)
     _validate_frozen(cfg.frozen)
