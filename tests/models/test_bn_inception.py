@@ -104,7 +104,8 @@ def test_the_input_layer_converts_to_the_ports_scale():
 def test_file_in_the_hub_cache_is_loaded(checkpoints):
     state = random_port_state(seed=1)
     checkpoints.mkdir(parents=True)
-    torch.save(state, checkpoints / WEIGHTS_FILE)
+    # the original file predates torch's zip format: saved the old way, as a pickle of protocol 2
+    torch.save(state, checkpoints / WEIGHTS_FILE, _use_new_zipfile_serialization=False, pickle_protocol=2)
     trunk = build_trunk("bn_inception", pretrained=True)
     loaded = trunk.net.state_dict()
     assert all(torch.equal(loaded[k], v) for k, v in state.items() if not k.startswith("last_linear"))
