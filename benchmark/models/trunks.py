@@ -20,7 +20,6 @@ from benchmark.models.input_norm import InputRenormalisation
 from benchmark.models.names import TIMM_PREFIX, TRUNKS
 
 
-
 class Trunk(nn.Module):
     """Base class: ``forward`` = ``pool(feature_map(x))``.
 
@@ -177,8 +176,11 @@ class TorchvisionTrunk(Trunk):
 
 
 def build_trunk(name: str, *, pretrained: bool, weights: Optional[str] = None) -> Trunk:
-    """The trunk ``name`` (one of ``TRUNKS`` or ``timm:<name>``). ``small_cnn`` weights are loaded by the caller;
-    ``weights`` (``model.weights``) names the file of BN-Inception's or a timm model's."""
+    """The trunk ``name`` (one of ``TRUNKS`` or ``timm:<name>``).
+
+    ``small_cnn`` weights are loaded by the caller; ``weights`` (``model.weights``) names the weights file of
+    ``bn_inception`` or a timm trunk (default: their caches').
+    """
     if name == "small_cnn":
         return SmallCNN()
     if name == "bn_inception":
