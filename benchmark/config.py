@@ -42,6 +42,8 @@ class ModelConfig:
     trunk: str = "small_cnn"
     embedding_dim: int = bounded(128, lo=1, hi=MAX_EMBEDDING_DIM)
     pretrained: bool = True
+    #: The pretrained weights file of a ``bn_inception`` or ``timm:<name>`` trunk (default: the caches').
+    weights: Optional[str] = None
     freeze_bn: bool = True
     #: Epochs of classification pretraining of the small CNN on the built-in dataset's held-out pool.
     pretrain_epochs: int = bounded(8, lo=1)

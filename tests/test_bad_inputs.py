@@ -21,6 +21,7 @@ import pytest
 
 from benchmark.cli import main
 from tests.data.fixtures import make_csv, make_cub, make_image_folder, make_sop, write_corrupt_image, write_image
+from tests.models.weight_caches import isolate_weight_caches
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "s3cr3tpw"
@@ -178,6 +179,14 @@ def out_holds_other_files(tmp: Path) -> list[str]:
     return ["--preset", "smoke", "--out", str(tmp / "docs")]
 
 
+def weights_file(*overrides: str) -> Callable[[Path], list[str]]:
+    """The smoke preset with ``overrides`` and ``model.weights`` naming an existing file."""
+    def make(tmp: Path) -> list[str]:
+        (tmp / "w.pth").write_bytes(b"weights")
+        return sets(*overrides, f"model.weights={tmp / 'w.pth'}")(tmp)
+    return make
+
+
 def config_dir(tmp: Path) -> list[str]:
     (tmp / "cfgdir").mkdir()
     return ["--config", str(tmp / "cfgdir")]
@@ -200,6 +209,17 @@ CASES = [
     Case("pretrained_string", config_text("name: x\nmodel: {pretrained: 'yes please'}\n"), ("model.pretrained",)),
     Case("pretrain_epochs_zero", sets("model.pretrain_epochs=0"), ("model.pretrain_epochs",)),
     Case("trunk_unknown", sets("model.trunk=vit"), ("model.trunk",)),
+    Case("trunk_timm_unknown", sets("model.trunk=timm:resnet_5O"), ("model.trunk", "not a timm model")),
+    Case("trunk_timm_bad_tag", sets("model.trunk=timm:resnet18.in99k"), ("model.trunk", "in99k")),
+    Case("weights_missing", sets("model.trunk=bn_inception", "model.weights=/no/such/bn.pth"),
+         ("model.weights", "/no/such/bn.pth")),
+    Case("weights_for_small_cnn", weights_file("model.trunk=small_cnn"), ("model.weights", "small_cnn")),
+    Case("weights_without_pretrained", weights_file("model.trunk=bn_inception", "model.pretrained=false"),
+         ("model.weights", "model.pretrained")),
+    Case("bn_inception_not_cached", sets("model.trunk=bn_inception"),
+         ("bn_inception-52deb4733.pth", "torch-home", "model.weights")),
+    Case("timm_weights_not_cached", sets("model.trunk=timm:test_resnet"),
+         ("timm/test_resnet.r160_in1k", "model.safetensors", "hf-cache", "model.pretrained: false")),
     # training
     Case("eval_batch_size_zero", sets("training.eval_batch_size=0"), ("training.eval_batch_size",)),
     Case("num_workers_negative", sets("training.num_workers=-1"), ("training.num_workers",)),
@@ -310,6 +330,12 @@ CASES = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def no_cached_weights(monkeypatch, tmp_path_factory):
+    """Empty torch hub and Hugging Face caches, whatever the developer has cached (child processes too)."""
+    isolate_weight_caches(monkeypatch, tmp_path_factory.mktemp("weights"))
+
+
 def listing(root: Path) -> set[str]:
     """Every path under ``root`` (links not followed), relative."""
     out = set()
@@ -357,7 +383,8 @@ def test_bad_input_is_refused_before_anything_is_written(case, tmp_path, capsys,
 
 
 SUBPROCESS_CASES = [c for c in CASES if c.id in ("seed_negative", "out_parent_is_file", "storage_malformed",
-                                                  "image_corrupt", "class_folder_links_to_parent")]
+                                                  "image_corrupt", "class_folder_links_to_parent",
+                                                  "bn_inception_not_cached")]
 
 
 @pytest.mark.parametrize("case", SUBPROCESS_CASES, ids=[c.id for c in SUBPROCESS_CASES])

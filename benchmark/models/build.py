@@ -26,7 +26,7 @@ class ModelFactory:
 
                 self._trunk = pretrained_small_cnn(epochs=self.cfg.pretrain_epochs, progress=self.progress)
             else:
-                self._trunk = build_trunk(self.cfg.trunk, pretrained=self.cfg.pretrained)
+                self._trunk = build_trunk(self.cfg.trunk, pretrained=self.cfg.pretrained, weights=self.cfg.weights)
         return self._trunk
 
     def new(self, seed: int) -> EmbeddingModel:

@@ -50,8 +50,8 @@ def frozen_encoder(trunk: Trunk, cut: str, grid: int) -> tuple[nn.Module, Option
     try:
         before, last = trunk.split_last_stage()
     except NotImplementedError:
-        raise ConfigError(f"frozen.cut: before_last needs a trunk with stages; {type(trunk).__name__} has none "
-                          f"(use after_last)") from None
+        raise ConfigError(f"config key 'frozen.cut': {trunk.label} supports only after_last (before_last needs a "
+                          f"trunk split into stages)") from None
     return before.eval(), last
 
 

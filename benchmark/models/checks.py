@@ -1,13 +1,14 @@
-"""The model layer's part of a run's config: trunk names and frozen-regime cuts, checked by this layer."""
+"""The model layer's part of a run's config: trunk names, weights files and frozen-regime cuts."""
 
 from __future__ import annotations
 
 from benchmark.config import FrozenConfig, ModelConfig, check_choice
 from benchmark.models.cached_trunk import CUTS
-from benchmark.models.trunks import TRUNKS
+from benchmark.models.names import check_trunk_name, check_weights_key
 
 
 def check_model_section(model: ModelConfig, frozen: FrozenConfig) -> None:
-    """``model.trunk`` one of the trunks this layer builds, ``frozen.cut`` one of its cuts; else ConfigError."""
-    check_choice(model.trunk, TRUNKS, "model.trunk")
+    """A trunk this layer builds (built-in or ``timm:<name>``), a weights file it can read, a known cut."""
+    check_trunk_name(model.trunk, "model.trunk")
+    check_weights_key(model.trunk, model.weights, model.pretrained, "model.weights")
     check_choice(frozen.cut, CUTS, "frozen.cut")

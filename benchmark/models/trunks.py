@@ -1,18 +1,23 @@
 """Trunks: the image networks whose pooled features the embedder maps to the embedding.
 
 Every trunk exposes ``feature_map(x)`` (B x C x H x W, for methods that attend over it),
-``pool(fmap)`` (B x C) and ``out_dim`` (C). ImageNet weights come through torchvision's weight
-API (they are read from torchvision's cache; nothing here downloads on its own when offline).
+``pool(fmap)`` (B x C) and ``out_dim`` (C). ``build_trunk`` makes any trunk a config names
+(``benchmark.models.names``): the small CNN and torchvision's ResNet-50 and GoogLeNet here,
+BN-Inception in ``bn_inception``, timm models in ``timm_trunk``. ImageNet weights come through
+torchvision's weight API (they are read from torchvision's cache; nothing here downloads on its own
+when offline); BN-Inception's and timm's only from files already on disk.
 """
 
 from __future__ import annotations
+
+from typing import Optional
 
 import torch
 from torch import nn
 
 from benchmark.errors import ConfigError
-
-TRUNKS = ("small_cnn", "resnet50", "googlenet")
+from benchmark.models.input_norm import InputRenormalisation
+from benchmark.models.names import TIMM_PREFIX, TRUNKS
 
 
 class Trunk(nn.Module):
@@ -24,6 +29,11 @@ class Trunk(nn.Module):
     """
 
     out_dim: int
+
+    @property
+    def label(self) -> str:
+        """The trunk's name in messages."""
+        return type(self).__name__
 
     @property
     def channels(self) -> int:
@@ -59,6 +69,10 @@ class WrappedTrunk(Trunk):
         super().__init__()
         self.trunk = trunk
         self.out_dim = trunk.out_dim
+
+    @property
+    def label(self) -> str:
+        return self.trunk.label
 
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
         return self.trunk.feature_map(x)
@@ -101,17 +115,11 @@ class SmallCNN(Trunk):
         return self.body[:-1], self.body[-1]
 
 
-class GoogLeNetInputTransform(nn.Module):
+class GoogLeNetInputTransform(InputRenormalisation):
     """ImageNet-normalised input -> the per-channel [-1, 1] scale torchvision's GoogLeNet weights expect."""
 
     def __init__(self) -> None:
-        super().__init__()
-        std, mean = torch.tensor([0.229, 0.224, 0.225]), torch.tensor([0.485, 0.456, 0.406])
-        self.register_buffer("scale", (std / 0.5).view(1, 3, 1, 1))
-        self.register_buffer("shift", ((mean - 0.5) / 0.5).view(1, 3, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.scale + self.shift
+        super().__init__(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
 
 
 class TorchvisionTrunk(Trunk):
@@ -167,10 +175,22 @@ class TorchvisionTrunk(Trunk):
         return self.body[:cut], self.body[cut:]
 
 
-def build_trunk(name: str, *, pretrained: bool) -> Trunk:
-    """The trunk ``name`` (one of ``TRUNKS``). ``small_cnn`` weights are loaded by the caller."""
+def build_trunk(name: str, *, pretrained: bool, weights: Optional[str] = None) -> Trunk:
+    """The trunk ``name`` (one of ``TRUNKS`` or ``timm:<name>``).
+
+    ``small_cnn`` weights are loaded by the caller; ``weights`` (``model.weights``) names the weights file of
+    ``bn_inception`` or a timm trunk (default: their caches').
+    """
     if name == "small_cnn":
         return SmallCNN()
+    if name == "bn_inception":
+        from benchmark.models.bn_inception import bn_inception
+
+        return bn_inception(pretrained=pretrained, weights=weights)
+    if name.startswith(TIMM_PREFIX):
+        from benchmark.models.timm_trunk import timm_trunk
+
+        return timm_trunk(name, pretrained=pretrained, weights=weights)
     if name in ("resnet50", "googlenet"):
         try:
             return TorchvisionTrunk(name, pretrained)
@@ -178,7 +198,24 @@ def build_trunk(name: str, *, pretrained: bool) -> Trunk:
             raise ConfigError(
                 f"could not load ImageNet weights for {name!r} ({exc.__class__.__name__}); put them in "
                 f"torchvision's cache ($TORCH_HOME/hub/checkpoints) or set model.pretrained: false") from None
-    raise ConfigError(f"unknown trunk {name!r} (expected one of {TRUNKS})")
+    raise ConfigError(f"unknown trunk {name!r} (expected one of {TRUNKS} or timm:<name>)")
+
+
+def check_pretrained_weights(name: str, *, pretrained: bool, weights: Optional[str] = None) -> None:
+    """Before a run writes anything: the weights file ``build_trunk`` will read is there (else ConfigError).
+
+    For BN-Inception and timm trunks only (torchvision's own cache is checked when the trunk is built).
+    """
+    if not pretrained:
+        return
+    if name == "bn_inception":
+        from benchmark.models.bn_inception import find_weights
+
+        find_weights(weights)
+    elif name.startswith(TIMM_PREFIX):
+        from benchmark.models.timm_trunk import find_weights as find_timm_weights
+
+        find_timm_weights(name[len(TIMM_PREFIX):], weights)
 
 
 def freeze_batchnorm(module: nn.Module) -> None:
