@@ -4,8 +4,9 @@ Each published file is a CSV with ``#`` comment lines (source, units, legibility
 columns ``method_display, embedding, metric, mean, half_width``: values in percent exactly as
 printed, ``half_width`` empty where the paper prints no ``±``, ``embedding`` empty where the paper
 reports one model (then it is compared with all of our embeddings). :func:`load_published` adds
-``source``, ``dataset``, ``method_key`` (the display name without a trailing "(Ours)", used for
-matching) and ``decimals`` (the printed precision).
+``source``, ``dataset``, ``method_key`` (the display name without a trailing "(Ours)" or a
+one-letter variant subscript such as the DRO table's ``_M`` / ``_B``, used for matching) and
+``decimals`` (the printed precision).
 
 :func:`compare_with_published` matches our aggregated rows to published ones by display name
 (after that normalisation) and dataset (our names: cub200, cars196, sop, inshop) and gives ours,
@@ -65,14 +66,20 @@ PUBLISHED_TABLES: dict[str, PublishedTable] = {t.name: t for t in (
 )}
 
 _OURS_RE = re.compile(r"\s*\((?:ours|Ours|OURS)\)\s*$")
+#: A one-letter subscript printed after a method's name for a variant of it: the DRO In-shop table's
+#: ``DRO-TopK_M (Ours)`` and ``DRO-TopK_B (Ours)`` are both DRO-TopK (the paper's poster does not say
+#: what M and B stand for), so our DRO-TopK row is set beside both (the tables show the first, M).
+_VARIANT_RE = re.compile(r"_[A-Za-z]$")
 
 
 def method_key(display_name: str) -> str:
-    """The matching key of a display name: "(Ours)" dropped, whitespace collapsed, casefolded.
+    """The matching key of a display name: "(Ours)" and a one-letter variant subscript (``_M``)
+    dropped, whitespace collapsed, casefolded.
 
-    ``method_key("DCML (Ours)") == method_key("DCML") == "dcml"``.
+    ``method_key("DCML (Ours)") == method_key("DCML") == "dcml"``;
+    ``method_key("DRO-TopK-PN_B (Ours)") == method_key("DRO-TopK-PN") == "dro-topk-pn"``.
     """
-    name = _OURS_RE.sub("", str(display_name))
+    name = _VARIANT_RE.sub("", _OURS_RE.sub("", str(display_name)).strip())
     return " ".join(name.split()).casefold()
 
 

@@ -17,6 +17,7 @@ from benchmark.reporting.published import (
     load_published,
     method_key,
 )
+from benchmark.reporting.tables import render_recall_table
 from tests.reporting.helpers import make_agg, paper_like_agg
 
 CUB_METHODS = ["Pretrained", "Contrastive", "Triplet", "NT-Xent", "ProxyNCA", "Margin",
@@ -96,6 +97,34 @@ def test_dro_files_match_seed_text():
 def test_method_key():
     assert method_key("DCML (Ours)") == method_key("DCML") == "dcml"
     assert method_key("N.  Softmax ") == "n. softmax"
+    assert method_key("DRO-TopK_M (Ours)") == method_key("DRO-TopK_B (Ours)") == method_key("DRO-TopK")
+    assert method_key("DRO-TopK-PN_M (Ours)") == method_key("DRO-TopK-PN") != method_key("DRO-TopK")
+    assert method_key("DRO-KL-G-γ=0.01") != method_key("DRO-KL")
+
+
+def test_our_dro_rows_pair_with_the_inshop_table():
+    """Our DRO methods, by their registered display names, meet the In-shop table's `_M` / `_B` rows."""
+    from benchmark.methods import get_method
+
+    names = {m: get_method(m).display_name for m in ("dro_topk", "dro_topk_pn", "dro_kl")}
+    agg = make_agg([(m, d, "concatenated", f"recall_at_{k}", 90.0, 0.5, 3) for m, d in names.items()
+                    for k in (1, 10)], dataset="inshop")
+    comp = compare_with_published(agg)
+    paired = {}
+    for r in comp.itertuples():
+        paired.setdefault((r.method, r.metric), r)  # the first published row, as the tables show it
+    assert set(comp["published_method"]) == {"DRO-TopK_M (Ours)", "DRO-TopK_B (Ours)", "DRO-TopK-PN_M (Ours)",
+                                             "DRO-TopK-PN_B (Ours)", "DRO-KL_M (Ours)"}
+    assert list(comp.loc[(comp["method"] == "dro_topk") & (comp["metric"] == "recall_at_1"),
+                         "published_method"]) == ["DRO-TopK_M (Ours)", "DRO-TopK_B (Ours)"]
+    assert paired[("dro_topk", "recall_at_1")].published == 91.0
+    assert paired[("dro_topk_pn", "recall_at_10")].published == 98.0
+    assert paired[("dro_kl", "recall_at_1")].difference == pytest.approx(90.0 - 90.8)
+    # the table shows the first published row (the M variant) beside ours
+    table = render_recall_table(agg, "inshop", ks=(1, 10), compare=True)
+    assert "(pub. 91.0, −1.00)" in table and "(pub. 91.3, −1.30)" in table and "(pub. 90.8, −0.80)" in table
+    # the ablation table's DRO-KL-G rows are another method (a generalised KL): never paired
+    assert compare_with_published(agg, "dro_eccv2020_inshop_ms_ls").empty
 
 
 def test_compare_with_published_differences():
