@@ -117,6 +117,9 @@ class DatasetConfig:
     options: dict = field(default_factory=dict)
     training: dict = field(default_factory=dict)
     recall_at: Optional[list] = None
+    #: Fixed (not searched) hyperparameters per method on this dataset, e.g. ``{dcml: {env_interval: 10}}``
+    #: (checked by ``benchmark.methods.dataset_params``).
+    method_params: dict = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -219,6 +222,7 @@ def validate(cfg: BenchmarkConfig) -> None:
     from benchmark.data.catalog import check_dataset_entry
     from benchmark.data.splits import FOLD_MODES
     from benchmark.methods import get_method
+    from benchmark.methods.dataset_params import check_method_params
     from benchmark.models.trunks import TRUNKS
 
     _check_name(cfg.name, "name")
@@ -268,6 +272,7 @@ def validate(cfg: BenchmarkConfig) -> None:
         if d.recall_at is not None:
             _check_recall_at(d.recall_at, f"{where}.recall_at")
         _check_dataset_training(d.training, f"{where}.training")
+        check_method_params(d.method_params, f"{where}.method_params")
         _validate_training(cfg.training_for(d), f"{where}.training" if d.training else "training")
 
 
