@@ -72,6 +72,15 @@ def test_ranks_and_friedman_by_hand():
     assert res["critical_difference"] == pytest.approx(2.343 * math.sqrt(12 / 18), abs=1e-3)
 
 
+def test_a_lower_is_better_metric_ranks_the_minimum_first():
+    """The same means as a false-accept rate (lower is better, so says the manifest): ranks reversed."""
+    results = _results()
+    results["metric"] = "far_at_threshold"
+    ranks = rank_matrix(aggregate(results, MANIFEST), "concatenated", "far_at_threshold")
+    assert ranks.loc["d2"].tolist() == [2.0, 3.0, 1.0]  # a 0.8, b 0.9, c 0.7: c lowest, best
+    assert average_ranks(aggregate(results, MANIFEST))["method"].tolist() == ["c", "b", "a"]
+
+
 def test_ties_share_the_average_rank():
     means = {"d1": {"a": 0.5, "b": 0.5, "c": 0.4}, "d2": {"a": 0.6, "b": 0.7, "c": 0.7}}
     ranks = rank_matrix(aggregate(_results(means), MANIFEST), "concatenated", "map_at_r")
