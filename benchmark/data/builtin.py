@@ -71,7 +71,7 @@ _KIND_POOL = 1
 
 @dataclass(frozen=True)
 class GlyphStyle:
-    """Knobs of the generator (calibrated by ``benchmark.data.calibrate_builtin``).
+    """Knobs of the generator (checked with ``python benchmarks/calibrate_builtin.py``, on training classes).
 
     Lengths are in units of the image side (the glyph lives in the unit square), widths in pixels
     of a 32 x 32 image (scaled with ``image_size``).
