@@ -206,12 +206,19 @@ def _render(agg: pd.DataFrame, dataset: str, columns: Sequence[tuple[str, str]],
     conf = agg.attrs.get("confidence", 0.95)
     conf_text = f"{100 * conf:g}%"
     sources = sorted({str(r["source"]) for r in comparison.values() if str(r["source"])})
+    other_dims = sorted({(str(r["embedding"]), int(r["dim"]), int(r["published_dim"])) for r in comparison.values()
+                         if pd.notna(r["published_dim"]) and int(r["published_dim"]) != int(r["dim"])})
+    # e.g. a 2-fold run's 256-d concatenation beside the papers' 512-d one
+    dims_note = ("Not the same embeddings: " + "; ".join(f"{e} ours {d}-dim, published {p}-dim"
+                                                          for e, d, p in other_dims) + ".") if other_dims else ""
+    lower = sorted({labels.get(k, k) for _, k in columns if not higher.get(k, True)})
+    best_note = "Bold: best mean per column" + (f" (the lowest for {', '.join(lower)})" if lower else "") + "."
     name = DATASET_DISPLAY.get(dataset, dataset)
 
     if fmt == "latex":
         return _latex(body, columns, groups, dims, labels, show_n=show_n, dataset=dataset, name=name,
                       conf_text=conf_text, caption=caption, label=label, what=what,
-                      compared=bool(comparison), sources=sources)
+                      compared=bool(comparison), sources=sources, dims_note=dims_note, best_note=best_note)
 
     headers = ["Method"] + [f"{_GROUP_NAMES.get(e, (e, e))[1]} {labels.get(k, k)}"
                             if len(groups) > 1 else labels.get(k, k) for e, k in columns]
@@ -230,14 +237,15 @@ def _render(agg: pd.DataFrame, dataset: str, columns: Sequence[tuple[str, str]],
     else:
         lines.append(f"Embedding: {_group_title(groups[0], dims).lower()}.")
     if fmt == "markdown":
-        lines.append("Bold: best mean per column.")
+        lines.append(best_note)
     if any(group for _, group in marks.values()):
         lines.append(GROUP_LEGEND)
     if diverged:
         lines.append(DIVERGED_LEGEND)
     if comparison:
         lines.append("(pub. X, ±d): the published value and our difference in percentage points"
-                     + (f" (from {', '.join(sources)})" if sources else "") + ".")
+                     + (f" (from {', '.join(sources)})" if sources else "") + "."
+                     + (f" {dims_note}" if dims_note else ""))
     joiner = "\n\n" if fmt == "markdown" else "\n"
     return table + "\n\n" + joiner.join(lines) + "\n"
 
@@ -250,21 +258,21 @@ def _group_title(emb: str, dims: Mapping[str, int]) -> str:
 def _latex(body: list[list[str]], columns: Sequence[tuple[str, str]], groups: list[str],
            dims: Mapping[str, int], labels: Mapping[str, str], *, show_n: bool, dataset: str, name: str, conf_text: str,
            caption: str | None, label: str | None, what: str, compared: bool,
-           sources: list[str]) -> str:
+           sources: list[str], dims_note: str = "", best_note: str = "Bold: best mean per column.") -> str:
     ncols = len(columns)
     spec = "l" + "c" * ncols + ("c" if show_n else "")
     conf_tex = conf_text.replace("%", r"\%")
     if caption is None:
         caption = (f"{what} (\\%) on {latex_escape(name)}: mean $\\pm$ half-width of the "
                    f"{conf_tex} Student-$t$ confidence interval over $n$ repeats (no $\\pm$ "
-                   "for a single evaluation). Bold: best mean per column; $^\\dagger$: the "
+                   f"for a single evaluation). {latex_escape(best_note[:-1])}; $^\\dagger$: the "
                    "best method with at least two repeats and those not significantly worse "
                    "than it (two-sided Welch $t$-test over repeats, Holm-corrected over all "
                    "pairs of the column, $\\alpha = 0.05$).")
         if compared:
             caption += (" In brackets: the published value and our difference in percentage "
                         "points" + (f" ({latex_escape(', '.join(sources))})" if sources else "")
-                        + ".")
+                        + "." + (f" {latex_escape(dims_note)}" if dims_note else ""))
     label = label or f"tab:dml-bench-{re.sub(r'[^A-Za-z0-9-]+', '-', dataset)}"
     lines = [
         f"% dml-bench: {what} on {dataset} (generated; needs \\usepackage{{booktabs}}).",

@@ -156,3 +156,21 @@ def test_compare_other_dataset_and_single_model_rows():
     assert list(comp["embedding"]) == ["concatenated", "separated"]
     assert comp["difference"].tolist() == pytest.approx([95.0 - 97.9] * 2)
     assert compare_with_published(paper_like_agg(dataset="cars196"), "cub200").empty
+
+
+def test_comparison_carries_each_sides_dimension():
+    """A 2-fold run's 256-d concatenation beside the DCML table's 512-d one is said, not hidden."""
+    from benchmark.manifest import manifest_for
+    from benchmark.reporting.tables import render_table
+
+    two_folds = manifest_for(folds=2, repeats=10, embedding_dim=128, recall_at=[[1]], far=1e-3)
+    comp = compare_with_published(paper_like_agg(manifest=two_folds), "cub200")
+    concat = comp[comp["embedding"] == "concatenated"]
+    assert set(concat["dim"]) == {256} and set(concat["published_dim"]) == {512.0}
+    assert set(comp.loc[comp["embedding"] == "separated", "dim"]) == {128}
+    assert set(comp["label"]) == {"P@1", "RP", "MAP@R"}
+    md = render_table(paper_like_agg(manifest=two_folds), "cub200", compare="cub200")
+    assert "Not the same embeddings: concatenated ours 256-dim, published 512-dim." in md
+    assert "Not the same embeddings" not in render_table(paper_like_agg(), "cub200", compare="cub200")
+    inshop = make_agg([("ms", "MS", "concatenated", "recall_at_1", 90.0, 0.1, 3)], dataset="inshop")
+    assert compare_with_published(inshop)["published_dim"].isna().all()  # the DRO poster gives none

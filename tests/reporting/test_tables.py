@@ -218,6 +218,7 @@ def test_other_metrics_table_prints_labels_and_bolds_the_lowest_false_accept_rat
     assert body["B"]["Sep. TAR@FAR=1e-3"].startswith("**71.00")
     assert body["B"]["Sep. test FAR (target 1e-3)"].startswith("**0.11")
     assert "**" not in body["A"]["Sep. test FAR (target 1e-3)"]
+    assert "Bold: best mean per column (the lowest for test FAR (target 1e-3))." in other
     assert "separated (128-dim)" in md and "concatenated (256-dim)" in md
 
 
