@@ -129,7 +129,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def _report(run_dir: Path, *, formats, compare, plots: bool, print_format: str) -> int:
-    from benchmark.reporting import aggregate, read_results, render_table, write_plots, write_reports
+    from benchmark.reporting import aggregate_run, render_table, write_plots, write_reports
     from benchmark.reporting.run_report import write_run_report
 
     results = run_dir / "results.csv"
@@ -141,7 +141,7 @@ def _report(run_dir: Path, *, formats, compare, plots: bool, print_format: str) 
     # significance, ranks, search diagnostics, cost, power, CD diagrams and report.html
     stats_written, findings = write_run_report(run_dir, plots=plots)
     written += stats_written
-    agg = aggregate(read_results(results))
+    agg = aggregate_run(run_dir)
     for dataset in agg["dataset"].unique():
         print(f"\n{dataset}\n")
         print(render_table(agg, dataset, fmt=print_format, compare=compare))

@@ -137,6 +137,9 @@ class DatasetConfig:
     options: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     recall_at: Optional[list[int]] = None
+    #: Fixed (not searched) hyperparameters per method on this dataset, e.g. ``{dcml: {env_interval: 10}}``
+    #: (checked by ``benchmark.methods.dataset_params``).
+    method_params: dict[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> str:

@@ -7,8 +7,7 @@ from pathlib import Path
 
 #: Retrieval metrics reported by ``compute_metrics`` (plus ``recall_at_{k}`` for each requested k).
 METRICS = ("precision_at_1", "r_precision", "map_at_r")
-#: How the papers print them.
-METRIC_DISPLAY = {"precision_at_1": "P@1", "r_precision": "RP", "map_at_r": "MAP@R"}
+#: Their labels, units and directions: ``benchmark.metric_catalog``.
 
 #: Columns of ``results.csv`` (long format, one row per value). ``embedding`` is ``fold{i}`` for
 #: the i-th fold's model on its own (the "separated" figure is their mean per repeat) or

@@ -25,12 +25,16 @@ def library_versions() -> dict[str, str]:
 
 
 def git_commit(path: Path | None = None) -> dict[str, object]:
-    """The commit of the harness's source tree and whether it has uncommitted changes."""
+    """The commit of the harness's source tree and whether it differs from it.
+
+    ``dirty`` is true when a tracked file is modified, staged or deleted, or when the tree holds an
+    untracked file that git does not ignore (a new module is part of what ran).
+    """
     path = path or Path(__file__).resolve().parent.parent
     try:
         commit = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True,
                                 timeout=10).stdout.strip()
-        dirty = bool(subprocess.run(["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
+        dirty = bool(subprocess.run(["git", "-C", str(path), "status", "--porcelain", "--untracked-files=normal"],
                                     capture_output=True, text=True, timeout=10).stdout.strip())
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}

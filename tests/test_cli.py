@@ -88,6 +88,8 @@ def test_report_compare_published_on_fixture_results(capsys, tmp_path):
     """A fixture run on cub200: the report puts the DCML paper's numbers and the difference beside ours."""
     import pandas as pd
 
+    from benchmark.manifest import manifest_for, write_manifest
+
     rows = []
     for repeat in range(3):
         for emb in ("fold0", "fold1", "fold2", "fold3", "concatenated"):
@@ -98,6 +100,7 @@ def test_report_compare_published_on_fixture_results(capsys, tmp_path):
         rows.append(dict(method="pretrained", display_name="Pretrained", dataset="cub200", repeat=0,
                          embedding=emb, metric="map_at_r", value=0.14))
     (tmp_path / "results.csv").write_text(pd.DataFrame(rows).to_csv(index=False))
+    write_manifest(tmp_path, manifest_for(folds=4, repeats=3, embedding_dim=128, recall_at=[[1]], far=1e-3))
     assert main(["report", str(tmp_path), "--compare", "published", "--no-plots"]) == 0
     out = capsys.readouterr().out
     assert "pub. 26.53" in out  # Contrastive, concatenated MAP@R in the DCML paper's Table 1

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from benchmark.checks import check_int
 from benchmark.constants import cache_dir
 from benchmark.data.base import ArrayImageSet, DataSource, Transform
 from benchmark.errors import ConfigError
@@ -70,7 +71,7 @@ _KIND_POOL = 1
 
 @dataclass(frozen=True)
 class GlyphStyle:
-    """Knobs of the generator (calibrated by ``benchmark.data.calibrate_builtin``).
+    """Knobs of the generator (checked with ``python benchmarks/calibrate_builtin.py``, on training classes).
 
     Lengths are in units of the image side (the glyph lives in the unit square), widths in pixels
     of a 32 x 32 image (scaled with ``image_size``).
@@ -102,12 +103,6 @@ DEFAULT_STYLE = GlyphStyle()
 # Argument validation
 
 
-def _check_int(name: str, value: object, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not lo <= int(value) <= hi:
-        raise ConfigError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
-    return int(value)
-
-
 def _check_bias(value: object, name: str = "context_bias") -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= float(value) <= 1.0:
         raise ConfigError(f"{name} must be a number in [0, 1], got {value!r}")
@@ -115,17 +110,17 @@ def _check_bias(value: object, name: str = "context_bias") -> float:
 
 
 def _check_seed(value: object, name: str = "seed") -> int:
-    return _check_int(name, value, 0, 2**63 - 1)
+    return check_int(name, value, 0, 2**63 - 1)
 
 
 def check_builtin_options(options: dict, where: str = "") -> None:
     """Check ``load_builtin``'s keyword arguments without generating anything; an error names the
     config key ``<where>.<option>`` (e.g. ``datasets[0].options.num_classes``) when ``where`` is given."""
     checks = {"seed": lambda v, n: _check_seed(v, n),
-              "num_classes": lambda v, n: _check_int(n, v, MIN_CLASSES, MAX_CLASSES),
-              "images_per_class": lambda v, n: _check_int(n, v, 2, 10_000),
+              "num_classes": lambda v, n: check_int(n, v, MIN_CLASSES, MAX_CLASSES),
+              "images_per_class": lambda v, n: check_int(n, v, 2, 10_000),
               "context_bias": lambda v, n: _check_bias(v, n),
-              "image_size": lambda v, n: _check_int(n, v, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)}
+              "image_size": lambda v, n: check_int(n, v, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)}
     for key, value in options.items():
         name = f"config key '{where}.{key}'" if where else key
         if key in checks:
@@ -480,10 +475,10 @@ def load_builtin(*, seed: int = 0, num_classes: int = DEFAULT_NUM_CLASSES,
     Raises ``ConfigError`` for an invalid argument.
     """
     seed = _check_seed(seed)
-    num_classes = _check_int("num_classes", num_classes, MIN_CLASSES, MAX_CLASSES)
-    images_per_class = _check_int("images_per_class", images_per_class, 2, 10_000)
+    num_classes = check_int("num_classes", num_classes, MIN_CLASSES, MAX_CLASSES)
+    images_per_class = check_int("images_per_class", images_per_class, 2, 10_000)
     context_bias = _check_bias(context_bias)
-    image_size = _check_int("image_size", image_size, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)
+    image_size = check_int("image_size", image_size, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)
     params = dict(seed=seed, num_classes=num_classes, images_per_class=images_per_class,
                   context_bias=context_bias, image_size=image_size)
     names = ("train_images", "train_labels", "train_contexts", "test_images", "test_labels",
@@ -519,9 +514,9 @@ def load_pretrain_pool(*, seed: int = 0, num_classes: int = POOL_NUM_CLASSES,
     per-image ids are in the returned set's ``contexts`` attribute).
     """
     seed = _check_seed(seed)
-    num_classes = _check_int("num_classes", num_classes, 2, MAX_CLASSES)
-    images_per_class = _check_int("images_per_class", images_per_class, 1, 10_000)
-    image_size = _check_int("image_size", image_size, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)
+    num_classes = check_int("num_classes", num_classes, 2, MAX_CLASSES)
+    images_per_class = check_int("images_per_class", images_per_class, 1, 10_000)
+    image_size = check_int("image_size", image_size, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)
     params = dict(seed=seed, num_classes=num_classes, images_per_class=images_per_class, image_size=image_size)
     arrays = _cached("pool", params, lambda: generate_pool_arrays(**params), ("images", "labels", "contexts"),
                      num_classes * images_per_class, cache)

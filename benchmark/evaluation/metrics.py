@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from benchmark.errors import BenchmarkError
+from benchmark.metric_catalog import recall_key
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
 
@@ -96,7 +97,7 @@ def metrics_from_neighbors(neighbor_labels: np.ndarray, query_labels: np.ndarray
         "map_at_r": float(((precision_at_i * rel_r).sum(axis=1) / r).mean()),
     }
     for kk in recall_at:
-        out[f"recall_at_{kk}"] = float(rel[:, :kk].any(axis=1).mean())
+        out[recall_key(kk)] = float(rel[:, :kk].any(axis=1).mean())
     return out
 
 

@@ -36,17 +36,13 @@ import numpy as np
 from scipy.stats import rankdata
 
 from benchmark.errors import BenchmarkError
+from benchmark.metric_catalog import tar_key
 
 #: Default caps on the number of pairs of each kind.
 MAX_POSITIVES = 200_000
 MAX_NEGATIVES = 200_000
 #: Pairs whose similarities are computed at once (bounds the chunk x dim temporaries).
 PAIR_CHUNK = 8192
-
-
-def tar_key(far: float) -> str:
-    """The metric name of the TAR at ``far``: ``tar_at_far_1e-03`` for 1e-3."""
-    return f"tar_at_far_{far:.0e}"
 
 
 def _labels(labels: Any) -> np.ndarray:

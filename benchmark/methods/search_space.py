@@ -91,19 +91,6 @@ def suggest(trial: optuna.trial.BaseTrial, space: SearchSpace) -> dict[str, Any]
     return values
 
 
-def to_distributions(space: SearchSpace) -> dict[str, optuna.distributions.BaseDistribution]:
-    """The Optuna distributions of ``space`` (used to record fixed trials and to validate values)."""
-    out: dict[str, optuna.distributions.BaseDistribution] = {}
-    for name, param in space.items():
-        if isinstance(param, Float):
-            out[name] = optuna.distributions.FloatDistribution(param.low, param.high, log=param.log)
-        elif isinstance(param, Int):
-            out[name] = optuna.distributions.IntDistribution(param.low, param.high, log=param.log)
-        else:
-            out[name] = optuna.distributions.CategoricalDistribution(list(param.choices))
-    return out
-
-
 def validate_values(space: SearchSpace, values: Mapping[str, Any], *, where: str) -> None:
     """Raise ``ConfigError`` if ``values`` names a parameter outside ``space`` or a value out of range."""
     for name, value in values.items():

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from benchmark.checks import check_int
 from benchmark.constants import cache_dir
 from benchmark.data.builtin import (
     DEFAULT_STYLE,
@@ -40,12 +41,6 @@ DEFAULT_EPOCHS = 8
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_LR = 3e-3
 WEIGHT_DECAY = 1e-4
-
-
-def _check_int(name: str, value: object, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ConfigError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
-    return value
 
 
 def _new_trunk() -> SmallCNN:
@@ -120,11 +115,11 @@ def pretrained_small_cnn(*, seed: int = 0, epochs: int = DEFAULT_EPOCHS, cache: 
     ``pool_classes``/``pool_images_per_class``/``batch_size``/``lr`` exist for tests and
     experiments; the defaults are the calibrated recipe.
     """
-    seed = _check_int("seed", seed, 0, 2**63 - 1)
-    epochs = _check_int("epochs", epochs, 1, 10_000)
-    pool_classes = _check_int("pool_classes", pool_classes, 2, 100_000)
-    pool_images_per_class = _check_int("pool_images_per_class", pool_images_per_class, 1, 10_000)
-    batch_size = _check_int("batch_size", batch_size, 2, 100_000)
+    seed = check_int("seed", seed, 0, 2**63 - 1)
+    epochs = check_int("epochs", epochs, 1, 10_000)
+    pool_classes = check_int("pool_classes", pool_classes, 2, 100_000)
+    pool_images_per_class = check_int("pool_images_per_class", pool_images_per_class, 1, 10_000)
+    batch_size = check_int("batch_size", batch_size, 2, 100_000)
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0.0 < lr <= 10.0:
         raise ConfigError(f"lr must be a number in (0, 10], got {lr!r}")
     lr = float(lr)

@@ -2,6 +2,8 @@
 
 The files are regenerated from the storage as a whole and written atomically, so a re-run, a
 second worker or an interrupted run never leaves a half-written file or a value counted twice.
+``manifest.json`` (:mod:`benchmark.manifest`: the embeddings' dimensions, folds, repeats and the
+metrics' labels, units and directions) is written first, so a ``results.csv`` always has one beside it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ from benchmark.constants import (
     RESULT_COLUMNS,
     TRIAL_COLUMNS,
 )
+from benchmark.config import BenchmarkConfig
 from benchmark.io import atomic_write
+from benchmark.manifest import RunManifest, manifest_for, write_manifest
+from benchmark.metric_catalog import VALIDATION_METRIC
 from benchmark.methods import get_method
 from benchmark.protocol.faults import kill_point
 from benchmark.protocol.units import DROPPED, RETRY_OF, Stages
@@ -119,7 +124,7 @@ def curve_rows(stages: Stages) -> list[dict]:
             for fold, curve in enumerate(t.user_attrs.get("curves", [])):
                 for epoch, iteration, value in curve:
                     rows.append(dict(method=method, dataset=dataset, repeat=unit, fold=fold, epoch=epoch,
-                                     iteration=iteration, metric="val_map_at_r", value=value))
+                                     iteration=iteration, metric=VALIDATION_METRIC, value=value))
     return rows
 
 
@@ -128,8 +133,18 @@ def _write_csv(path: Path, rows: list[dict], columns) -> None:
     atomic_write(path, lambda p: frame.to_csv(p, index=False))
 
 
-def export_results(stages: Stages, run_dir: Path) -> None:
-    """(Re)write results.csv, trials.csv, curves.csv and cost.csv in ``run_dir`` from the storage."""
+def run_manifest(cfg: BenchmarkConfig) -> RunManifest:
+    """The manifest of ``cfg``'s results: its folds of ``model.embedding_dim`` each, its repeats, and every
+    metric its evaluation settings (each dataset's Recall@K, the verification FAR) can report."""
+    return manifest_for(folds=cfg.protocol.n_folds, repeats=cfg.protocol.n_repeats,
+                        embedding_dim=cfg.model.embedding_dim,
+                        recall_at=[cfg.recall_at_for(d) for d in cfg.datasets],
+                        far=cfg.evaluation.verification_far)
+
+
+def export_results(stages: Stages, run_dir: Path, cfg: BenchmarkConfig) -> None:
+    """(Re)write manifest.json, results.csv, trials.csv, curves.csv and cost.csv in ``run_dir`` from the storage."""
+    write_manifest(run_dir, run_manifest(cfg))
     _write_csv(run_dir / "results.csv", result_rows(stages), RESULT_COLUMNS)
     kill_point("export.results")
     _write_csv(run_dir / "trials.csv", trial_rows(stages), TRIAL_COLUMNS)

@@ -84,7 +84,7 @@ def run_leaderboard(cfg: BenchmarkConfig, run_dir: Path, *, progress: bool = Tru
             if all(s == DONE for s in statuses) and len(statuses) == len(order):
                 break
             if statuses[-1] == RAN:
-                export_results(stages, run_dir)
+                export_results(stages, run_dir, cfg)
                 bar.n = work_done(stages)[0]
                 bar.refresh()
             elif BLOCKED in statuses:
@@ -92,7 +92,7 @@ def run_leaderboard(cfg: BenchmarkConfig, run_dir: Path, *, progress: bool = Tru
                 time.sleep(cfg.protocol.poll_interval)
     finally:
         bar.close()
-        export_results(stages, run_dir)  # also after an interruption: the files show what is done
+        export_results(stages, run_dir, cfg)  # also after an interruption: the files show what is done
     log.info("leaderboard complete")
     for line in run_summary(stages):
         log.info(line)

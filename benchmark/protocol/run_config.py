@@ -19,6 +19,7 @@ from benchmark.data.catalog import check_dataset_entry
 from benchmark.data.splits import FOLD_MODES
 from benchmark.errors import ConfigError, RunDirError
 from benchmark.methods import get_method, list_methods
+from benchmark.methods.dataset_params import check_method_params
 from benchmark.models.checks import check_model_section
 from benchmark.protocol.units import SAMPLERS
 from benchmark.training.checks import check_training_section
@@ -45,6 +46,7 @@ def check_run_config(cfg: BenchmarkConfig) -> None:
     check_choice(cfg.protocol.sampler, tuple(SAMPLERS), "protocol.sampler")
     for i, d in enumerate(cfg.datasets):
         check_dataset_entry(d.name, d.root, d.options, f"datasets[{i}]")
+        check_method_params(d.method_params, f"datasets[{i}].method_params")
     for path, t in cfg.training_sections():
         check_training_section(t, path)
     for i, d in enumerate(cfg.datasets):

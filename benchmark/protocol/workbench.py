@@ -21,6 +21,7 @@ from benchmark.data.splits import Splits, make_splits
 from benchmark.errors import DatasetError
 from benchmark.evaluation.embed import evaluate_models
 from benchmark.methods import MethodContext, get_method
+from benchmark.methods.dataset_params import params_for
 from benchmark.models.build import ModelFactory
 from benchmark.protocol.frozen import prepare_frozen
 from benchmark.protocol.seeds import derive_seed
@@ -148,7 +149,7 @@ class Workbench:
                                 device=self.device)
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(derive_seed(seed, "method"))
-                method = spec.create(ctx, params)
+                method = spec.create(ctx, params_for(method_name, dcfg.method_params, params))
             model, result = train_fold(
                 model=model, method=method, train_set=fold.train, train_eval_set=fold.train_eval, val_set=fold.val,
                 cfg=tcfg, device=self.device, seed=seed, m_per_class=min(spec.m_per_class, tcfg.m_per_class),

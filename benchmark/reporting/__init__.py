@@ -1,7 +1,9 @@
 """Reporting: from a run folder's ``results.csv`` to aggregated numbers, tables, plots.
 
 * :mod:`~benchmark.reporting.aggregate` reads and validates the result files and aggregates the
-  repeats (mean and Student-t 95% interval; "separated" = per-repeat mean over the fold models).
+  repeats (mean and Student-t 95% interval; "separated" = per-repeat mean over the fold models),
+  each row described (label, unit, direction, dimension) by the run's manifest
+  (:mod:`benchmark.manifest`).
 * :mod:`~benchmark.reporting.tables` renders the papers' tables as Markdown, plain text and
   LaTeX (booktabs) from the aggregate, and writes ``tables/`` in a run folder.
 * :mod:`~benchmark.reporting.published` loads the transcribed published tables in

@@ -11,6 +11,10 @@ embeddings joined. :func:`aggregate` turns it into one row per
 The half-width is that of ``scipy.stats.t.interval(confidence, n - 1, loc=mean, scale=sem)``,
 as in the reality-check protocol; with a single repeat it is NaN (shown without ``±``).
 Values stay fractions here; tables and plots convert to percent.
+
+Every row also carries what the run's manifest (:mod:`benchmark.manifest`) says of it: the metric's
+``label``, ``unit`` and ``higher_is_better``, and the embedding's ``dim`` (the concatenation's, or a
+fold model's for "separated"), so that tables, plots and tests read them instead of guessing.
 """
 
 from __future__ import annotations
@@ -35,12 +39,15 @@ from benchmark.constants import (
     TRIAL_LATER_COLUMNS,
 )
 from benchmark.errors import BenchmarkError
+from benchmark.manifest import RunManifest, read_manifest
 
 #: The ``embedding`` value of the per-repeat mean over the fold models.
 SEPARATED = "separated"
 #: Columns of the frame returned by :func:`aggregate`.
 AGGREGATE_COLUMNS = ("method", "display_name", "dataset", "embedding", "metric", "mean",
-                     "half_width", "n", "values")
+                     "half_width", "n", "values", "label", "unit", "higher_is_better", "dim")
+#: The columns :func:`describe_rows` adds from the manifest (the last ones of ``AGGREGATE_COLUMNS``).
+DESCRIPTION_COLUMNS = ("label", "unit", "higher_is_better", "dim")
 
 _FOLD_RE = re.compile(r"^fold(\d+)$")
 _KEY = ["method", "dataset", "repeat", "embedding", "metric"]
@@ -200,8 +207,36 @@ def _check_frame(results: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def aggregate(results: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
-    """Aggregate ``results`` (``RESULT_COLUMNS``) over repeats.
+def describe_rows(frame: pd.DataFrame, manifest: RunManifest) -> pd.DataFrame:
+    """``frame`` (with ``embedding`` and ``metric`` columns) with ``DESCRIPTION_COLUMNS`` from ``manifest``.
+
+    A metric or embedding the manifest does not describe raises ``BenchmarkError`` naming the file.
+    """
+    out = frame.copy()
+    infos = [manifest.metric(str(m)) for m in out["metric"]]
+    out["label"] = [i.label for i in infos]
+    out["unit"] = [i.unit for i in infos]
+    out["higher_is_better"] = pd.Series([i.higher_is_better for i in infos], index=out.index, dtype=bool)
+    out["dim"] = pd.Series([manifest.fold_dim() if e == SEPARATED else manifest.dim(str(e))
+                            for e in out["embedding"]], index=out.index, dtype="int64")
+    return out
+
+
+def metric_labels(agg: pd.DataFrame) -> dict[str, str]:
+    """Metric name → label, from an aggregate frame's rows."""
+    return dict(zip(agg["metric"], agg["label"]))
+
+
+def higher_is_better(agg: pd.DataFrame, metric: str) -> bool:
+    """Whether a larger ``metric`` is better, from an aggregate frame's rows (``BenchmarkError`` if absent)."""
+    rows = agg.loc[agg["metric"] == metric, "higher_is_better"]
+    if rows.empty:
+        raise BenchmarkError(f"no aggregate row describes metric {metric!r}")
+    return bool(rows.iloc[0])
+
+
+def aggregate(results: pd.DataFrame, manifest: RunManifest, confidence: float = 0.95) -> pd.DataFrame:
+    """Aggregate ``results`` (``RESULT_COLUMNS``) over repeats; describe the rows from ``manifest``.
 
     Returns one row per (method, dataset, embedding, metric) with columns ``AGGREGATE_COLUMNS``:
     ``embedding`` is "concatenated" or "separated" (per repeat the mean over its fold rows),
@@ -209,11 +244,14 @@ def aggregate(results: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     interval (NaN when ``n == 1``), ``n`` the number of repeats with a value and ``values`` the
     per-repeat values (a tuple, by increasing repeat). NaN values are left out of the statistics.
     Rows keep the methods' order of first appearance (``pretrained`` first), then datasets and
-    metrics in order of first appearance, concatenated before separated.
+    metrics in order of first appearance, concatenated before separated. ``DESCRIPTION_COLUMNS``
+    come from ``manifest`` (:func:`describe_rows`).
     """
     if not 0.0 < confidence < 1.0:
         raise BenchmarkError(f"confidence must be in (0, 1), got {confidence}")
     df = _check_frame(results)
+    for embedding in pd.unique(df["embedding"]):  # the manifest must be this run's: its folds, no others
+        manifest.dim(str(embedding))
     if df.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in AGGREGATE_COLUMNS})
     display = df.drop_duplicates("method").set_index("method")["display_name"].astype(str)
@@ -239,7 +277,8 @@ def aggregate(results: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
             "mean": float(np.mean(vals)) if n else math.nan,
             "half_width": t_half_width(vals, confidence), "n": n, "values": vals,
         })
-    out = pd.DataFrame(rows, columns=list(AGGREGATE_COLUMNS))
+    statistics = [c for c in AGGREGATE_COLUMNS if c not in DESCRIPTION_COLUMNS]
+    out = describe_rows(pd.DataFrame(rows, columns=statistics), manifest)
 
     def rank(series: pd.Series, order: list[str]) -> pd.Series:
         return series.map({v: i for i, v in enumerate(order)})
@@ -258,8 +297,8 @@ def aggregate(results: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
 
 
 def aggregate_run(run_dir: str | os.PathLike, confidence: float = 0.95) -> pd.DataFrame:
-    """``aggregate(read_results(run_dir / "results.csv"), confidence)``."""
-    return aggregate(read_results(Path(run_dir) / "results.csv"), confidence)
+    """``aggregate(read_results(run_dir / "results.csv"), read_manifest(run_dir), confidence)``."""
+    return aggregate(read_results(Path(run_dir) / "results.csv"), read_manifest(run_dir), confidence)
 
 
 def aggregate_to_csv_frame(agg: pd.DataFrame) -> pd.DataFrame:

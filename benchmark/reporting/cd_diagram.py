@@ -22,6 +22,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from benchmark.constants import METRICS, PRETRAINED
+from benchmark.reporting.aggregate import higher_is_better, metric_labels
 from benchmark.reporting.plots import safe_stem, save_figure
 from benchmark.reporting.ranking import (
     average_ranks,
@@ -30,8 +31,7 @@ from benchmark.reporting.ranking import (
     nemenyi_cliques,
     rank_matrix,
 )
-from benchmark.reporting.significance import ALPHA, compare_pairs, higher_is_better
-from benchmark.reporting.tables import metric_label
+from benchmark.reporting.significance import ALPHA, compare_pairs
 
 _EMB = {"concatenated": "concatenated", "separated": "separated"}
 
@@ -106,6 +106,7 @@ def write_cd_diagrams(agg: pd.DataFrame, out_dir: str | os.PathLike, *,
     (P@1, RP, MAP@R) when the run has them, else for every metric; returns the paths
     (``cd_<embedding>_<metric>.png`` and ``.pdf``)."""
     display = dict(zip(agg["method"], agg["display_name"]))
+    labels = metric_labels(agg)
     agg = _diagram_frame(agg)
     ranks_df = average_ranks(agg)
     tests = friedman_tests(agg)
@@ -115,7 +116,7 @@ def write_cd_diagrams(agg: pd.DataFrame, out_dir: str | os.PathLike, *,
             continue
         avg = dict(zip(grp["method"], grp["average_rank"]))
         n = int(grp["n_datasets"].iloc[0])
-        label = f"{metric_label(str(metric))}, {_EMB.get(str(emb), emb)}"
+        label = f"{labels[metric]}, {_EMB.get(str(emb), emb)}"
         if n >= 2:
             test = tests[(tests["embedding"] == emb) & (tests["metric"] == metric)].iloc[0]
             cd = float(test["critical_difference"])
@@ -131,7 +132,7 @@ def write_cd_diagrams(agg: pd.DataFrame, out_dir: str | os.PathLike, *,
                       & (agg["metric"] == metric) & (agg["method"] != PRETRAINED)]
             values = {str(r.method): r.values for r in sub.itertuples(index=False)
                       if r.method in avg}
-            pairs = compare_pairs(values, higher=higher_is_better(str(metric)), alpha=alpha)
+            pairs = compare_pairs(values, higher=higher_is_better(agg, str(metric)), alpha=alpha)
             separated = {frozenset((r.method_a, r.method_b)) for r in pairs.itertuples(index=False)
                          if r.p_holm < alpha}
             order = list(rank_matrix(agg, str(emb), str(metric)).iloc[0].sort_values().index)

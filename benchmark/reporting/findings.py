@@ -1,7 +1,7 @@
 """Everything a reader asking "is this gain real?" needs from a run folder, computed once.
 
-:func:`analyse_run` reads the run's CSV files (``results.csv``; ``trials.csv``, ``cost.csv`` and
-``config.resolved.yaml`` when present) and gathers, in a :class:`RunAnalysis`:
+:func:`analyse_run` reads the run's files (``manifest.json`` and ``results.csv``; ``trials.csv``,
+``cost.csv`` and ``config.resolved.yaml`` when present) and gathers, in a :class:`RunAnalysis`:
 
 * every pair of methods per dataset, embedding and metric (:mod:`significance`) with its power
   (:mod:`power`), and the significance group of every column;
@@ -24,19 +24,18 @@ import pandas as pd
 
 from benchmark.constants import METRICS
 from benchmark.io import atomic_write
-from benchmark.reporting.aggregate import aggregate, read_results, read_trials
+from benchmark.manifest import RunManifest, read_manifest
+from benchmark.reporting.aggregate import aggregate, metric_labels, read_results, read_trials
 from benchmark.reporting.cost import run_cost_table
 from benchmark.reporting.diagnostics import search_diagnostics
 from benchmark.reporting.power import pairwise_power
 from benchmark.reporting.ranking import average_ranks, friedman_tests
 from benchmark.reporting.significance import (
     ALPHA,
-    higher_is_better,
     oriented,
     pairwise_comparisons,
     significance_group,
 )
-from benchmark.reporting.tables import metric_label
 
 #: The difference (a fraction: 0.01 = 1 percentage point) the power columns ask repeats for.
 TARGET_DIFFERENCE = 0.01
@@ -48,6 +47,7 @@ GROUP_COLUMNS = ("dataset", "embedding", "metric", "best", "group", "not_tested"
 class RunAnalysis:
     """The computed frames of one run folder; empty frames and ``notes`` where nothing was recorded."""
 
+    manifest: RunManifest
     agg: pd.DataFrame
     pairwise: pd.DataFrame
     groups: pd.DataFrame
@@ -69,7 +69,7 @@ def significance_groups(agg: pd.DataFrame, *, alpha: float = ALPHA) -> pd.DataFr
     for (dataset, emb, metric), grp in agg.groupby(["dataset", "embedding", "metric"],
                                                    sort=False):
         values = {str(r.method): tuple(r.values) for r in grp.itertuples(index=False)}
-        higher = higher_is_better(str(metric))
+        higher = bool(grp["higher_is_better"].iloc[0])
         best, group = significance_group(values, higher=higher, alpha=alpha)
         means = dict(zip(grp["method"], grp["mean"]))
         ordered = sorted(group, key=lambda m: (m != best, -means[m] if higher else means[m]))
@@ -82,7 +82,8 @@ def analyse_run(run_dir: str | os.PathLike, *, alpha: float = ALPHA,
                 difference: float = TARGET_DIFFERENCE) -> RunAnalysis:
     """Compute every frame of :class:`RunAnalysis` from ``run_dir``'s CSV files."""
     run_dir = Path(run_dir)
-    agg = aggregate(read_results(run_dir / "results.csv"))
+    manifest = read_manifest(run_dir)
+    agg = aggregate(read_results(run_dir / "results.csv"), manifest)
     pairs = pairwise_comparisons(agg, alpha=alpha)
     power = pairwise_power(agg, difference=difference, alpha=alpha)
     keys = ["dataset", "embedding", "metric", "method_a", "method_b"]
@@ -106,7 +107,7 @@ def analyse_run(run_dir: str | os.PathLike, *, alpha: float = ALPHA,
             where = ", ".join(dict.fromkeys(f"{r.method} ({r.stage})"
                                             for r in missing.itertuples(index=False)))
             notes.append(f"{what} not recorded for: {where}")
-    return RunAnalysis(agg=agg, pairwise=pairs, groups=significance_groups(agg, alpha=alpha),
+    return RunAnalysis(manifest=manifest, agg=agg, pairwise=pairs, groups=significance_groups(agg, alpha=alpha),
                        ranks=average_ranks(agg), friedman=friedman_tests(agg, alpha=alpha),
                        diagnostics=diagnostics, cost=cost, notes=notes)
 
@@ -136,11 +137,12 @@ def summary_lines(analysis: RunAnalysis, *, metrics=METRICS) -> list[str]:
     """What the analysis found, in plain sentences: the significance groups of the main metrics,
     the Friedman tests, the search warnings and what was not recorded."""
     display = analysis.display
+    labels = metric_labels(analysis.agg)
     lines = []
     for row in analysis.groups.itertuples(index=False):
         if row.metric not in metrics:
             continue
-        where = f"{row.dataset}, {row.embedding} {metric_label(row.metric)}"
+        where = f"{row.dataset}, {row.embedding} {labels[row.metric]}"
         if row.best is None:
             lines.append(f"{where}: no method has two repeats; nothing tested")
             continue
@@ -165,7 +167,7 @@ def summary_lines(analysis: RunAnalysis, *, metrics=METRICS) -> list[str]:
     for row in analysis.friedman.itertuples(index=False):
         if row.metric not in metrics or row.note:
             continue
-        where = f"across datasets, {row.embedding} {metric_label(row.metric)}"
+        where = f"across datasets, {row.embedding} {labels[row.metric]}"
         lines.append(f"{where}: Friedman chi2 = {row.chi2:.2f}, p = {row.p_value:.3g} "
                      f"(k = {row.k}, N = {row.n_datasets}); Nemenyi CD = "
                      f"{row.critical_difference:.2f}")

@@ -19,7 +19,7 @@ import pandas as pd
 
 from benchmark.constants import CONCATENATED, METRICS
 from benchmark.io import atomic_write_text
-from benchmark.reporting.aggregate import SEPARATED, read_curves, read_trials
+from benchmark.reporting.aggregate import SEPARATED, metric_labels, read_curves, read_trials
 from benchmark.reporting.cd_diagram import cd_diagram_stems, write_cd_diagrams
 from benchmark.reporting.findings import TARGET_DIFFERENCE, RunAnalysis, analyse_run, summary_lines
 from benchmark.reporting.plots import (
@@ -29,8 +29,8 @@ from benchmark.reporting.plots import (
     plot_validation_curves,
 )
 from benchmark.reporting.power import POWER
-from benchmark.reporting.significance import ALPHA, TEST_LEGEND, higher_is_better, oriented
-from benchmark.reporting.tables import DATASET_DISPLAY, metric_label
+from benchmark.reporting.significance import ALPHA, TEST_LEGEND, oriented
+from benchmark.reporting.tables import DATASET_DISPLAY
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px;color:#222;max-width:1150px}
@@ -84,12 +84,15 @@ def _results_table(a: RunAnalysis, dataset: str) -> str:
                if ((sub["embedding"] == e) & (sub["metric"] == m)).any()]
     groups = {(r.embedding, r.metric): set(r.group)
               for r in a.groups[a.groups["dataset"] == dataset].itertuples(index=False)}
+    labels = metric_labels(sub)
     best: dict[tuple[str, str], float] = {}
     for emb, metric in columns:
-        means = sub[(sub["embedding"] == emb) & (sub["metric"] == metric)]["mean"].dropna()
+        column = sub[(sub["embedding"] == emb) & (sub["metric"] == metric)]
+        means = column["mean"].dropna()
         if len(means):
-            best[(emb, metric)] = means.max() if higher_is_better(metric) else means.min()
-    headers = ["Method"] + [f"{'Concat.' if e == CONCATENATED else 'Sep.'} {metric_label(m)}"
+            best[(emb, metric)] = means.max() if column["higher_is_better"].iloc[0] else means.min()
+    dims = dict(zip(sub["embedding"], sub["dim"]))
+    headers = ["Method"] + [f"{'Concat.' if e == CONCATENATED else 'Sep.'} ({dims[e]}-d) {_esc(labels[m])}"
                             for e, m in columns] + ["n"]
     rows = []
     for method, display in dict.fromkeys(zip(sub["method"], sub["display_name"])):
@@ -153,11 +156,12 @@ def _figures(run_dir: Path, a: RunAnalysis, plot_dir: Path | None, tmp: Path) ->
     datasets = [str(d) for d in pd.unique(a.agg["dataset"])]
     for dataset in datasets:
         plot_metric_bars(a.agg, dataset, tmp)
+    labels = {k: m.label for k, m in a.manifest.metrics.items()}
     write_cd_diagrams(a.agg, tmp)
     if (run_dir / "trials.csv").exists():
         plot_optimisation_history(read_trials(run_dir / "trials.csv"), tmp, display_names=a.display)
     if (run_dir / "curves.csv").exists():
-        plot_validation_curves(read_curves(run_dir / "curves.csv"), tmp, display_names=a.display)
+        plot_validation_curves(read_curves(run_dir / "curves.csv"), tmp, labels=labels, display_names=a.display)
     return tmp
 
 
@@ -197,7 +201,7 @@ def _page(run_dir: Path, a: RunAnalysis, figs: Path) -> str:
             if metric not in METRICS and set(METRICS) & set(sub["metric"]):
                 continue
             out.append(f"<h3>The best against each other method: {_esc(emb)} "
-                       f"{_esc(metric_label(metric))}</h3>")
+                       f"{_esc(metric_labels(a.agg)[metric])}</h3>")
             out.append(_pairwise_table(a, dataset, emb, metric))
         out.append(f"<p class='note'>A: the column's best method with at least two repeats. "
                    f"Green rows: pairs not significantly different (Holm over all pairs, α = "
@@ -214,7 +218,8 @@ def _page(run_dir: Path, a: RunAnalysis, figs: Path) -> str:
         main = a.ranks[a.ranks["metric"].isin(METRICS)] if a.ranks["metric"].isin(METRICS).any() else a.ranks
         piv = main.pivot_table(index="display_name", columns=["embedding", "metric"],
                                values="average_rank", sort=False)
-        headers = ["Method"] + [f"{e} {metric_label(m)}" for e, m in piv.columns]
+        labels = metric_labels(a.agg)
+        headers = ["Method"] + [f"{e} {_esc(labels[m])}" for e, m in piv.columns]
         rows = [[_esc(i)] + [_num(v, ".2f") for v in piv.loc[i]] for i in piv.index]
         out.append(_table(headers, rows))
         fr = a.friedman[a.friedman["metric"].isin(set(main["metric"]))]

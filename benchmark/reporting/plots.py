@@ -19,14 +19,18 @@ from matplotlib.figure import Figure
 
 from benchmark.constants import CONCATENATED, METRICS
 from benchmark.io import atomic_write
+from benchmark.manifest import read_manifest
+from benchmark.metric_catalog import VALIDATION_METRIC, recall_key
 from benchmark.reporting.aggregate import (
     SEPARATED,
-    aggregate_run,
+    aggregate,
+    metric_labels,
     read_curves,
+    read_results,
     read_trials,
 )
 from benchmark.reporting.diagnostics import LATE_FRACTION
-from benchmark.reporting.tables import metric_label, recall_ks
+from benchmark.reporting.tables import recall_ks
 
 #: Formats every figure is saved in.
 PLOT_FORMATS = ("png", "pdf")
@@ -66,9 +70,10 @@ def plot_metric_bars(agg: pd.DataFrame, dataset: str, out_dir: str | os.PathLike
                      name: str = "metrics") -> list[Path]:
     """Bars of each method's mean (percent) per metric, with the 95% interval as error bars.
 
-    One panel per metric, one bar per method and embedding (a single evaluation, n = 1, has no
-    error bar). Writes ``<dataset>_<name>.png`` and ``.pdf`` under ``out_dir``; returns [] when
-    ``dataset`` has none of ``metrics``.
+    One panel per metric (titled with its label), one bar per method and embedding (a single
+    evaluation, n = 1, has no error bar); the legend names each embedding with its dimension, both
+    as ``agg``'s rows have them from the run's manifest. Writes ``<dataset>_<name>.png`` and
+    ``.pdf`` under ``out_dir``; returns [] when ``dataset`` has none of ``metrics``.
     """
     sub = agg[(agg["dataset"] == dataset) & agg["metric"].isin(metrics)
               & agg["embedding"].isin(embeddings)]
@@ -77,6 +82,8 @@ def plot_metric_bars(agg: pd.DataFrame, dataset: str, out_dir: str | os.PathLike
     shown = [m for m in metrics if m in set(sub["metric"])]
     embs = [e for e in embeddings if e in set(sub["embedding"])]
     methods = list(dict.fromkeys(zip(sub["method"], sub["display_name"])))
+    labels = metric_labels(sub)
+    dims = dict(zip(sub["embedding"], sub["dim"]))
     fig, axes = _grid(len(shown), ncols=min(len(shown), 3), width=max(3.5, 0.45 * len(methods) + 1.5),
                       height=3.6)
     x = np.arange(len(methods))
@@ -88,18 +95,17 @@ def plot_metric_bars(agg: pd.DataFrame, dataset: str, out_dir: str | os.PathLike
             hws = np.array([100 * rows["half_width"].get(m, np.nan) for m, _ in methods],
                            dtype=float)
             pos = x + (j - (len(embs) - 1) / 2) * width
-            ax.bar(pos, np.nan_to_num(means), width, label=_EMBEDDING_LABEL.get(emb, emb))
+            ax.bar(pos, np.nan_to_num(means), width, label=f"{_EMBEDDING_LABEL.get(emb, emb)} ({dims[emb]}-dim)")
             ok = np.isfinite(means) & np.isfinite(hws)
             if ok.any():
                 ax.errorbar(pos[ok], means[ok], yerr=hws[ok], fmt="none", ecolor="black",
                             elinewidth=0.8, capsize=2)
         ax.set_xticks(x, [d for _, d in methods], rotation=60, ha="right", fontsize=7)
-        ax.set_ylabel(f"{metric_label(metric)} (%)")
-        ax.set_title(metric_label(metric))
+        ax.set_ylabel(f"{labels[metric]} (%)")
+        ax.set_title(labels[metric])
         ax.set_ylim(bottom=0)
         ax.grid(axis="y", alpha=0.3)
-    if len(embs) > 1:
-        axes[0].legend(fontsize=7)
+    axes[0].legend(fontsize=7)
     fig.suptitle(f"{dataset}: mean over repeats, 95% CI")
     return save_figure(fig, Path(out_dir), f"{safe_stem(dataset)}_{safe_stem(name)}")
 
@@ -144,13 +150,13 @@ def plot_optimisation_history(trials_df: pd.DataFrame, out_dir: str | os.PathLik
 
 
 def plot_validation_curves(curves_df: pd.DataFrame, out_dir: str | os.PathLike, *,
-                           metric: str = "map_at_r",
+                           labels: Mapping[str, str], metric: str = VALIDATION_METRIC,
                            display_names: Mapping[str, str] | None = None) -> list[Path]:
     """Per dataset, one panel per method: validation ``metric`` along iterations.
 
     One line per (repeat, fold), coloured by repeat. Rows of other metrics are ignored; when
-    ``metric`` is absent the first metric present is drawn; ``display_names`` as in
-    :func:`plot_optimisation_history`. Writes
+    ``metric`` is absent the first metric present is drawn; ``labels`` (metric → label, the run
+    manifest's) names it; ``display_names`` as in :func:`plot_optimisation_history`. Writes
     ``<dataset>_validation.png`` and ``.pdf`` per dataset under ``out_dir``.
     """
     df = curves_df.copy()
@@ -178,11 +184,11 @@ def plot_validation_curves(curves_df: pd.DataFrame, out_dir: str | os.PathLike, 
                             label=f"repeat {int(repeat)}" if j == 0 and len(repeats) <= 10 else None)
             ax.set_title(str((display_names or {}).get(method, method)), fontsize=9)
             ax.set_xlabel("iteration")
-            ax.set_ylabel(f"validation {metric_label(metric)} (%)")
+            ax.set_ylabel(f"{labels[metric]} (%)")
             ax.grid(alpha=0.3)
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=6)
-        fig.suptitle(f"{dataset}: validation {metric_label(metric)} (one line per fold)")
+        fig.suptitle(f"{dataset}: {labels[metric]} (one line per fold)")
         paths += save_figure(fig, Path(out_dir), f"{safe_stem(dataset)}_validation")
     return paths
 
@@ -192,25 +198,27 @@ def write_plots(run_dir: str | os.PathLike) -> list[Path]:
 
     ``results.csv``: metric bars per dataset (and Recall@K bars where there are ``recall_at_K``
     with K > 1); ``trials.csv``: optimisation histories; ``curves.csv``: validation curves.
-    Missing files are skipped.
+    Missing files are skipped; labels and dimensions come from ``manifest.json``, which must exist
+    beside ``results.csv`` or ``curves.csv``.
     """
     run_dir = Path(run_dir)
     out_dir = run_dir / "plots"
     paths: list[Path] = []
     names: dict[str, str] = {}
     if (run_dir / "results.csv").exists():
-        agg = aggregate_run(run_dir)
+        agg = aggregate(read_results(run_dir / "results.csv"), read_manifest(run_dir))
         names = dict(zip(agg["method"], agg["display_name"]))
         for dataset in pd.unique(agg["dataset"]):
             paths += plot_metric_bars(agg, str(dataset), out_dir)
             ks = recall_ks(agg, str(dataset))
             if any(k > 1 for k in ks):
                 paths += plot_metric_bars(agg, str(dataset), out_dir, name="recall",
-                                          metrics=[f"recall_at_{k}" for k in ks])
+                                          metrics=[recall_key(k) for k in ks])
     if (run_dir / "trials.csv").exists():
         paths += plot_optimisation_history(read_trials(run_dir / "trials.csv"), out_dir,
                                            display_names=names)
     if (run_dir / "curves.csv").exists():
         paths += plot_validation_curves(read_curves(run_dir / "curves.csv"), out_dir,
+                                        labels={k: m.label for k, m in read_manifest(run_dir).metrics.items()},
                                         display_names=names)
     return paths

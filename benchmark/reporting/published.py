@@ -4,12 +4,16 @@ Each published file is a CSV with ``#`` comment lines (source, units, legibility
 columns ``method_display, embedding, metric, mean, half_width``: values in percent exactly as
 printed, ``half_width`` empty where the paper prints no ``±``, ``embedding`` empty where the paper
 reports one model (then it is compared with all of our embeddings). :func:`load_published` adds
-``source``, ``dataset``, ``method_key`` (the display name without a trailing "(Ours)", used for
-matching) and ``decimals`` (the printed precision).
+``source``, ``dataset``, ``method_key`` (the display name without a trailing "(Ours)" or a
+one-letter variant subscript such as the DRO table's ``_M`` / ``_B``, used for matching) and
+``decimals`` (the printed precision).
 
 :func:`compare_with_published` matches our aggregated rows to published ones by display name
 (after that normalisation) and dataset (our names: cub200, cars196, sop, inshop) and gives ours,
-published and the difference in percentage points.
+published and the difference in percentage points, with each side's embedding dimension: ours from
+the run's manifest (through the aggregate's rows), the paper's where its table says it
+(:attr:`PublishedTable.dims`), so that a 2-fold run's 256-d concatenation is not read as the
+papers' 512-d one.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -33,29 +38,34 @@ PUBLISHED_FILE_COLUMNS = ("method_display", "embedding", "metric", "mean", "half
 PUBLISHED_COLUMNS = ("source", "dataset", "method_display", "method_key", "embedding", "metric",
                      "mean", "half_width", "decimals")
 #: Columns of the frame returned by :func:`compare_with_published` (numbers in percent).
-COMPARISON_COLUMNS = ("method", "display_name", "dataset", "embedding", "metric", "ours",
+COMPARISON_COLUMNS = ("method", "display_name", "dataset", "embedding", "metric", "label", "ours",
                       "ours_half_width", "n", "published", "published_half_width",
-                      "published_decimals", "difference", "source", "published_method")
+                      "published_decimals", "difference", "source", "published_method", "dim",
+                      "published_dim")
 
 
 @dataclass(frozen=True)
 class PublishedTable:
-    """One transcribed table: file stem, dataset, citation, and whether it is the default."""
+    """One transcribed table: file stem, dataset, citation, whether it is the default, and the
+    dimension of each embedding it reports (empty where the paper does not say)."""
 
     name: str
     dataset: str
     citation: str
     primary: bool = True
+    dims: Mapping[str, int] = field(default_factory=dict)
 
 
+#: The DCML tables follow the reality check: 4 fold models of 128, concatenated to 512.
+_REALITY_CHECK_DIMS = {"concatenated": 512, "separated": 128}
 #: Every transcribed table. ``load_published(dataset)`` loads the primary ones of a dataset.
 PUBLISHED_TABLES: dict[str, PublishedTable] = {t.name: t for t in (
     PublishedTable("dcml_icml2022_cub200", "cub200",
-                   "Deng & Zhang, Deep Causal Metric Learning, ICML 2022, Table 1"),
+                   "Deng & Zhang, Deep Causal Metric Learning, ICML 2022, Table 1", dims=_REALITY_CHECK_DIMS),
     PublishedTable("dcml_icml2022_cars196", "cars196",
-                   "Deng & Zhang, Deep Causal Metric Learning, ICML 2022, Table 2"),
+                   "Deng & Zhang, Deep Causal Metric Learning, ICML 2022, Table 2", dims=_REALITY_CHECK_DIMS),
     PublishedTable("dcml_icml2022_sop", "sop",
-                   "Deng & Zhang, Deep Causal Metric Learning, ICML 2022, Table 3"),
+                   "Deng & Zhang, Deep Causal Metric Learning, ICML 2022, Table 3", dims=_REALITY_CHECK_DIMS),
     PublishedTable("dro_eccv2020_inshop", "inshop",
                    "Qi et al., A Simple and Effective Framework for Pairwise Deep Metric "
                    "Learning, ECCV 2020, table 'Recall@k on In-Shop'"),
@@ -65,14 +75,20 @@ PUBLISHED_TABLES: dict[str, PublishedTable] = {t.name: t for t in (
 )}
 
 _OURS_RE = re.compile(r"\s*\((?:ours|Ours|OURS)\)\s*$")
+#: A one-letter subscript printed after a method's name for a variant of it: the DRO In-shop table's
+#: ``DRO-TopK_M (Ours)`` and ``DRO-TopK_B (Ours)`` are both DRO-TopK (the paper's poster does not say
+#: what M and B stand for), so our DRO-TopK row is set beside both (the tables show the first, M).
+_VARIANT_RE = re.compile(r"_[A-Za-z]$")
 
 
 def method_key(display_name: str) -> str:
-    """The matching key of a display name: "(Ours)" dropped, whitespace collapsed, casefolded.
+    """The matching key of a display name: "(Ours)" and a one-letter variant subscript (``_M``)
+    dropped, whitespace collapsed, casefolded.
 
-    ``method_key("DCML (Ours)") == method_key("DCML") == "dcml"``.
+    ``method_key("DCML (Ours)") == method_key("DCML") == "dcml"``;
+    ``method_key("DRO-TopK-PN_B (Ours)") == method_key("DRO-TopK-PN") == "dro-topk-pn"``.
     """
-    name = _OURS_RE.sub("", str(display_name))
+    name = _VARIANT_RE.sub("", _OURS_RE.sub("", str(display_name)).strip())
     return " ".join(name.split()).casefold()
 
 
@@ -145,7 +161,8 @@ def compare_with_published(agg: pd.DataFrame, published: PublishedArg = None) ->
     names' :func:`method_key` and the embedding (a published row with no embedding matches all of
     ours). Returns ``COMPARISON_COLUMNS``, in percent: ``ours``, ``ours_half_width``,
     ``published``, ``published_half_width`` and ``difference = ours - published`` (percentage
-    points). Only matched rows are returned, in ``agg``'s order. If several published rows match
+    points), ``label`` and ``dim`` (ours, from the aggregate's rows) and ``published_dim`` (NaN where the
+    table does not say). Only matched rows are returned, in ``agg``'s order. If several published rows match
     one of ours (two tables), the first loaded comes first.
     """
     if published is None:
@@ -167,6 +184,10 @@ def compare_with_published(agg: pd.DataFrame, published: PublishedArg = None) ->
             pub[col] = default
     pub = pub.reset_index(drop=True).assign(_pub_order=lambda f: range(len(f)))
 
+    def published_dim(row: pd.Series) -> float:
+        table = PUBLISHED_TABLES.get(str(row["source"]))
+        return float(table.dims.get(row["embedding"], math.nan)) if table is not None else math.nan
+
     ours = agg.reset_index(drop=True).assign(
         _order=lambda f: range(len(f)), method_key=lambda f: f["display_name"].map(method_key))
     with_emb = pub[pub["embedding"].notna()]
@@ -182,6 +203,7 @@ def compare_with_published(agg: pd.DataFrame, published: PublishedArg = None) ->
         "dataset": merged["dataset"],
         "embedding": merged["embedding"],
         "metric": merged["metric"],
+        "label": merged["label"],
         "ours": merged["mean"] * 100.0,
         "ours_half_width": merged["half_width"] * 100.0,
         "n": merged["n"],
@@ -191,5 +213,7 @@ def compare_with_published(agg: pd.DataFrame, published: PublishedArg = None) ->
         "difference": merged["mean"] * 100.0 - merged["mean_pub"],
         "source": merged["source"],
         "published_method": merged["method_display"],
+        "dim": merged["dim"],
+        "published_dim": merged.apply(published_dim, axis=1) if len(merged) else pd.Series(dtype=float),
     })
     return out.reset_index(drop=True).loc[:, list(COMPARISON_COLUMNS)]

@@ -26,7 +26,8 @@ import pandas as pd
 from scipy import stats
 
 from benchmark.constants import PRETRAINED
-from benchmark.reporting.significance import ALPHA, higher_is_better
+from benchmark.reporting.aggregate import higher_is_better
+from benchmark.reporting.significance import ALPHA
 
 #: Columns of :func:`average_ranks`' frame.
 RANK_COLUMNS = ("embedding", "metric", "method", "display_name", "average_rank", "n_datasets")
@@ -58,7 +59,9 @@ def rank_matrix(agg: pd.DataFrame, embedding: str, metric: str, *,
     means = sub.pivot_table(index="dataset", columns="method", values="mean", sort=False)
     means = means[[m for m in pd.unique(sub["method"]) if m in means.columns]]
     means = means.dropna(axis=1, how="any")
-    sign = -1.0 if higher_is_better(metric) else 1.0
+    if means.empty:
+        return means
+    sign = -1.0 if higher_is_better(sub, metric) else 1.0
     ranks = means.apply(lambda row: pd.Series(stats.rankdata(sign * row.to_numpy()),
                                               index=row.index), axis=1)
     return ranks if not ranks.empty else means

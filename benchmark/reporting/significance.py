@@ -23,7 +23,6 @@ Holm-adjusted p-value against it is at least α: the methods not significantly w
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from itertools import combinations
 
@@ -43,15 +42,6 @@ PAIRWISE_COLUMNS = ("dataset", "embedding", "metric", "method_a", "method_b", "n
 #: One line saying what the tests are, for legends.
 TEST_LEGEND = (f"two-sided Welch t-test over repeats, Holm-corrected over all pairs of the column, "
                f"α = {ALPHA:g}")
-_LOWER_IS_BETTER_RE = re.compile(r"^far(_|$)|(^|_)(eer|error|loss)($|_)")
-
-
-def higher_is_better(metric: str) -> bool:
-    """False for error-like metrics (names containing eer, error or loss, or starting with far:
-    a false-accept rate), True otherwise."""
-    return not _LOWER_IS_BETTER_RE.search(metric)
-
-
 def _clean(values: Sequence[float]) -> np.ndarray:
     x = np.asarray(values, dtype=float)
     return x[~np.isnan(x)]
@@ -214,8 +204,8 @@ def pairwise_comparisons(agg: pd.DataFrame, *, alpha: float = ALPHA) -> pd.DataF
     """All pairs of methods per (dataset, embedding, metric) of an aggregate frame.
 
     ``agg`` is :func:`benchmark.reporting.aggregate.aggregate`'s output (its ``values`` column
-    holds the repeats). Returns ``PAIRWISE_COLUMNS``, one Holm family per (dataset, embedding,
-    metric).
+    holds the repeats, ``higher_is_better`` the direction the run's manifest gives). Returns
+    ``PAIRWISE_COLUMNS``, one Holm family per (dataset, embedding, metric).
     """
     parts = []
     for (dataset, emb, metric), grp in agg.groupby(["dataset", "embedding", "metric"],
@@ -223,7 +213,7 @@ def pairwise_comparisons(agg: pd.DataFrame, *, alpha: float = ALPHA) -> pd.DataF
         if metric == DIVERGED_METRIC:  # a count of failed folds, not a score to compare
             continue
         values = {str(r.method): tuple(r.values) for r in grp.itertuples(index=False)}
-        pairs = compare_pairs(values, higher=higher_is_better(str(metric)), alpha=alpha)
+        pairs = compare_pairs(values, higher=bool(grp["higher_is_better"].iloc[0]), alpha=alpha)
         if pairs.empty:
             continue
         pairs.insert(0, "metric", metric)

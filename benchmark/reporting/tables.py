@@ -1,14 +1,16 @@
 """Result tables in the papers' layout (Markdown, plain text, LaTeX), rendered from the aggregate.
 
 Rows are methods (display names, in the aggregate's order: Pretrained first); columns are grouped
-by embedding, "Concatenated (512-dim)" and "Separated (128-dim)", each with P@1, RP and MAP@R as
-``mean ± half-width`` in percent with two decimals (the half-width of the Student-t 95%
+by embedding, e.g. "Concatenated (512-dim)" and "Separated (128-dim)" for 4 folds of 128 (the
+dimensions, metric labels and directions are those the run's manifest gives the aggregate's rows),
+each with P@1, RP and MAP@R as ``mean ± half-width`` in percent with two decimals (the half-width of the Student-t 95%
 confidence interval over the repeats; a single evaluation, such as Pretrained, has no ``±``).
 A Recall@K layout serves query/gallery datasets (In-shop).
 
 Only the aggregated frame (:func:`benchmark.reporting.aggregate.aggregate`) is read; published
 numbers, when asked for, are shown beside ours as ``26.53 ± 0.29 (pub. 26.70, −0.17)``.
-The best mean of each column is bold (Markdown, LaTeX). A dagger (``†``, LaTeX ``$^\\dagger$``)
+The best mean of each column (the lowest for a lower-is-better metric such as a false-accept
+rate) is bold (Markdown, LaTeX). A dagger (``†``, LaTeX ``$^\\dagger$``)
 marks, in every format, the column's significance group: the best method tested (at least two
 repeats) and the methods not significantly worse than it (two-sided Welch t-test over repeats,
 Holm-corrected over all pairs of the column, α = 0.05; see
@@ -28,16 +30,18 @@ from typing import Literal
 import pandas as pd
 from tabulate import tabulate
 
-from benchmark.constants import CONCATENATED, DIVERGED_METRIC, METRIC_DISPLAY, METRICS
+from benchmark.constants import CONCATENATED, DIVERGED_METRIC, METRICS
 from benchmark.errors import BenchmarkError
 from benchmark.io import atomic_write, atomic_write_text
+from benchmark.metric_catalog import FRACTION
 from benchmark.reporting.aggregate import (
     SEPARATED,
     aggregate_run,
     aggregate_to_csv_frame,
+    metric_labels,
 )
 from benchmark.reporting.published import compare_with_published
-from benchmark.reporting.significance import TEST_LEGEND, higher_is_better, significance_group
+from benchmark.reporting.significance import TEST_LEGEND, significance_group
 
 Fmt = Literal["markdown", "text", "latex"]
 #: ``compare`` argument: a comparison frame (from ``compare_with_published``), a published frame
@@ -48,8 +52,6 @@ CompareArg = pd.DataFrame | str | bool | None
 FORMATS: tuple[str, ...] = ("markdown", "text", "latex")
 #: File extension of each format in ``tables/``.
 EXTENSIONS = {"markdown": ".md", "text": ".txt", "latex": ".tex"}
-#: Default dimensions printed in the group headers (4 folds x 128).
-DEFAULT_DIMS: Mapping[str, int] = {CONCATENATED: 512, SEPARATED: 128}
 #: Datasets' names as the papers print them.
 DATASET_DISPLAY = {"cub200": "CUB-200-2011", "cars196": "Cars196",
                    "sop": "Stanford Online Products", "inshop": "In-shop Clothes"}
@@ -64,14 +66,6 @@ GROUP_MARK = {"markdown": " †", "text": " †", "latex": "$^\\dagger$"}
 GROUP_LEGEND = ("†: the significance group, i.e. the best method with at least two repeats and "
                 f"those not significantly worse than it ({TEST_LEGEND}); single evaluations "
                 "are not tested.")
-
-
-def metric_label(metric: str) -> str:
-    """The short column header of a metric: P@1, RP, MAP@R, R@K, or the name itself."""
-    if metric in METRIC_DISPLAY:
-        return METRIC_DISPLAY[metric]
-    match = _RECALL_RE.match(metric)
-    return f"R@{match.group(1)}" if match else metric
 
 
 def latex_escape(text: str) -> str:
@@ -140,12 +134,12 @@ def _compare_text(row: pd.Series, fmt: str) -> str:
     return f" (pub. {pub}, {diff})"
 
 
-def _best_and_group(values: dict[str, _Cell], metric: str) -> tuple[set[str], set[str]]:
-    """Methods with the best displayed mean, and the column's significance group."""
+def _best_and_group(values: dict[str, _Cell], higher: bool) -> tuple[set[str], set[str]]:
+    """Methods with the best displayed mean (the highest, or the lowest when not ``higher``), and the
+    column's significance group."""
     finite = {m: c for m, c in values.items() if not math.isnan(c.mean)}
     if not finite:
         return set(), set()
-    higher = higher_is_better(metric)
     sign = 1.0 if higher else -1.0
     shown = {m: round(100 * c.mean, 2) for m, c in finite.items()}
     target = max(sign * v for v in shown.values())
@@ -155,14 +149,17 @@ def _best_and_group(values: dict[str, _Cell], metric: str) -> tuple[set[str], se
 
 
 def _render(agg: pd.DataFrame, dataset: str, columns: Sequence[tuple[str, str]], *, fmt: str,
-            compare: CompareArg, dims: Mapping[str, int] | None, show_n: bool, notes: bool,
-            caption: str | None, label: str | None, what: str) -> str:
+            compare: CompareArg, show_n: bool, notes: bool, caption: str | None, label: str | None,
+            what: str) -> str:
     if fmt not in FORMATS:
         raise BenchmarkError(f"unknown table format {fmt!r}; expected one of {', '.join(FORMATS)}")
     if dataset not in set(agg["dataset"]):
         raise BenchmarkError(f"no results for dataset {dataset!r} (datasets: "
                              f"{', '.join(map(str, pd.unique(agg['dataset'])))})")
-    dims = {**DEFAULT_DIMS, **(dims or {})}
+    sub = agg[agg["dataset"] == dataset]
+    dims = dict(zip(sub["embedding"], sub["dim"]))
+    labels = metric_labels(sub)
+    higher = dict(zip(sub["metric"], sub["higher_is_better"]))
     methods, cells = _cells(agg, dataset)
     methods = [(m, d) for m, d in methods if any((m, e, k) in cells for e, k in columns)]
     if not methods:
@@ -175,7 +172,7 @@ def _render(agg: pd.DataFrame, dataset: str, columns: Sequence[tuple[str, str]],
     marks: dict[tuple[str, str], tuple[set[str], set[str]]] = {}
     for emb, metric in columns:
         vals = {m: cells[(m, emb, metric)] for m, _ in methods if (m, emb, metric) in cells}
-        marks[(emb, metric)] = _best_and_group(vals, metric)
+        marks[(emb, metric)] = _best_and_group(vals, bool(higher.get(metric, True)))
 
     diverged = {m for m, _ in methods if any(c.mean > 0 for (cm, _, k), c in cells.items()
                                              if cm == m and k == DIVERGED_METRIC)}
@@ -209,15 +206,22 @@ def _render(agg: pd.DataFrame, dataset: str, columns: Sequence[tuple[str, str]],
     conf = agg.attrs.get("confidence", 0.95)
     conf_text = f"{100 * conf:g}%"
     sources = sorted({str(r["source"]) for r in comparison.values() if str(r["source"])})
+    other_dims = sorted({(str(r["embedding"]), int(r["dim"]), int(r["published_dim"])) for r in comparison.values()
+                         if pd.notna(r["published_dim"]) and int(r["published_dim"]) != int(r["dim"])})
+    # e.g. a 2-fold run's 256-d concatenation beside the papers' 512-d one
+    dims_note = ("Not the same embeddings: " + "; ".join(f"{e} ours {d}-dim, published {p}-dim"
+                                                          for e, d, p in other_dims) + ".") if other_dims else ""
+    lower = sorted({labels.get(k, k) for _, k in columns if not higher.get(k, True)})
+    best_note = "Bold: best mean per column" + (f" (the lowest for {', '.join(lower)})" if lower else "") + "."
     name = DATASET_DISPLAY.get(dataset, dataset)
 
     if fmt == "latex":
-        return _latex(body, columns, groups, dims, show_n=show_n, dataset=dataset, name=name,
+        return _latex(body, columns, groups, dims, labels, show_n=show_n, dataset=dataset, name=name,
                       conf_text=conf_text, caption=caption, label=label, what=what,
-                      compared=bool(comparison), sources=sources)
+                      compared=bool(comparison), sources=sources, dims_note=dims_note, best_note=best_note)
 
-    headers = ["Method"] + [f"{_GROUP_NAMES.get(e, (e, e))[1]} {metric_label(k)}"
-                            if len(groups) > 1 else metric_label(k) for e, k in columns]
+    headers = ["Method"] + [f"{_GROUP_NAMES.get(e, (e, e))[1]} {labels.get(k, k)}"
+                            if len(groups) > 1 else labels.get(k, k) for e, k in columns]
     if show_n:
         headers.append("n")
     table = tabulate(body, headers=headers, tablefmt="github" if fmt == "markdown" else "simple",
@@ -233,14 +237,15 @@ def _render(agg: pd.DataFrame, dataset: str, columns: Sequence[tuple[str, str]],
     else:
         lines.append(f"Embedding: {_group_title(groups[0], dims).lower()}.")
     if fmt == "markdown":
-        lines.append("Bold: best mean per column.")
+        lines.append(best_note)
     if any(group for _, group in marks.values()):
         lines.append(GROUP_LEGEND)
     if diverged:
         lines.append(DIVERGED_LEGEND)
     if comparison:
         lines.append("(pub. X, ±d): the published value and our difference in percentage points"
-                     + (f" (from {', '.join(sources)})" if sources else "") + ".")
+                     + (f" (from {', '.join(sources)})" if sources else "") + "."
+                     + (f" {dims_note}" if dims_note else ""))
     joiner = "\n\n" if fmt == "markdown" else "\n"
     return table + "\n\n" + joiner.join(lines) + "\n"
 
@@ -251,23 +256,23 @@ def _group_title(emb: str, dims: Mapping[str, int]) -> str:
 
 
 def _latex(body: list[list[str]], columns: Sequence[tuple[str, str]], groups: list[str],
-           dims: Mapping[str, int], *, show_n: bool, dataset: str, name: str, conf_text: str,
+           dims: Mapping[str, int], labels: Mapping[str, str], *, show_n: bool, dataset: str, name: str, conf_text: str,
            caption: str | None, label: str | None, what: str, compared: bool,
-           sources: list[str]) -> str:
+           sources: list[str], dims_note: str = "", best_note: str = "Bold: best mean per column.") -> str:
     ncols = len(columns)
     spec = "l" + "c" * ncols + ("c" if show_n else "")
     conf_tex = conf_text.replace("%", r"\%")
     if caption is None:
         caption = (f"{what} (\\%) on {latex_escape(name)}: mean $\\pm$ half-width of the "
                    f"{conf_tex} Student-$t$ confidence interval over $n$ repeats (no $\\pm$ "
-                   "for a single evaluation). Bold: best mean per column; $^\\dagger$: the "
+                   f"for a single evaluation). {latex_escape(best_note[:-1])}; $^\\dagger$: the "
                    "best method with at least two repeats and those not significantly worse "
                    "than it (two-sided Welch $t$-test over repeats, Holm-corrected over all "
                    "pairs of the column, $\\alpha = 0.05$).")
         if compared:
             caption += (" In brackets: the published value and our difference in percentage "
                         "points" + (f" ({latex_escape(', '.join(sources))})" if sources else "")
-                        + ".")
+                        + "." + (f" {latex_escape(dims_note)}" if dims_note else ""))
     label = label or f"tab:dml-bench-{re.sub(r'[^A-Za-z0-9-]+', '-', dataset)}"
     lines = [
         f"% dml-bench: {what} on {dataset} (generated; needs \\usepackage{{booktabs}}).",
@@ -291,7 +296,7 @@ def _latex(body: list[list[str]], columns: Sequence[tuple[str, str]], groups: li
                           for e, a, b in spans)
         lines.append(" & " + head + (" & " if show_n else "") + " \\\\")
         lines.append(" ".join(f"\\cmidrule(lr){{{a}-{b}}}" for _, a, b in spans))
-    sub = ["Method"] + [latex_escape(metric_label(k)) for _, k in columns]
+    sub = ["Method"] + [latex_escape(labels.get(k, k)) for _, k in columns]
     if show_n:
         sub.append("$n$")
     lines.append(" & ".join(sub) + " \\\\")
@@ -304,21 +309,21 @@ def _latex(body: list[list[str]], columns: Sequence[tuple[str, str]], groups: li
 def render_table(agg: pd.DataFrame, dataset: str, *, fmt: Fmt = "markdown",
                  metrics: Sequence[str] = METRICS,
                  embeddings: Sequence[str] = (CONCATENATED, SEPARATED),
-                 compare: CompareArg = None, dims: Mapping[str, int] | None = None,
-                 show_n: bool = True, notes: bool = True, caption: str | None = None,
-                 label: str | None = None) -> str:
+                 compare: CompareArg = None, show_n: bool = True, notes: bool = True,
+                 caption: str | None = None, label: str | None = None) -> str:
     """The papers' table of ``dataset``: methods x (embedding group x metric), in percent.
 
     ``fmt`` is "markdown" (GitHub pipe table, best in bold), "text" (tabulate "simple") or
     "latex" (a booktabs ``table`` ready to ``\\input``: ``\\multicolumn`` group headers with
     ``\\cmidrule``, ``$\\pm$``, best mean per column in bold, the significance group marked
-    with a dagger). ``dims`` overrides the group headers' dimensions (default 512 / 128).
-    ``compare`` adds published numbers (see ``CompareArg``). ``show_n`` adds the number of
-    repeats; ``notes`` (Markdown/text) adds the legend below the table. Raises
+    with a dagger). Group headers give each embedding's dimension and columns each metric's
+    label, as ``agg``'s rows have them from the run's manifest. ``compare`` adds published
+    numbers (see ``CompareArg``). ``show_n`` adds the number of repeats; ``notes``
+    (Markdown/text) adds the legend below the table. Raises
     :class:`BenchmarkError` for an unknown format or dataset.
     """
     columns = [(e, m) for e in embeddings for m in metrics]
-    return _render(agg, dataset, columns, fmt=fmt, compare=compare, dims=dims, show_n=show_n,
+    return _render(agg, dataset, columns, fmt=fmt, compare=compare, show_n=show_n,
                    notes=notes, caption=caption, label=label, what="Results")
 
 
@@ -331,9 +336,8 @@ def recall_ks(agg: pd.DataFrame, dataset: str) -> list[int]:
 def render_recall_table(agg: pd.DataFrame, dataset: str,
                         ks: Sequence[int] = (1, 10, 20, 30, 40, 50), *, fmt: Fmt = "markdown",
                         embeddings: Sequence[str] = (CONCATENATED, SEPARATED),
-                        compare: CompareArg = None, dims: Mapping[str, int] | None = None,
-                        show_n: bool = True, notes: bool = True, caption: str | None = None,
-                        label: str | None = None) -> str:
+                        compare: CompareArg = None, show_n: bool = True, notes: bool = True,
+                        caption: str | None = None, label: str | None = None) -> str:
     """Recall@K table (query/gallery datasets such as In-shop): methods x (embedding x R@K).
 
     Only the ``ks`` present in ``agg`` for ``dataset`` are shown; none present raises
@@ -347,33 +351,29 @@ def render_recall_table(agg: pd.DataFrame, dataset: str,
     columns = [(e, f"recall_at_{k}") for e in embeddings for k in shown]
     if label is None:
         label = f"tab:dml-bench-{re.sub(r'[^A-Za-z0-9-]+', '-', dataset)}-recall"
-    return _render(agg, dataset, columns, fmt=fmt, compare=compare, dims=dims, show_n=show_n,
+    return _render(agg, dataset, columns, fmt=fmt, compare=compare, show_n=show_n,
                    notes=notes, caption=caption, label=label, what="Recall@K")
 
 
 def _other_metrics(agg: pd.DataFrame, dataset: str) -> list[str]:
-    sub = agg[agg["dataset"] == dataset]
-    out = []
-    for metric in pd.unique(sub["metric"]):
-        if metric in METRICS or _RECALL_RE.match(str(metric)) or metric in ("num_queries", DIVERGED_METRIC):
-            continue
-        means = sub.loc[sub["metric"] == metric, "mean"].dropna()
-        if len(means) and means.between(0.0, 1.0).all():
-            out.append(str(metric))
-    return out
+    """The dataset's fractions (printed in percent) other than the main and Recall@K metrics, e.g. the
+    verification metrics; correlations and counts are not percentages and stay out."""
+    sub = agg[(agg["dataset"] == dataset) & (agg["unit"] == FRACTION)]
+    return [str(m) for m in pd.unique(sub["metric"])
+            if m not in METRICS and not _RECALL_RE.match(str(m)) and m != DIVERGED_METRIC]
 
 
 def write_reports(run_dir: str | os.PathLike, *, formats: Sequence[str] = FORMATS,
-                  compare: CompareArg = None,
-                  dims: Mapping[str, int] | None = None) -> list[Path]:
+                  compare: CompareArg = None) -> list[Path]:
     """Aggregate ``run_dir/results.csv`` and write ``run_dir/tables/``; return the paths written.
 
     Per dataset, ``<dataset>.md`` / ``.txt`` hold the main table (P@1, RP, MAP@R), the Recall@K
-    table when the dataset has ``recall_at_K`` metrics with K > 1, and a table of any other
-    fraction-valued metrics; ``<dataset>.tex`` holds the main table (or the Recall@K one when
-    the main metrics are absent) and ``<dataset>_recall.tex`` the Recall@K table besides. With
-    ``compare`` (True: each dataset's default published table), ``<dataset>_vs_published.csv``
-    lists the matched rows. ``aggregate.csv`` holds the whole aggregate. Writes are atomic.
+    table when the dataset has ``recall_at_K`` metrics with K > 1, and a table of the other
+    metrics the manifest gives as fractions (verification); ``<dataset>.tex`` holds the main
+    table (or the Recall@K one when the main metrics are absent) and ``<dataset>_recall.tex``
+    the Recall@K table besides. With ``compare`` (True: each dataset's default published
+    table), ``<dataset>_vs_published.csv`` lists the matched rows. ``aggregate.csv`` holds the
+    whole aggregate. Writes are atomic.
     """
     bad = [f for f in formats if f not in FORMATS]
     if bad:
@@ -409,7 +409,7 @@ def write_reports(run_dir: str | os.PathLike, *, formats: Sequence[str] = FORMAT
         others = _other_metrics(agg, dataset)
         name = DATASET_DISPLAY.get(dataset, dataset)
         for fmt in formats:
-            kwargs = {"fmt": fmt, "compare": comp, "dims": dims}
+            kwargs = {"fmt": fmt, "compare": comp}
             if fmt == "latex":
                 if has_main:
                     written.append(atomic_write_text(out_dir / f"{dataset}.tex",

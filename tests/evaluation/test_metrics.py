@@ -8,6 +8,8 @@ import torch
 
 from benchmark.errors import BenchmarkError
 from benchmark.evaluation import compute_metrics
+from benchmark.evaluation import metrics as metrics_module
+from benchmark.evaluation.metrics import l2_normalize, nearest_neighbors
 
 
 def brute_force(q, ql, ref=None, rl=None, ks=(1,)):
@@ -95,13 +97,26 @@ def test_perfect_and_known_values():
     assert m["map_at_r"] == pytest.approx((0 + 1 / 2) / 2)
 
 
-def test_self_is_excluded_even_with_duplicates():
-    emb = np.array([[1, 0], [1, 0], [1, 0], [0, 1], [0, 1]], dtype=np.float32)
-    labels = np.array([0, 0, 1, 1, 1])
-    got = compute_metrics(emb, labels)
-    want = brute_force(emb, labels)
-    # duplicates across classes make order ambiguous; P@1 of class-1 points 3,4 is certain
-    assert got["num_queries"] == want["num_queries"] == 5
+@pytest.mark.parametrize("chunk", [metrics_module.QUERY_CHUNK, 2])
+def test_self_is_excluded_even_with_duplicates(monkeypatch, chunk):
+    """Exact duplicates tie with the query itself: they must be its neighbours, the query never.
+
+    Also with queries searched 2 at a time, so that a chunk's offset enters the self test.
+    """
+    monkeypatch.setattr(metrics_module, "QUERY_CHUNK", chunk)
+    x = l2_normalize(np.array([[1, 0], [1, 0], [1, 0], [0, 1], [0, 1], [0.6, 0.8]], dtype=np.float32))
+    duplicates = {0: {1, 2}, 1: {0, 2}, 2: {0, 1}, 3: {4}, 4: {3}}
+    idx = nearest_neighbors(x, x, 2, exclude_self=True)
+    for i, row in enumerate(idx):
+        assert i not in row, (i, row)
+        if i in duplicates:
+            assert set(row[:len(duplicates[i])]) == duplicates[i], (i, row)
+    # each sample's only duplicate has the other label; its own class sits at similarity 0: a query
+    # counted as its own neighbour would score P@1 (ties put it first or second), the right answer is 0
+    emb = np.array([[1, 0], [1, 0], [0, 1], [0, 1]], dtype=np.float32)
+    got = compute_metrics(emb, np.array([0, 1, 0, 1]))
+    assert got["num_queries"] == 4
+    assert got["precision_at_1"] == 0.0 and got["map_at_r"] == 0.0
 
 
 def test_bad_input_raises():

@@ -126,13 +126,26 @@ def test_gram_objective_equals_the_autograd_dummy_penalties():
     assert got == pytest.approx(torch.stack(expected).mean().item(), rel=1e-4)
 
 
-def _fake_state(model, n_classes=4, per_class=6, seed=0, batch_size=8):
+def _fake_state(model, n_classes=4, per_class=6, seed=0, batch_size=8, iterations_per_epoch=3):
+    """24 images by default; 3 iterations of 8 per trainer epoch: one pass over the data per epoch."""
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 256, size=(n_classes * per_class, 32, 32, 3), dtype=np.uint8)
     labels = np.repeat(np.arange(n_classes), per_class)
     data = ArrayImageSet(images, labels)
     return TrainState(model=model, train_set=data, train_eval_set=data, device=torch.device("cpu"), seed=seed,
-                      cfg=TrainingConfig(batch_size=batch_size))
+                      cfg=TrainingConfig(batch_size=batch_size, iterations_per_epoch=iterations_per_epoch))
+
+
+def _inference_epochs(method, state, epochs):
+    """The trainer epochs (1..epochs) at whose start ``on_epoch_start`` inferred the environments."""
+    seen, last = [], None
+    for epoch in range(1, epochs + 1):
+        state.epoch, state.iteration = epoch, (epoch - 1) * state.cfg.iterations_per_epoch
+        method.on_epoch_start(epoch, state)
+        if method.env_logits is not last:
+            seen.append(epoch)
+            last = method.env_logits
+    return seen
 
 
 def test_environment_inference_increases_its_objective_and_runs_on_schedule():
@@ -149,8 +162,10 @@ def test_environment_inference_increases_its_objective_and_runs_on_schedule():
     w = method.environment_weights(torch.arange(24), 24, device=torch.device("cpu"), dtype=torch.float32)
     assert torch.allclose(w.sum(1), torch.ones(24)) and not torch.allclose(w, torch.full_like(w, 0.5))
 
-    method.on_epoch_start(2, state)  # not an inference epoch (interval 5): the table is kept
+    state.iteration = 3  # epoch 2, after one pass: not an inference epoch (interval 5 passes), the table is kept
+    method.on_epoch_start(2, state)
     assert method.env_logits is table
+    state.iteration = 15  # epoch 6 starts after 5 passes
     method.on_epoch_start(6, state)
     assert method.env_logits is not table
 
@@ -158,6 +173,31 @@ def test_environment_inference_increases_its_objective_and_runs_on_schedule():
     longer, model2 = _build(overrides={"env_passes": 5})
     longer.on_epoch_start(1, _fake_state(model2))
     assert longer.last_inference["objective_after"] > log["objective_before"]
+
+
+@pytest.mark.parametrize("interval, iterations_per_epoch, expected", [
+    (5, 3, [1, 6, 11]),           # one pass per trainer epoch: every 5 epochs, as the authors' CUB / Cars runs
+    (10, 3, [1, 11]),             # their SOP interval
+    (5, 6, [1, 4, 6, 9, 11]),     # two passes per epoch: the first epoch after 5, 10, 15, 20 passes
+    (5, 1, [1, 16]),              # a third of a pass per epoch: 5 passes are 15 epochs
+])
+def test_inference_every_env_interval_passes_over_the_training_data(interval, iterations_per_epoch, expected):
+    method, model = _build(overrides={"env_interval": interval})
+    model.train()
+    state = _fake_state(model, iterations_per_epoch=iterations_per_epoch)
+    assert _inference_epochs(method, state, 16 if iterations_per_epoch == 1 else 11) == expected
+
+
+def test_inference_covers_every_training_image_once():
+    """120 images in batches of 2: 60 batches, past the 50 that once capped it; every Ω row is learned."""
+    method, model = _build()
+    model.train()
+    state = _fake_state(model, n_classes=4, per_class=30, batch_size=2)
+    method.on_epoch_start(1, state)
+    assert method.last_inference["batches"] == 60 and method.last_inference["images"] == 120
+    initial = torch.randn(120, 2, generator=torch.Generator().manual_seed(state.seed + 1))  # Ω's draw
+    moved = (method.env_logits - initial).abs().amax(dim=1)
+    assert bool((moved > 1e-3).all()), f"{int((moved <= 1e-3).sum())} images kept their random row"
 
 
 def test_environment_weights_are_uniform_before_inference():

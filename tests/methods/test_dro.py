@@ -138,9 +138,10 @@ def test_lifted_structure_is_the_kl_form_on_positives_and_negatives():
     """KL form (γ = 1) on ℓ = −S over P_i and ℓ = S over N_i = the DRO paper's per-anchor lifted structure.
 
     Compared with the formula written out (λ = 0.5, which cancels) and with PML's
-    ``GeneralizedLiftedStructureLoss`` (pos_margin = neg_margin = λ, cosine similarity): PML's
-    class implements exactly this per-anchor form and reduces by the mean over anchors
-    (anchors without positives contribute 0, like the empty set of ``kl_dro``).
+    ``GeneralizedLiftedStructureLoss`` (pos_margin = neg_margin = λ, cosine similarity) where every
+    anchor has positives: PML's class implements this per-anchor form and reduces by the mean over
+    anchors. An anchor without positives has log Σ_∅ = −∞ and contributes 0 (PML gives it
+    [log Σ_N e^{S−λ}]₊ instead; our ``lifted_structure`` method follows the formula).
     """
     labels = [0, 0, 1, 1, 1]  # every anchor has a positive
     emb = torch.tensor(EMB, dtype=torch.float64)
@@ -162,10 +163,17 @@ def test_lifted_structure_is_the_kl_form_on_positives_and_negatives():
     assert max(expected) > 0
     pml = pml_losses.GeneralizedLiftedStructureLoss(pos_margin=LAM, neg_margin=LAM, distance=CosineSimilarity())
     assert pml(emb, torch.tensor(labels)).item() == pytest.approx(per_anchor.mean().item(), abs=1e-9)
-    # and with the hand-built batch's singleton class (anchor 4 has no positive: its
-    # log-sum is 0 in PML and in kl_dro, and λ no longer cancels)
-    pml_single = pml(emb, torch.tensor(LABELS)).item()
-    assert pml_single == pytest.approx(lifted_structure_as_kl(emb, torch.tensor(LABELS), LAM).mean().item(), abs=1e-9)
+    # the hand-built batch's singleton class: anchor 4 has no positive and contributes 0
+    single = lifted_structure_as_kl(emb, torch.tensor(LABELS), LAM)
+    by_hand = [0.0 if not _positives(i) else max(0.0, math.log(sum(math.exp(LAM - s(i, k)) for k in _positives(i)))
+                                                  + math.log(sum(math.exp(s(i, k) - LAM) for k in _negatives(i))))
+               for i in range(N)]
+    assert not _positives(4) and by_hand[4] == 0.0 and min(by_hand[:4]) > 0
+    assert single.tolist() == pytest.approx(by_hand, abs=1e-9)
+    method = get_method("lifted_structure").create(CTX, {"pos_margin": LAM, "neg_margin": LAM})
+    assert method(emb, torch.tensor(LABELS)).item() == pytest.approx(single.mean().item(), abs=1e-9)
+    # PML would charge anchor 4 its negatives' log-sum instead
+    assert pml(emb, torch.tensor(LABELS)).item() > single.mean().item() + 1e-3
 
 
 @pytest.mark.parametrize("alpha,beta,base", [(2.0, 50.0, 0.5), (1.0, 5.0, 0.3)])

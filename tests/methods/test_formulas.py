@@ -153,6 +153,38 @@ def test_lifted_structure_is_the_dro_paper_form():
         pml_loss("lifted_structure", {"pos_margin": 0.5, "neg_margin": 0.5}), abs=TOL)
 
 
+def test_lifted_structure_anchor_without_positives_contributes_zero():
+    """Labels 0, 0, 1, 1, 2, 3: anchors 4 and 5 have no positive, so log Σ_∅ = −∞ and their term is 0."""
+    labels = [0, 0, 1, 1, 2, 3]
+    pm, nm = 0.5, 0.2
+
+    def pos(i):
+        return [j for j in range(N) if j != i and labels[j] == labels[i]]
+
+    def neg(i):
+        return [j for j in range(N) if labels[j] != labels[i]]
+
+    terms = []
+    for i in range(N):
+        if not pos(i):
+            terms.append(0.0)
+            continue
+        terms.append(relu(math.log(sum(math.exp(pm - sim(i, k)) for k in pos(i)))
+                          + math.log(sum(math.exp(sim(i, k) - nm) for k in neg(i)))))
+    expected = mean(terms)  # mean over all six anchors, the two without positives included
+    method = get_method("lifted_structure").create(CTX, {"pos_margin": pm, "neg_margin": nm})
+    emb = torch.tensor(EMB, dtype=torch.float64, requires_grad=True)
+    got = method(emb, torch.tensor(labels))
+    assert got.item() == pytest.approx(expected, abs=TOL)
+    got.backward()
+    assert torch.isfinite(emb.grad).all()
+    # what an empty log-sum taken as 0 (PML's convention) would give for anchors 4 and 5
+    charged = [relu(math.log(sum(math.exp(sim(i, k) - nm) for k in neg(i)))) for i in (4, 5)]
+    assert all(c > 0 for c in charged)
+    assert differs(expected, mean(terms[:4] + charged))
+    assert differs(expected, mean(terms[:4]))  # nor the mean over the anchors with positives only
+
+
 def test_multi_similarity():
     a_, b_, lam = 2.0, 10.0, 0.5
     overrides = {"alpha": a_, "beta": b_, "base": lam}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -80,3 +81,9 @@ def test_other_parameters_use_another_cache_entry(tmp_path):
 def test_invalid_arguments(kw, option):
     with pytest.raises(ConfigError, match=rf"^{option} must be"):
         pretrained_small_cnn(cache=False, progress=False, **kw)
+
+
+def test_numpy_integer_seed_is_accepted_like_the_builtin_dataset_does():
+    """The shared ``check_int``: a numpy seed passes (the epochs check is the one that fails here)."""
+    with pytest.raises(ConfigError, match=r"^epochs must be"):
+        pretrained_small_cnn(seed=np.int64(3), epochs=0, cache=False, progress=False)

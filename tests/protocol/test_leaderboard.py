@@ -32,7 +32,8 @@ def reference_run(tmp_path_factory):
 
 def test_smoke_run_writes_everything(reference_run, capsys):
     out = reference_run
-    for name in ("results.csv", "trials.csv", "curves.csv", "config.resolved.yaml", "provenance.json", "run.log",
+    for name in ("results.csv", "manifest.json", "trials.csv", "curves.csv", "config.resolved.yaml", "provenance.json",
+                 "run.log",
                  "tables/builtin.md", "tables/builtin.tex", "tables/builtin.txt", "plots/builtin_metrics.png"):
         assert (out / name).is_file(), name
     results = pd.read_csv(out / "results.csv")
@@ -50,6 +51,15 @@ def test_smoke_run_writes_everything(reference_run, capsys):
     assert concat_metrics == retrieval | {"roc_auc"}  # no validation threshold for the concatenation
     assert results[results["metric"].isin(retrieval | verification)]["value"].between(0, 1).all()
     assert by_metric.get_group("kappa_p1_spearman")["value"].dropna().between(-1, 1).all()
+    # the manifest says what the run holds (2 folds of 128), and the tables read it
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert (manifest["folds"], manifest["repeats"]) == (2, 2)
+    assert manifest["embeddings"] == {"fold0": 128, "fold1": 128, "concatenated": 256}
+    assert manifest["metrics"]["far_at_threshold"]["better"] == "lower"
+    assert set(results["metric"]) <= set(manifest["metrics"])
+    md = (out / "tables" / "builtin.md").read_text(encoding="utf-8")
+    assert "concatenated (256-dim)" in md and "(512-dim)" not in md
+    assert "TAR@FAR=1e-3" in md and "tar_at_far_1e-03" not in md
     # P@1 and Recall@1 are the same number
     piv = results.pivot_table(index=["method", "repeat", "embedding"], columns="metric", values="value")
     assert (piv["precision_at_1"] == piv["recall_at_1"]).all()

@@ -1,4 +1,4 @@
-"""Run folders written by hand for the report tests: new (with cost) and old (results only)."""
+"""Run folders written by hand for the report tests: new (with cost) and old (results and manifest only)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.constants import COST_COLUMNS, CURVE_COLUMNS, RESULT_COLUMNS, TRIAL_COLUMNS
+from benchmark.manifest import manifest_for, write_manifest
 
 #: Per method: the concatenated MAP@R of 4 repeats (fold values are these minus 0.02).
 REPEATS = {"contrastive": [0.30, 0.31, 0.32, 0.31], "triplet": [0.29, 0.30, 0.33, 0.31],
@@ -17,9 +18,11 @@ REPEATS = {"contrastive": [0.30, 0.31, 0.32, 0.31], "triplet": [0.29, 0.30, 0.33
 
 def write_run_folder(run_dir: Path, *, old: bool = False,
                      datasets: tuple[str, ...] = ("cub200",)) -> Path:
-    """A run folder with results.csv (+ trials.csv, curves.csv, cost.csv and the config unless
-    ``old``). Every dataset gets the same values, shifted by 0.05 for the second one."""
+    """A run folder with manifest.json and results.csv (+ trials.csv, curves.csv, cost.csv and the config
+    unless ``old``): one fold model of 128. Every dataset gets the same values, shifted by 0.05 for the
+    second one."""
     run_dir.mkdir(parents=True, exist_ok=True)
+    write_manifest(run_dir, manifest_for(folds=1, repeats=4, embedding_dim=128, recall_at=[[1]], far=1e-3))
     displays = {"contrastive": "Contrastive", "triplet": "Triplet", "ntxent": "NT-Xent"}
     rows = []
     for k, dataset in enumerate(datasets):

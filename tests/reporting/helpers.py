@@ -7,7 +7,12 @@ import math
 import pandas as pd
 
 from benchmark.constants import RESULT_COLUMNS
-from benchmark.reporting.aggregate import AGGREGATE_COLUMNS
+from benchmark.manifest import manifest_for
+from benchmark.reporting.aggregate import AGGREGATE_COLUMNS, DESCRIPTION_COLUMNS, describe_rows
+
+#: The manifest of the runs these frames stand for: 4 folds of 128 (512 concatenated), 3 repeats,
+#: Recall@K for the In-shop table's K, verification at FAR 1e-3 (the harness's own descriptions).
+MANIFEST = manifest_for(folds=4, repeats=3, embedding_dim=128, recall_at=[[1, 10, 20, 30, 40, 50]], far=1e-3)
 
 #: fold values per repeat (4 folds) and the concatenated value, for precision_at_1.
 FOLDS = {0: [0.50, 0.52, 0.54, 0.56], 1: [0.40, 0.42, 0.44, 0.46], 2: [0.60, 0.61, 0.62, 0.65]}
@@ -35,18 +40,20 @@ def fake_results(methods: tuple[str, ...] = ("triplet", "pretrained", "contrasti
 
 
 def make_agg(cells: list[tuple[str, str, str, str, float, float, int]],
-             dataset: str = "cub200") -> pd.DataFrame:
-    """An aggregate frame from (method, display, embedding, metric, mean %, half-width %, n)."""
+             dataset: str = "cub200", manifest=MANIFEST) -> pd.DataFrame:
+    """An aggregate frame from (method, display, embedding, metric, mean %, half-width %, n), its rows
+    described by ``manifest``."""
     rows = []
     for method, display, emb, metric, mean, hw, n in cells:
         rows.append({"method": method, "display_name": display, "dataset": dataset,
                      "embedding": emb, "metric": metric, "mean": mean / 100,
                      "half_width": math.nan if hw is None or n == 1 else hw / 100,
                      "n": n, "values": ()})
-    return pd.DataFrame(rows, columns=list(AGGREGATE_COLUMNS))
+    statistics = [c for c in AGGREGATE_COLUMNS if c not in DESCRIPTION_COLUMNS]
+    return describe_rows(pd.DataFrame(rows, columns=statistics), manifest)
 
 
-def paper_like_agg(dataset: str = "cub200") -> pd.DataFrame:
+def paper_like_agg(dataset: str = "cub200", manifest=MANIFEST) -> pd.DataFrame:
     """Three methods in the papers' layout (CUB Table 1 values for Pretrained and Contrastive)."""
     metrics = ("precision_at_1", "r_precision", "map_at_r")
     table = {
@@ -63,4 +70,4 @@ def paper_like_agg(dataset: str = "cub200") -> pd.DataFrame:
             cells.append((method, display, "concatenated", metric, m, h, n))
         for metric, m, h in zip(metrics, sm, sh):
             cells.append((method, display, "separated", metric, m, h, n))
-    return make_agg(cells, dataset)
+    return make_agg(cells, dataset, manifest)

@@ -17,7 +17,7 @@ from benchmark.reporting.aggregate import (
     read_results,
     t_half_width,
 )
-from tests.reporting.helpers import CONCAT, FOLDS, SEPARATED_BY_HAND, fake_results
+from tests.reporting.helpers import CONCAT, FOLDS, MANIFEST, SEPARATED_BY_HAND, fake_results
 
 
 def _row(agg: pd.DataFrame, method: str, embedding: str, metric: str = "precision_at_1"):
@@ -28,7 +28,7 @@ def _row(agg: pd.DataFrame, method: str, embedding: str, metric: str = "precisio
 
 
 def test_columns_and_embeddings():
-    agg = aggregate(fake_results())
+    agg = aggregate(fake_results(), MANIFEST)
     assert tuple(agg.columns) == AGGREGATE_COLUMNS
     assert set(agg["embedding"]) == {"concatenated", "separated"}
 
@@ -37,7 +37,7 @@ def test_separated_is_mean_of_fold_means_with_t_interval():
     # the hand-computed per-repeat fold means
     for r, expected in zip(FOLDS, SEPARATED_BY_HAND):
         assert np.mean(FOLDS[r]) == pytest.approx(expected)
-    row = _row(aggregate(fake_results()), "contrastive", "separated")
+    row = _row(aggregate(fake_results(), MANIFEST), "contrastive", "separated")
     shift = 0.02  # contrastive is third in fake_results
     vals = [v + shift for v in SEPARATED_BY_HAND]
     assert row["n"] == 3
@@ -49,7 +49,7 @@ def test_separated_is_mean_of_fold_means_with_t_interval():
 
 
 def test_concatenated_mean_and_half_width():
-    row = _row(aggregate(fake_results()), "triplet", "concatenated")
+    row = _row(aggregate(fake_results(), MANIFEST), "triplet", "concatenated")
     vals = [CONCAT[r] for r in range(3)]
     assert row["mean"] == pytest.approx(0.63)
     assert row["half_width"] == pytest.approx(
@@ -57,14 +57,14 @@ def test_concatenated_mean_and_half_width():
 
 
 def test_confidence_level_changes_half_width():
-    row90 = _row(aggregate(fake_results(), confidence=0.90), "triplet", "concatenated")
+    row90 = _row(aggregate(fake_results(), MANIFEST, confidence=0.90), "triplet", "concatenated")
     vals = [CONCAT[r] for r in range(3)]
     assert row90["half_width"] == pytest.approx(
         stats.t.ppf(0.95, 2) * np.std(vals, ddof=1) / math.sqrt(3))
 
 
 def test_single_repeat_has_nan_half_width():
-    agg = aggregate(fake_results())
+    agg = aggregate(fake_results(), MANIFEST)
     for emb in ("concatenated", "separated"):
         row = _row(agg, "pretrained", emb)
         assert row["n"] == 1
@@ -79,16 +79,16 @@ def test_t_half_width_edge_cases():
 
 
 def test_method_order_first_appearance_pretrained_first():
-    agg = aggregate(fake_results(("triplet", "pretrained", "contrastive")))
+    agg = aggregate(fake_results(("triplet", "pretrained", "contrastive")), MANIFEST)
     assert list(dict.fromkeys(agg["method"])) == ["pretrained", "triplet", "contrastive"]
-    agg = aggregate(fake_results(("contrastive", "triplet")))
+    agg = aggregate(fake_results(("contrastive", "triplet")), MANIFEST)
     assert list(dict.fromkeys(agg["method"])) == ["contrastive", "triplet"]
 
 
 def test_nan_values_are_left_out():
     df = fake_results(("triplet",))
     df.loc[(df["repeat"] == 2) & (df["embedding"] == "concatenated"), "value"] = np.nan
-    row = _row(aggregate(df), "triplet", "concatenated")
+    row = _row(aggregate(df, MANIFEST), "triplet", "concatenated")
     assert row["n"] == 2
     assert row["mean"] == pytest.approx(0.61)
 
@@ -96,11 +96,11 @@ def test_nan_values_are_left_out():
 def test_duplicate_rows_and_unknown_embedding_rejected():
     df = fake_results(("triplet",))
     with pytest.raises(BenchmarkError, match="duplicate"):
-        aggregate(pd.concat([df, df.iloc[:1]]))
+        aggregate(pd.concat([df, df.iloc[:1]]), MANIFEST)
     bad = df.copy()
     bad.loc[0, "embedding"] = "foldX"
     with pytest.raises(BenchmarkError, match="foldX"):
-        aggregate(bad)
+        aggregate(bad, MANIFEST)
 
 
 def test_read_results_roundtrip(tmp_path):
@@ -109,7 +109,7 @@ def test_read_results_roundtrip(tmp_path):
     df = read_results(path)
     assert tuple(df.columns) == RESULT_COLUMNS
     assert df["repeat"].dtype == np.int64
-    assert len(aggregate(df)) == 6
+    assert len(aggregate(df, MANIFEST)) == 6
 
 
 def test_read_results_rejects_wrong_header(tmp_path):

@@ -9,8 +9,10 @@ import pytest
 from scipy import stats
 
 from benchmark.constants import RESULT_COLUMNS
+from benchmark.manifest import write_manifest
 from benchmark.reporting.findings import analyse_run, summary_lines, write_findings
 from tests.reporting.fixtures import write_run_folder
+from tests.reporting.helpers import MANIFEST
 
 
 def test_groups_pairs_and_power(tmp_path):
@@ -66,6 +68,7 @@ def test_lone_tested_method_and_nan_only_method(tmp_path):
     rows = [("a", "A", "cub200", r, "concatenated", "map_at_r", math.nan) for r in range(3)]
     rows += [("b", "B", "cub200", r, "concatenated", "map_at_r", 0.1 + 0.01 * r) for r in range(3)]
     pd.DataFrame(rows, columns=list(RESULT_COLUMNS)).to_csv(tmp_path / "results.csv", index=False)
+    write_manifest(tmp_path, MANIFEST)
     a = analyse_run(tmp_path)
     assert summary_lines(a)[0] == ("cub200, concatenated MAP@R: best B; no other method has two "
                                    "repeats to test against")

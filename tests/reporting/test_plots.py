@@ -7,8 +7,13 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 
 from benchmark.constants import CURVE_COLUMNS, TRIAL_COLUMNS
+from benchmark.errors import BenchmarkError
+from benchmark.manifest import manifest_for, write_manifest
+from benchmark.metric_catalog import VALIDATION_METRIC
+from benchmark.reporting import plots
 from benchmark.reporting.aggregate import aggregate
 from benchmark.reporting.plots import (
     plot_metric_bars,
@@ -16,7 +21,7 @@ from benchmark.reporting.plots import (
     plot_validation_curves,
     write_plots,
 )
-from tests.reporting.helpers import fake_results
+from tests.reporting.helpers import MANIFEST, fake_results
 
 
 def _check(paths, stems):
@@ -36,22 +41,24 @@ def _trials() -> pd.DataFrame:
 
 
 def _curves() -> pd.DataFrame:
-    rows = [("triplet", "cub200", r, f, e, 100 * e, "map_at_r", 0.1 + 0.01 * e + 0.001 * f)
+    rows = [("triplet", "cub200", r, f, e, 100 * e, VALIDATION_METRIC, 0.1 + 0.01 * e + 0.001 * f)
             for r in range(2) for f in range(4) for e in range(1, 5)]
     return pd.DataFrame(rows, columns=list(CURVE_COLUMNS))
 
 
 def test_plot_functions(tmp_path):
-    agg = aggregate(fake_results())
+    agg = aggregate(fake_results(), MANIFEST)
     _check(plot_metric_bars(agg, "cub200", tmp_path), ["cub200_metrics"])
     assert plot_metric_bars(agg, "sop", tmp_path) == []
     _check(plot_optimisation_history(_trials(), tmp_path / "o"), ["cub200_optimisation"])
-    _check(plot_validation_curves(_curves(), tmp_path / "v"), ["cub200_validation"])
+    labels = {k: m.label for k, m in MANIFEST.metrics.items()}
+    _check(plot_validation_curves(_curves(), tmp_path / "v", labels=labels), ["cub200_validation"])
 
 
 def test_write_plots_uses_what_is_there(tmp_path):
     assert write_plots(tmp_path) == []
     fake_results().to_csv(tmp_path / "results.csv", index=False)
+    write_manifest(tmp_path, MANIFEST)
     _check(write_plots(tmp_path), ["cub200_metrics"])
     _trials().to_csv(tmp_path / "trials.csv", index=False)
     _curves().to_csv(tmp_path / "curves.csv", index=False)
@@ -66,3 +73,19 @@ def test_import_has_no_pyplot_side_effect():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_metric_bars_legend_names_each_embedding_with_its_dimension(monkeypatch, tmp_path):
+    """A 2-fold run of 128-d models: the concatenation is 256-d, as the manifest says; panels carry labels."""
+    figures = []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, out_dir, stem: figures.append(fig) or [])
+    two_folds = manifest_for(folds=2, repeats=3, embedding_dim=128, recall_at=[[1]], far=1e-3)
+    results = fake_results()
+    results = results[results["embedding"].isin(["fold0", "fold1", "concatenated"])]
+    plot_metric_bars(aggregate(results, two_folds), "cub200", tmp_path)
+    (fig,) = figures
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend == ["Concatenated (256-dim)", "Separated (128-dim)"]
+    assert fig.axes[0].get_title() == "P@1"
+    with pytest.raises(BenchmarkError, match="fold2"):  # 4 folds' rows are not this manifest's run
+        aggregate(fake_results(), two_folds)

@@ -15,7 +15,7 @@ from benchmark.reporting.power import (
     repeats_needed,
     welch_power,
 )
-from tests.reporting.helpers import fake_results
+from tests.reporting.helpers import MANIFEST, fake_results
 
 
 def _unit_sd(n: int, shift: float = 0.0) -> np.ndarray:
@@ -55,7 +55,7 @@ def test_n2_one_repeat_no_spread_and_nan():
 
 
 def test_pairwise_power_frame():
-    frame = pairwise_power(aggregate(fake_results()), difference=0.01)
+    frame = pairwise_power(aggregate(fake_results(), MANIFEST), difference=0.01)
     assert len(frame) == 6
     row = frame[(frame["embedding"] == "concatenated") & (frame["method_a"] == "triplet")
                 & (frame["method_b"] == "contrastive")].iloc[0]

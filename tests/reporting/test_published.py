@@ -17,6 +17,7 @@ from benchmark.reporting.published import (
     load_published,
     method_key,
 )
+from benchmark.reporting.tables import render_recall_table
 from tests.reporting.helpers import make_agg, paper_like_agg
 
 CUB_METHODS = ["Pretrained", "Contrastive", "Triplet", "NT-Xent", "ProxyNCA", "Margin",
@@ -96,6 +97,34 @@ def test_dro_files_match_seed_text():
 def test_method_key():
     assert method_key("DCML (Ours)") == method_key("DCML") == "dcml"
     assert method_key("N.  Softmax ") == "n. softmax"
+    assert method_key("DRO-TopK_M (Ours)") == method_key("DRO-TopK_B (Ours)") == method_key("DRO-TopK")
+    assert method_key("DRO-TopK-PN_M (Ours)") == method_key("DRO-TopK-PN") != method_key("DRO-TopK")
+    assert method_key("DRO-KL-G-γ=0.01") != method_key("DRO-KL")
+
+
+def test_our_dro_rows_pair_with_the_inshop_table():
+    """Our DRO methods, by their registered display names, meet the In-shop table's `_M` / `_B` rows."""
+    from benchmark.methods import get_method
+
+    names = {m: get_method(m).display_name for m in ("dro_topk", "dro_topk_pn", "dro_kl")}
+    agg = make_agg([(m, d, "concatenated", f"recall_at_{k}", 90.0, 0.5, 3) for m, d in names.items()
+                    for k in (1, 10)], dataset="inshop")
+    comp = compare_with_published(agg)
+    paired = {}
+    for r in comp.itertuples():
+        paired.setdefault((r.method, r.metric), r)  # the first published row, as the tables show it
+    assert set(comp["published_method"]) == {"DRO-TopK_M (Ours)", "DRO-TopK_B (Ours)", "DRO-TopK-PN_M (Ours)",
+                                             "DRO-TopK-PN_B (Ours)", "DRO-KL_M (Ours)"}
+    assert list(comp.loc[(comp["method"] == "dro_topk") & (comp["metric"] == "recall_at_1"),
+                         "published_method"]) == ["DRO-TopK_M (Ours)", "DRO-TopK_B (Ours)"]
+    assert paired[("dro_topk", "recall_at_1")].published == 91.0
+    assert paired[("dro_topk_pn", "recall_at_10")].published == 98.0
+    assert paired[("dro_kl", "recall_at_1")].difference == pytest.approx(90.0 - 90.8)
+    # the table shows the first published row (the M variant) beside ours
+    table = render_recall_table(agg, "inshop", ks=(1, 10), compare=True)
+    assert "(pub. 91.0, −1.00)" in table and "(pub. 91.3, −1.30)" in table and "(pub. 90.8, −0.80)" in table
+    # the ablation table's DRO-KL-G rows are another method (a generalised KL): never paired
+    assert compare_with_published(agg, "dro_eccv2020_inshop_ms_ls").empty
 
 
 def test_compare_with_published_differences():
@@ -127,3 +156,21 @@ def test_compare_other_dataset_and_single_model_rows():
     assert list(comp["embedding"]) == ["concatenated", "separated"]
     assert comp["difference"].tolist() == pytest.approx([95.0 - 97.9] * 2)
     assert compare_with_published(paper_like_agg(dataset="cars196"), "cub200").empty
+
+
+def test_comparison_carries_each_sides_dimension():
+    """A 2-fold run's 256-d concatenation beside the DCML table's 512-d one is said, not hidden."""
+    from benchmark.manifest import manifest_for
+    from benchmark.reporting.tables import render_table
+
+    two_folds = manifest_for(folds=2, repeats=10, embedding_dim=128, recall_at=[[1]], far=1e-3)
+    comp = compare_with_published(paper_like_agg(manifest=two_folds), "cub200")
+    concat = comp[comp["embedding"] == "concatenated"]
+    assert set(concat["dim"]) == {256} and set(concat["published_dim"]) == {512.0}
+    assert set(comp.loc[comp["embedding"] == "separated", "dim"]) == {128}
+    assert set(comp["label"]) == {"P@1", "RP", "MAP@R"}
+    md = render_table(paper_like_agg(manifest=two_folds), "cub200", compare="cub200")
+    assert "Not the same embeddings: concatenated ours 256-dim, published 512-dim." in md
+    assert "Not the same embeddings" not in render_table(paper_like_agg(), "cub200", compare="cub200")
+    inshop = make_agg([("ms", "MS", "concatenated", "recall_at_1", 90.0, 0.1, 3)], dataset="inshop")
+    assert compare_with_published(inshop)["published_dim"].isna().all()  # the DRO poster gives none

@@ -21,6 +21,7 @@ from benchmark.reporting.ranking import (
     nemenyi_q,
     rank_matrix,
 )
+from tests.reporting.helpers import MANIFEST
 
 #: Demšar 2006, Table 5(a): q_0.05 for k = 2..10.
 DEMSAR_Q05 = {2: 1.960, 3: 2.343, 4: 2.569, 5: 2.728, 6: 2.850, 7: 2.949, 8: 3.031, 9: 3.102,
@@ -53,7 +54,7 @@ def test_critical_difference_demsar_example():
 
 
 def test_ranks_and_friedman_by_hand():
-    agg = aggregate(_results())
+    agg = aggregate(_results(), MANIFEST)
     ranks = rank_matrix(agg, "concatenated", "map_at_r")
     assert list(ranks.columns) == ["a", "b", "c"]  # pretrained left out
     assert ranks.loc["d2"].tolist() == [2.0, 1.0, 3.0]
@@ -71,26 +72,35 @@ def test_ranks_and_friedman_by_hand():
     assert res["critical_difference"] == pytest.approx(2.343 * math.sqrt(12 / 18), abs=1e-3)
 
 
+def test_a_lower_is_better_metric_ranks_the_minimum_first():
+    """The same means as a false-accept rate (lower is better, so says the manifest): ranks reversed."""
+    results = _results()
+    results["metric"] = "far_at_threshold"
+    ranks = rank_matrix(aggregate(results, MANIFEST), "concatenated", "far_at_threshold")
+    assert ranks.loc["d2"].tolist() == [2.0, 3.0, 1.0]  # a 0.8, b 0.9, c 0.7: c lowest, best
+    assert average_ranks(aggregate(results, MANIFEST))["method"].tolist() == ["c", "b", "a"]
+
+
 def test_ties_share_the_average_rank():
     means = {"d1": {"a": 0.5, "b": 0.5, "c": 0.4}, "d2": {"a": 0.6, "b": 0.7, "c": 0.7}}
-    ranks = rank_matrix(aggregate(_results(means)), "concatenated", "map_at_r")
+    ranks = rank_matrix(aggregate(_results(means), MANIFEST), "concatenated", "map_at_r")
     assert ranks.loc["d1"].tolist() == [1.5, 1.5, 3.0]
     assert ranks.loc["d2"].tolist() == [3.0, 1.5, 1.5]
 
 
 def test_not_enough_datasets_or_methods():
-    one = aggregate(_results({"d1": MEANS["d1"]}))
+    one = aggregate(_results({"d1": MEANS["d1"]}), MANIFEST)
     tests = friedman_tests(one)
     assert tests["note"].iloc[0].startswith("not enough datasets")
     assert math.isnan(tests["chi2"].iloc[0])
     assert average_ranks(one)["average_rank"].tolist() == [1.0, 2.0, 3.0]
-    two = aggregate(_results({d: {"a": v["a"], "b": v["b"]} for d, v in MEANS.items()}))
+    two = aggregate(_results({d: {"a": v["a"], "b": v["b"]} for d, v in MEANS.items()}), MANIFEST)
     assert friedman_tests(two)["note"].iloc[0].startswith("not enough methods")
 
 
 def test_method_missing_on_a_dataset_is_not_ranked():
     means = {"d1": {"a": 0.9, "b": 0.8, "c": 0.7}, "d2": {"a": 0.8, "b": 0.9}}
-    ranks = rank_matrix(aggregate(_results(means)), "concatenated", "map_at_r")
+    ranks = rank_matrix(aggregate(_results(means), MANIFEST), "concatenated", "map_at_r")
     assert list(ranks.columns) == ["a", "b"]
 
 
@@ -104,9 +114,9 @@ def test_cliques_by_hand():
 
 
 def test_cd_diagrams_written(tmp_path):
-    paths = write_cd_diagrams(aggregate(_results()), tmp_path)
+    paths = write_cd_diagrams(aggregate(_results(), MANIFEST), tmp_path)
     assert sorted(p.name for p in paths) == ["cd_concatenated_map_at_r.pdf",
                                              "cd_concatenated_map_at_r.png"]
     assert paths[0].read_bytes()[:4] == b"\x89PNG" and paths[0].stat().st_size > 5000
-    one = write_cd_diagrams(aggregate(_results({"d1": MEANS["d1"]})), tmp_path / "one")
+    one = write_cd_diagrams(aggregate(_results({"d1": MEANS["d1"]}), MANIFEST), tmp_path / "one")
     assert len(one) == 2

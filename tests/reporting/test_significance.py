@@ -12,7 +12,6 @@ from benchmark.reporting.aggregate import aggregate
 from benchmark.reporting.significance import (
     compare_pairs,
     hedges_g,
-    higher_is_better,
     holm,
     mean_difference_ci,
     oriented,
@@ -21,7 +20,7 @@ from benchmark.reporting.significance import (
     significance_group,
     welch_test,
 )
-from tests.reporting.helpers import fake_results
+from tests.reporting.helpers import MANIFEST, fake_results
 
 A, B = [1.0, 2.0, 3.0], [4.0, 6.0]
 
@@ -107,13 +106,8 @@ def test_compare_pairs_family_and_group():
     assert significance_group({"x": [0.5]}) == (None, set())
 
 
-def test_higher_is_better():
-    assert higher_is_better("map_at_r") and not higher_is_better("eer")
-    assert not higher_is_better("far_at_threshold") and higher_is_better("tar_at_far_1e-03")
-
-
 def test_pairwise_comparisons_from_aggregate():
-    agg = aggregate(fake_results())
+    agg = aggregate(fake_results(), MANIFEST)
     pairs = pairwise_comparisons(agg)
     # 3 methods -> 3 pairs per (embedding, metric); 2 embeddings x 1 metric
     assert len(pairs) == 6

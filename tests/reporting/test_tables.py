@@ -9,9 +9,10 @@ import subprocess
 import pytest
 
 from benchmark.errors import BenchmarkError
+from benchmark.manifest import manifest_for, write_manifest
 from benchmark.reporting.aggregate import t_half_width
 from benchmark.reporting.tables import render_recall_table, render_table, write_reports
-from tests.reporting.helpers import fake_results, make_agg, paper_like_agg
+from tests.reporting.helpers import MANIFEST, fake_results, make_agg, paper_like_agg
 
 
 def _latex_row(tex: str, name: str) -> list[str]:
@@ -40,12 +41,17 @@ def test_text_table_and_method_order():
     assert "**" not in txt
 
 
-def test_dims_override_and_subset_of_columns():
-    tex = render_table(paper_like_agg(), "cub200", fmt="latex", dims={"concatenated": 256},
-                       embeddings=("concatenated",), metrics=("map_at_r",))
-    assert "Concatenated (256-dim)" in tex
+def test_a_two_fold_run_says_256_dim_and_subset_of_columns():
+    two_folds = manifest_for(folds=2, repeats=10, embedding_dim=128, recall_at=[[1]], far=1e-3)
+    agg = paper_like_agg(manifest=two_folds)
+    tex = render_table(agg, "cub200", fmt="latex", embeddings=("concatenated",), metrics=("map_at_r",))
+    assert "Concatenated (256-dim)" in tex and "(512-dim)" not in tex
     assert "Separated" not in tex
     assert _latex_row(tex, "Contrastive")[1] == r"\textbf{26.53 $\pm$ 0.29}"
+    md = render_table(agg, "cub200", fmt="markdown")
+    assert "concatenated (256-dim)" in md and "separated (128-dim)" in md and "(512-dim)" not in md
+    wide = manifest_for(folds=3, repeats=10, embedding_dim=64, recall_at=[[1]], far=None)
+    assert "concatenated (192-dim)" in render_table(paper_like_agg(manifest=wide), "cub200")
 
 
 def test_latex_structure_and_bold_on_best_row():
@@ -91,10 +97,11 @@ def test_significance_group_marks():
     assert "Welch t-test" in md and "Holm" in md and "α = 0.05" in md
     txt = render_table(agg, "cub200", fmt="text", **kwargs)
     assert "71.00 ± 2.48 †" in txt and "**" not in txt
-    # lower is better: the group follows the metric's direction
-    low = _agg_with_values({k: v for k, v in values.items() if k != "d"}, metric="eer")
-    md = render_table(low, "cub200", metrics=("eer",), embeddings=("concatenated",))
-    assert "**51.00 ± 2.48** †" in md and "71.00 ± 2.48 †" not in md
+    # lower is better (a false-accept rate, so says the manifest): the best and the group are the minimum's
+    low = _agg_with_values({k: v for k, v in values.items() if k != "d"}, metric="far_at_threshold")
+    md = render_table(low, "cub200", metrics=("far_at_threshold",), embeddings=("concatenated",))
+    assert "**51.00 ± 2.48** †" in md and "71.00 ± 2.48 †" not in md and "**71.00" not in md
+    assert "test FAR (target 1e-3)" in md and "far_at_threshold" not in md
 
 
 def test_no_values_no_marks():
@@ -167,6 +174,7 @@ def test_recall_table():
 
 def test_write_reports(tmp_path):
     fake_results().to_csv(tmp_path / "results.csv", index=False)
+    write_manifest(tmp_path, MANIFEST)
     paths = write_reports(tmp_path, compare=True)
     names = sorted(p.name for p in paths)
     assert names == ["aggregate.csv", "cub200.md", "cub200.tex", "cub200.txt",
@@ -178,6 +186,40 @@ def test_write_reports(tmp_path):
     assert write_reports(tmp_path, formats=("latex",))[1].suffix == ".tex"
     with pytest.raises(BenchmarkError):
         write_reports(tmp_path, formats=("html",))
+
+
+def test_other_metrics_table_prints_labels_and_bolds_the_lowest_false_accept_rate(tmp_path):
+    """The verification metrics of a 2-fold run: labels, not raw keys; a FAR's best is the minimum."""
+    import pandas as pd
+
+    from benchmark.constants import RESULT_COLUMNS
+
+    rows = []
+    for method, display, tar, far in (("a", "A", 0.60, 0.0030), ("b", "B", 0.70, 0.0010)):
+        for r in range(3):
+            for emb in ("fold0", "fold1"):
+                rows += [(method, display, "cub200", r, emb, "precision_at_1", 0.5 + 0.01 * r),
+                         (method, display, "cub200", r, emb, "tar_at_far_1e-03", tar + 0.01 * r),
+                         (method, display, "cub200", r, emb, "far_at_threshold", far + 0.0001 * r),
+                         (method, display, "cub200", r, emb, "kappa_p1_spearman", 0.2 + 0.01 * r)]
+            rows.append((method, display, "cub200", r, "concatenated", "precision_at_1", 0.55))
+    pd.DataFrame(rows, columns=list(RESULT_COLUMNS)).to_csv(tmp_path / "results.csv", index=False)
+    write_manifest(tmp_path, manifest_for(folds=2, repeats=3, embedding_dim=128, recall_at=[[1]], far=1e-3))
+    write_reports(tmp_path, formats=("markdown",))
+    md = (tmp_path / "tables" / "cub200.md").read_text(encoding="utf-8")
+    other = md.split("## Other metrics", 1)[1]
+    assert "TAR@FAR=1e-3" in other and "test FAR (target 1e-3)" in other
+    assert "tar_at_far" not in md and "far_at_threshold" not in md
+    assert "Spearman" not in md  # a correlation is not a percentage: not in these tables
+    lines = [[c.strip() for c in line.split("|")[1:-1]] for line in other.splitlines() if line.startswith("| ")]
+    header, body = lines[0], {cells[0]: dict(zip(lines[0], cells)) for cells in lines[1:]}
+    assert "Sep. TAR@FAR=1e-3" in header and "Sep. test FAR (target 1e-3)" in header
+    # B has the highest TAR and the lowest FAR: both bold; A's higher FAR is not
+    assert body["B"]["Sep. TAR@FAR=1e-3"].startswith("**71.00")
+    assert body["B"]["Sep. test FAR (target 1e-3)"].startswith("**0.11")
+    assert "**" not in body["A"]["Sep. test FAR (target 1e-3)"]
+    assert "Bold: best mean per column (the lowest for test FAR (target 1e-3))." in other
+    assert "separated (128-dim)" in md and "concatenated (256-dim)" in md
 
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
@@ -206,11 +248,11 @@ def test_a_method_whose_repeats_diverged_is_marked_and_explained():
     df = fake_results()
     diverged = pd.DataFrame([("triplet", "Triplet", "cub200", 1, "concatenated", DIVERGED_METRIC, 2.0)],
                             columns=list(RESULT_COLUMNS))
-    agg = aggregate(pd.concat([df, diverged], ignore_index=True))
+    agg = aggregate(pd.concat([df, diverged], ignore_index=True), MANIFEST)
     text = render_table(agg, "cub200", fmt="markdown", metrics=("precision_at_1",))
     rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ")}
     assert "Triplet ‡" in rows and "Contrastive" in rows and "Contrastive ‡" not in rows
     assert DIVERGED_LEGEND in text
     assert DIVERGED_METRIC not in _other_metrics(agg, "cub200")
-    clean = render_table(aggregate(df), "cub200", fmt="markdown", metrics=("precision_at_1",))
+    clean = render_table(aggregate(df, MANIFEST), "cub200", fmt="markdown", metrics=("precision_at_1",))
     assert "‡" not in clean

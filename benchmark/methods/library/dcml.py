@@ -32,11 +32,12 @@ size" (METHODS.md) is the authors' ``at_reg``: the Frobenius distance divided by
 
 Environment inference (``DCML.on_epoch_start``)
 -----------------------------------------------
-At epoch 1 and then every ``env_interval`` epochs (1, 6, 11, … for 5: the authors infer before training
-and after every 5th epoch), with the networks in eval mode and frozen: Ω is re-drawn from N(0, 1)
-(generator seeded with ``state.seed + epoch``), the training images (``state.train_eval_set``) are
-visited in a seeded random order in batches of ``state.cfg.batch_size`` (at most ``env_steps`` batches),
-and Adam (lr ``env_lr`` = 0.5) takes one step per batch (``env_passes`` passes) to MAXIMISE
+Before training (the trainer's epoch 1) and then every ``env_interval`` passes over the fold's training
+data (the authors' epochs: 5 on CUB and Cars, 10 on SOP), with the networks in eval mode and frozen: Ω is
+re-drawn from N(0, 1) (generator seeded with ``state.seed + epoch``), every training image
+(``state.train_eval_set``) is visited once, in a seeded random order, in batches of
+``state.cfg.batch_size`` (one epoch of the fold's training data, as the method asks), and Adam (lr
+``env_lr`` = 0.5) takes one step per batch (``env_passes`` passes) to MAXIMISE
 
     O(w) = mean_j [ P_j(w) + ‖∂_{c_ch} L_env,j‖² + ‖∂_{c_sp} L_env,j‖² ]
 
@@ -69,7 +70,9 @@ lr 2e-6 = 2× trunk lr; head lr = trunk lr. Defaults here: the CUB values.
 Search space: α [1e-6, 1e-3] log, β [1e-3, 1e-1] log, γ [1e-6, 1e-1] log, E ∈ {2, 3, 4} (METHODS.md);
 s [50, 200] log (geometric centre 100, covers Cars' 161.5), m [0.32, 0.92] (centre 0.62, covers
 SOP's 0.34 and Cars' 0.43), ``loss_lr`` (both proxy sets) [1e-6, 1] log, default 2.53e-3.
-Fixed: ``env_interval`` 5, ``env_steps`` 50, ``env_passes`` 1, ``env_lr`` 0.5, ``input_size`` 0 (auto).
+Fixed (not searched): ``env_interval`` 5 (set it per dataset, e.g. 10 on SOP as the authors do, with the
+dataset's ``method_params: {dcml: {env_interval: 10}}``; ``configs/reality-check.yaml`` does), ``env_passes``
+1, ``env_lr`` 0.5, ``input_size`` 0 (auto).
 
 Feature-map size. The spatial layers are HW×HW, so H, W must be known when the model is built
 (the trainer builds the optimizer right after ``configure_model``). ``configure_model`` runs the trunk
@@ -89,10 +92,13 @@ Deviations from the authors' code
   the method's parameters (``loss_lr``, no weight decay, as every method's loss parameters here).
 * Inference: the authors use the training transform (random crops) and class-balanced batches of 64;
   here the eval-transform images (``train_eval_set``) in a random order, ``cfg.batch_size`` per batch,
-  capped at ``env_steps`` batches for CPU cost (images past the cap keep their random Ω row). Their
-  weight learner is configured for 5 passes but returns after the first (the ``return`` sits inside
-  its epoch loop): ``env_passes`` = 1 reproduces that. Their Adam LR schedule never takes effect.
-* Epochs here are the trainer's (``iterations_per_epoch`` batches), not passes over the data.
+  each image once. Their weight learner is configured for 5 passes but returns after the first (the
+  ``return`` sits inside its epoch loop): ``env_passes`` = 1 reproduces that. Their Adam LR schedule
+  never takes effect.
+* The trainer's epochs are ``iterations_per_epoch`` batches, not passes over the data: inference runs at
+  the start of the first trainer epoch at or after each multiple of ``env_interval`` passes (counted in
+  training images drawn, iterations × batch size), so the interval means what the authors' does
+  whatever the dataset's size (``inference_due``).
 * Proxies are a (K×D) parameter initialised like their bias-free ``nn.Linear``; the head BatchNorm is
   ``BatchNorm1d`` on the pooled features (= their ``BatchNorm2d`` on the 1×1 map).
 * ``forward(embeddings, labels, indices)`` (the generic loss on ready-made embeddings, used by the
@@ -110,7 +116,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.methods.base import Method, MethodContext
+from benchmark.checks import check_int
+from benchmark.errors import ConfigError
+from benchmark.methods.base import Method, MethodContext, TrainingView
 from benchmark.methods.registry import register_method
 from benchmark.methods.search_space import Categorical, Float
 from benchmark.models.trunks import SmallCNN, Trunk, freeze_batchnorm
@@ -289,14 +297,19 @@ class DCML(Method):
 
     def __init__(self, *, num_classes: int, embedding_dim: int, alpha: float, beta: float, gamma: float,
                  n_envs: int, scale: float, margin: float, loss_lr: float, env_interval: int = 5,
-                 env_steps: int = 50, env_passes: int = 1, env_lr: float = 0.5, input_size: int = 0) -> None:
+                 env_passes: int = 1, env_lr: float = 0.5, input_size: int = 0) -> None:
         super().__init__()
         self.num_classes, self.embedding_dim = int(num_classes), int(embedding_dim)
         self.alpha, self.beta, self.gamma = float(alpha), float(beta), float(gamma)
         self.n_envs = int(n_envs)
         self.scale, self.margin = float(scale), float(margin)
         self.loss_lr = loss_lr
-        self.env_interval, self.env_steps, self.env_passes = int(env_interval), int(env_steps), int(env_passes)
+        env_interval = check_int("DCML's env_interval", env_interval, 1, 100_000)
+        env_passes = check_int("DCML's env_passes", env_passes, 1, 1_000)
+        if isinstance(env_lr, bool) or not isinstance(env_lr, (int, float)) or not env_lr > 0:
+            raise ConfigError(f"DCML's env_lr must be a positive number, got {env_lr!r}")
+        #: Passes over the fold's training data between two environment inferences (the authors' epochs).
+        self.env_interval, self.env_passes = env_interval, env_passes
         self.env_lr, self.input_size = float(env_lr), int(input_size)
         self.proxies = nn.Parameter(self._init_proxies())
         self.erm_proxies = nn.Parameter(self._init_proxies())
@@ -400,7 +413,7 @@ class DCML(Method):
         n = len(images)
         init = torch.randn(n, self.n_envs, generator=gen)
         order = torch.randperm(n, generator=gen)
-        batches = [order[i:i + batch_size] for i in range(0, n, batch_size)][: max(1, self.env_steps)]
+        batches = [order[i:i + batch_size] for i in range(0, n, batch_size)]  # every training image once
         was_training = model.training
         model.eval()
         try:
@@ -428,14 +441,31 @@ class DCML(Method):
                 (-environment_objective(k, torch.softmax(table[idx], dim=1))).backward()
                 optimizer.step()
         self.last_inference = {"objective_before": before, "objective_after": objective(),
-                               "batches": float(len(batches))}
+                               "batches": float(len(batches)), "images": float(n)}
         self.env_logits = table.detach().float()
         return self.env_logits
 
-    def on_epoch_start(self, epoch: int, state: Any) -> None:
-        """Environment inference at epoch 1 and every ``env_interval`` epochs after (1, 6, 11, …)."""
+    def inference_due(self, epoch: int, iteration: int, *, iterations_per_epoch: int, batch_size: int,
+                      n_train: int) -> bool:
+        """Whether trainer epoch ``epoch`` (starting after ``iteration`` batches) begins with an inference.
+
+        Epoch 1 does; a later epoch does when the training images drawn so far (``iteration`` ×
+        ``batch_size``) reached a multiple of ``env_interval`` × ``n_train`` (passes over the fold's
+        training data) during the previous epoch.
+        """
+        if epoch <= 1:
+            return True
+        period = self.env_interval * max(1, n_train)
+        now = iteration * batch_size
+        before = max(0, iteration - iterations_per_epoch) * batch_size
+        return now // period > before // period
+
+    def on_epoch_start(self, epoch: int, state: TrainingView) -> None:
+        """Environment inference before training and every ``env_interval`` passes over the training data."""
         model = state.model
-        if not isinstance(model, DCMLModel) or (epoch - 1) % max(1, self.env_interval) != 0:
+        if not isinstance(model, DCMLModel) or not self.inference_due(
+                epoch, int(state.iteration), iterations_per_epoch=int(state.cfg.iterations_per_epoch),
+                batch_size=int(state.cfg.batch_size), n_train=len(state.train_eval_set)):
             return
         self.infer_environments(model, state.train_eval_set, batch_size=int(state.cfg.batch_size),
                                 device=torch.device(state.device), seed=int(state.seed) + int(epoch))
@@ -448,7 +478,7 @@ class DCML(Method):
                   "scale": Float(50.0, 200.0, log=True), "margin": Float(0.32, 0.92),
                   "loss_lr": Float(1e-6, 1.0, log=True)},
     defaults={"alpha": 1e-4, "beta": 1e-2, "gamma": 1e-1, "n_envs": 2, "scale": 100.0, "margin": 0.6182,
-              "loss_lr": 2.53e-3, "env_interval": 5, "env_steps": 50, "env_passes": 1, "env_lr": 0.5,
+              "loss_lr": 2.53e-3, "env_interval": 5, "env_passes": 1, "env_lr": 0.5,
               "input_size": 0},
     needs_num_classes=True, has_parameters=True, needs_spatial_map=True,
 )
@@ -457,5 +487,5 @@ def dcml(hp: dict, ctx: MethodContext) -> DCML:
     CosFace head, an ERM branch, and the averaged attention at test time (see the module docstring)."""
     return DCML(num_classes=ctx.num_classes, embedding_dim=ctx.embedding_dim, alpha=hp["alpha"], beta=hp["beta"],
                 gamma=hp["gamma"], n_envs=int(hp["n_envs"]), scale=hp["scale"], margin=hp["margin"],
-                loss_lr=hp["loss_lr"], env_interval=int(hp["env_interval"]), env_steps=int(hp["env_steps"]),
-                env_passes=int(hp["env_passes"]), env_lr=float(hp["env_lr"]), input_size=int(hp["input_size"]))
+                loss_lr=hp["loss_lr"], env_interval=hp["env_interval"], env_passes=hp["env_passes"],
+                env_lr=hp["env_lr"], input_size=int(hp["input_size"]))

@@ -145,18 +145,20 @@ def lifted_structure_as_kl(embeddings: torch.Tensor, labels: torch.Tensor, lam: 
 
     LS_i = [log Σ_{k∈P_i} e^{λ−S_ik} + log Σ_{k∈N_i} e^{S_ik−λ}]₊
          = [KL₁(λ − S_ik : k ∈ P_i) + log|P_i| + KL₁(S_ik − λ : k ∈ N_i) + log|N_i|]₊
-    with KL₁ = ``kl_dro`` with γ = 1. When the anchor has positives and negatives λ cancels, and
-    this is the KL form on ℓ = −S over the positives and ℓ = S over the negatives; λ only matters
-    for an anchor with an empty set, which contributes 0 (as in PML's
-    ``GeneralizedLiftedStructureLoss`` with pos_margin = neg_margin = λ).
+    with KL₁ = ``kl_dro`` with γ = 1. λ cancels, and this is the KL form on ℓ = −S over the
+    positives and ℓ = S over the negatives. An anchor with an empty set (no positive, or no
+    negative) has log|∅| = −∞ and contributes 0, as the loss itself
+    (``benchmark.methods.library.lifted_structure``) does.
     """
     sim, same = similarity_and_positives(embeddings, labels)
     eye = torch.eye(len(labels), dtype=torch.bool, device=sim.device)
     total = torch.zeros(len(labels), dtype=sim.dtype, device=sim.device)
+    both = torch.ones(len(labels), dtype=torch.bool, device=sim.device)
     for losses, mask in ((lam - sim, same & ~eye), (sim - lam, ~same)):
         count = mask.sum(dim=1).to(sim.dtype)
         total = total + kl_dro(losses, 1.0, mask=mask, dim=1) + torch.log(count.clamp_min(1))
-    return total.clamp_min(0.0)
+        both &= count > 0
+    return torch.where(both, total, torch.zeros_like(total)).clamp_min(0.0)
 
 
 def multi_similarity_as_kl(embeddings: torch.Tensor, labels: torch.Tensor, alpha: float, beta: float,

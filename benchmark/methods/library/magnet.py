@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 from benchmark.errors import ConfigError
-from benchmark.methods.base import Method, MethodContext
+from benchmark.methods.base import Method, MethodContext, TrainingView
 from benchmark.methods.registry import register_method
 from benchmark.methods.search_space import Float, Int
 
@@ -235,7 +235,7 @@ class MagnetLoss(Method):
         """k-means of each class of the training set on ``embeddings`` (training-set order)."""
         self.set_clusters(cluster_training_set(embeddings, labels, self.clusters_per_class, seed))
 
-    def on_epoch_start(self, epoch: int, state: Any) -> None:
+    def on_epoch_start(self, epoch: int, state: TrainingView) -> None:
         if (epoch - 1) % self.refresh_epochs == 0:
             self.refresh_clusters(state.embed_training_set(), state.train_set.labels, seed=state.seed * 1000 + epoch)
 

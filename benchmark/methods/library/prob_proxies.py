@@ -73,7 +73,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.errors import ConfigError
-from benchmark.methods.base import Method, MethodContext
+from benchmark.methods.base import Method, MethodContext, TrainingView
 from benchmark.methods.registry import register_method
 from benchmark.methods.search_space import Categorical, Float, Int
 from benchmark.methods.vmf import cosine_similarity, kl_vmf, log_nivmf_density, ppk_vmf, sample_vmf
@@ -202,7 +202,7 @@ class ProbabilisticProxies(Method):
             model._nivmf_init_scaled = True
         return model
 
-    def on_epoch_start(self, epoch: int, state: Any) -> None:
+    def on_epoch_start(self, epoch: int, state: TrainingView) -> None:
         """Warm start (epoch 1): proxy directions = class means of the training-set embeddings."""
         if self.warmstart and epoch == 1:
             self.warm_start(state.embed_training_set(), state.train_set.labels)
