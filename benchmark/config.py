@@ -52,7 +52,9 @@ class TrainingConfig:
     lr_embedder: float = 1e-6
     weight_decay: float = 1e-4
     momentum: float = 0.9
-    num_workers: int = 0
+    #: DataLoader worker processes, or ``auto`` (a share of the cores on a GPU run, 0 on a CPU-only one;
+    #: see ``benchmark.data.loader_workers``).
+    num_workers: Union[int, str] = "auto"
     eval_batch_size: int = 256
     #: ``end_to_end`` (the trunk trains on images) or ``frozen`` (the part of the trunk before
     #: ``frozen.cut`` is run once and cached; the rest trains on its outputs, see ``FrozenConfig``).
@@ -154,6 +156,11 @@ def _check_type(value: Any, hint: Any, path: str) -> Any:
         args = [a for a in get_args(hint) if a is not type(None)]
         if value is None:
             return None
+        if len(args) > 1:  # e.g. a number or a keyword: validate() checks which values are allowed
+            if isinstance(value, bool) or not isinstance(value, tuple(args)):
+                raise ConfigError(f"config key {path!r} expects {' or '.join(a.__name__ for a in args)}, "
+                                  f"got {value!r}")
+            return value
         return _check_type(value, args[0], path)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
@@ -341,7 +348,10 @@ def _validate_training(t: TrainingConfig, path: str) -> None:
     for key in ("batch_size", "m_per_class", "iterations_per_epoch", "max_epochs", "val_interval", "patience",
                 "eval_batch_size"):
         _check_range(getattr(t, key), f"{path}.{key}", lo=1)
-    _check_range(t.num_workers, f"{path}.num_workers", lo=0, hi=MAX_NUM_WORKERS)
+    if isinstance(t.num_workers, str) and t.num_workers != "auto":
+        raise ConfigError(f"config key '{path}.num_workers' must be an integer >= 0 or auto, got {t.num_workers!r}")
+    if t.num_workers != "auto":
+        _check_range(t.num_workers, f"{path}.num_workers", lo=0, hi=MAX_NUM_WORKERS)
     _check_range(t.threads, f"{path}.threads", lo=0, hi=MAX_NUM_WORKERS)
     for key in ("lr_trunk", "lr_embedder", "weight_decay"):
         _check_range(getattr(t, key), f"{path}.{key}", lo=0.0)
