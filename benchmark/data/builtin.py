@@ -427,12 +427,16 @@ def _cached(kind: str, params: dict, generate: Callable[[], dict[str, np.ndarray
 
 
 def shifted_crops(padded: torch.Tensor, shifts: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """Crop ``h x w`` of each image of ``padded`` (``B x C x H' x W'``) at its own ``shifts[b] = (row, col)``."""
-    n, c = padded.shape[:2]
-    rows = (shifts[:, 0, None] + torch.arange(h, device=padded.device))[:, None, :, None]       # B x 1 x h x 1
-    cols = (shifts[:, 1, None] + torch.arange(w, device=padded.device))[:, None, None, :]       # B x 1 x 1 x w
-    batch = torch.arange(n, device=padded.device)[:, None, None, None]
-    return padded[batch, torch.arange(c, device=padded.device)[None, :, None, None], rows, cols]
+    """Crop ``h x w`` of each image of ``padded`` (``B x C x H' x W'``) at its own ``shifts[b] = (row, col)``.
+
+    One gather over each image's flattened pixels (several times faster than indexing rows and columns).
+    """
+    n, c, _, width = padded.shape
+    window = (torch.arange(h, device=padded.device)[:, None] * width
+              + torch.arange(w, device=padded.device)).view(1, h * w)          # the crop at (0, 0)
+    start = (shifts[:, 0] * width + shifts[:, 1]).view(n, 1)
+    index = (start + window)[:, None, :].expand(n, c, h * w)
+    return padded.flatten(2).gather(2, index).view(n, c, h, w)
 
 
 class BuiltinTrainTransform(BatchTransform):
