@@ -30,9 +30,10 @@ MAX_NUM_WORKERS = 256
 
 
 def bounded(default: Any, *, lo: Optional[float] = None, hi: Optional[float] = None, lo_open: bool = False,
-            hi_open: bool = False) -> Any:
-    """A dataclass field with a numeric range, checked by ``parse_config`` (``None`` values are not checked)."""
-    return field(default=default, metadata={"range": (lo, hi, lo_open, hi_open)})
+            hi_open: bool = False, keywords: tuple[str, ...] = ()) -> Any:
+    """A dataclass field with a numeric range, checked by ``parse_config`` (``None`` values are not checked);
+    a number-or-keyword key (e.g. ``num_workers: auto``) lists its ``keywords``."""
+    return field(default=default, metadata={"range": (lo, hi, lo_open, hi_open), "keywords": keywords})
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,9 @@ class TrainingConfig:
     lr_embedder: float = bounded(1e-6, lo=0.0)
     weight_decay: float = bounded(1e-4, lo=0.0)
     momentum: float = bounded(0.9, lo=0.0, hi=1.0, hi_open=True)
-    num_workers: int = bounded(0, lo=0, hi=MAX_NUM_WORKERS)
+    #: DataLoader worker processes, or ``auto`` (a share of the cores on a GPU run, 0 on a CPU-only one;
+    #: see ``benchmark.data.loader_workers``).
+    num_workers: Union[int, str] = bounded("auto", lo=0, hi=MAX_NUM_WORKERS, keywords=("auto",))
     eval_batch_size: int = bounded(256, lo=1)
     #: ``end_to_end`` (the trunk trains on images) or ``frozen`` (the part of the trunk before
     #: ``frozen.cut`` is run once and cached; the rest trains on its outputs, see ``FrozenConfig``).
@@ -184,6 +187,11 @@ def _check_type(value: Any, hint: Any, path: str) -> Any:
         args = [a for a in get_args(hint) if a is not type(None)]
         if value is None:
             return None
+        if len(args) > 1:  # a number or a keyword: the field's metadata says which keywords
+            if isinstance(value, bool) or not isinstance(value, tuple(args)):
+                raise ConfigError(f"config key {path!r} expects {' or '.join(a.__name__ for a in args)}, "
+                                  f"got {value!r}")
+            return value
         return _check_type(value, args[0], path)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
@@ -260,6 +268,11 @@ def _build(cls: type, data: Any, path: str) -> Any:
 
 
 def _check_field_range(f: dataclasses.Field, value: Any, path: str) -> None:
+    keywords = f.metadata.get("keywords", ())
+    if keywords and isinstance(value, str):
+        if value not in keywords:
+            raise ConfigError(f"config key {path!r} must be a number or {' or '.join(keywords)}, got {value!r}")
+        return
     if "range" in f.metadata and value is not None:
         lo, hi, lo_open, hi_open = f.metadata["range"]
         check_range(value, path, lo=lo, hi=hi, lo_open=lo_open, hi_open=hi_open)

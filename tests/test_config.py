@@ -48,6 +48,14 @@ def test_overrides_and_types():
     assert assemble_config(apply_overrides({}, ["training.lr_trunk=5e-4"])).training.lr_trunk == 5e-4
 
 
+def test_num_workers_is_auto_by_default_and_takes_numbers():
+    assert assemble_config({}).training.num_workers == "auto"
+    assert assemble_config(apply_overrides({}, ["training.num_workers=3"])).training.num_workers == 3
+    cfg = assemble_config({"training": {"num_workers": 0},
+                            "datasets": [{"name": "builtin", "training": {"num_workers": "auto"}}]})
+    assert cfg.training.num_workers == 0 and cfg.training_for(cfg.datasets[0]).num_workers == "auto"
+
+
 @pytest.mark.parametrize("data, message", [
     ({"trainng": {}}, "'trainng'"),
     ({"training": {"lr": 1}}, "'training.lr'"),
@@ -63,6 +71,9 @@ def test_overrides_and_types():
     ({"training": {"regime": "frozn"}}, "training.regime"),
     ({"datasets": [{"name": "builtin", "training": {"regime": "x"}}]}, "datasets[0].training.regime"),
     ({"training": {"threads": -1}}, "training.threads"),
+    ({"training": {"num_workers": "all"}}, "'training.num_workers' must be a number or auto"),
+    ({"training": {"num_workers": 1.5}}, "'training.num_workers' expects int or str"),
+    ({"datasets": [{"name": "builtin", "training": {"num_workers": "Auto"}}]}, "datasets[0].training.num_workers"),
     ({"frozen": {"cut": "middle"}}, "frozen.cut"),
     ({"frozen": {"grid": 0}}, "frozen.grid"),
     ({"frozen": {"views": 0}}, "frozen.views"),

@@ -1,7 +1,8 @@
 """The package's layers depend in one direction: no module imports a layer above its own.
 
-Order, bottom to top: the base modules (errors, constants, io, checks, config, manifest, metric_catalog, provenance), data, models,
-evaluation, methods, training, protocol, reporting, cli. Every ``import`` is counted, at module level or
+Order, bottom to top: the base modules (errors, constants, io, checks, config, manifest, metric_catalog,
+provenance), data, models, evaluation, methods, training, protocol, reporting, cli.
+Every ``import`` is counted, at module level or
 inside a function, so that a late import cannot hide an upward dependency.
 """
 

@@ -23,6 +23,21 @@ from benchmark.errors import DatasetError
 Transform = Callable[[object], torch.Tensor]
 
 
+class BatchTransform:
+    """A tensor transform (``3 x H x W`` floats in [0, 1] -> the model's input) that also maps whole batches.
+
+    ``batch(x, generator)`` maps ``B x 3 x H x W`` (on any device) in a few tensor operations, drawing the
+    random parameters of all ``B`` images at once from ``generator`` (a CPU ``torch.Generator``): the
+    same augmentations with the same distribution as calling the transform on each image, not the same draws.
+    """
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def batch(self, x: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        raise NotImplementedError  # pragma: no cover
+
+
 class ImageSet(torch.utils.data.Dataset):
     """Labelled images. ``self[i]`` is ``(transform(image), label, i)``.
 
@@ -111,6 +126,12 @@ class ArrayImageSet(ImageSet):
 
     def load(self, i: int) -> torch.Tensor:
         return torch.from_numpy(self.images[i]).permute(2, 0, 1).float().div_(255.0)
+
+    def rows(self, indices: Sequence[int], device: torch.device | str = "cpu") -> torch.Tensor:
+        """The images ``indices`` untransformed, ``B x 3 x H x W`` floats in [0, 1] on ``device`` (one indexing
+        operation; the ``uint8`` pixels are what travels to the device)."""
+        pixels = torch.from_numpy(self.images[np.asarray(indices, dtype=np.int64)]).to(device)
+        return pixels.permute(0, 3, 1, 2).contiguous().float().div_(255.0)
 
     def __getitem__(self, i: int):
         x = self.load(i)

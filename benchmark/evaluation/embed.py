@@ -10,20 +10,25 @@ from torch import nn
 
 from benchmark.constants import CONCATENATED, fold_embedding
 from benchmark.data.base import DataSource, ImageSet
+from benchmark.data.loader_workers import resolve_num_workers
 from benchmark.data.tensor_sets import TensorSet
 from benchmark.evaluation.metrics import compute_metrics, l2_normalize
 
 
 @torch.no_grad()
 def embed(model: nn.Module, images: ImageSet, *, device: torch.device, batch_size: int = 256,
-          num_workers: int = 0) -> np.ndarray:
-    """Embeddings (N x D, float32) of every image of ``images`` in order, with ``model`` in eval mode."""
+          num_workers: int | str = 0) -> np.ndarray:
+    """Embeddings (N x D, float32) of every image of ``images`` in order, with ``model`` in eval mode.
+
+    ``num_workers``: DataLoader worker processes, or ``auto`` (``benchmark.data.loader_workers``).
+    """
     was_training = model.training
     model.eval()
     if isinstance(images, TensorSet):  # cached trunk outputs or features: no per-item loading
         batches = images.batches(batch_size)
     else:
-        loader = torch.utils.data.DataLoader(images, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+        loader = torch.utils.data.DataLoader(images, batch_size=batch_size, shuffle=False,
+                                             num_workers=resolve_num_workers(num_workers, device))
         batches = (x for x, _, _ in loader)
     out = []
     for x in batches:
@@ -38,7 +43,7 @@ def concatenate(embeddings: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def evaluate_models(models: Sequence[nn.Module], data: DataSource, *, device: torch.device,
-                    recall_at: Sequence[int] = (1,), batch_size: int = 256, num_workers: int = 0,
+                    recall_at: Sequence[int] = (1,), batch_size: int = 256, num_workers: int | str = 0,
                     val_sets: Optional[Sequence[ImageSet]] = None, far: Optional[float] = 1e-3,
                     seed: int = 0) -> dict[str, dict[str, float]]:
     """Test metrics of each fold model alone (``fold{i}``) and of their concatenation.

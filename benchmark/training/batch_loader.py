@@ -1,28 +1,63 @@
-"""Training batches: images through a torch DataLoader (decoded and augmented in worker processes),
-or, in the frozen regime, one random cached view of each sample, indexed in one operation.
+"""Training batches, by the fastest path the training set allows, each batch seeded by (fold seed, batch number).
+
+* Images from files: decoded and augmented in DataLoader worker processes (persistent for the fold,
+  two batches prefetched each, host memory pinned for a GPU). With the protocol's ``ImageTransform``
+  the workers stop at the ``uint8`` pixels, written straight into shared memory, and the float
+  conversion and normalisation run once per batch where the batch is delivered (on the device for a
+  GPU): float for float the same batch as transforming each image in full, with 4x less data between processes.
+* Images held in memory whose transform is a ``BatchTransform`` (the built-in dataset): the whole
+  batch is indexed and augmented as one tensor in the main process, on the device; workers would only add copying.
+* The frozen regime's cached trunk outputs (``ViewSet``): one random view of each sample, indexed in one operation.
 
 The class-balanced batch sampler runs in the main process and hands each batch's indices, with the
 batch's number, to the loader. Each batch is augmented under random generators seeded by (fold seed,
 batch number) alone, so which worker builds a batch, and how many workers there are (0 included),
-never changes its pixels: the same seed gives the same batches and the same model with any
-``num_workers``. Workers are persistent for the fold and prefetch two batches each; host memory is
-pinned when training on a GPU.
+never changes its pixels: the same seed gives the same batches and the same model with any ``num_workers``.
 """
 
 from __future__ import annotations
 
 import random
-from typing import Iterator
+from contextlib import contextmanager
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 import torch
 
-from benchmark.data.base import ImageSet
+from benchmark.data.base import ArrayImageSet, BatchTransform, FileImageSet, ImageSet
+from benchmark.data.loader_workers import resolve_num_workers
 from benchmark.data.tensor_sets import ViewSet
+from benchmark.data.transforms import ImageTransform
+
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def batch_seed(seed: int, number: int) -> int:
+    """The seed of batch ``number`` of a fold seeded ``seed``."""
+    return int(np.random.SeedSequence([seed, number]).generate_state(1)[0])
+
+
+@contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """torch's, numpy's and Python's global generators seeded with ``seed``; the caller's states restored after."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        state = random.getstate(), np.random.get_state()
+        random.seed(seed)
+        np.random.seed(seed)
+        try:
+            yield
+        finally:
+            random.setstate(state[0])
+            np.random.set_state(state[1])
 
 
 class SeededBatches(torch.utils.data.Dataset):
-    """Item ``(b, idx)``: the transformed images ``idx`` and their labels, augmented with generators seeded by ``b``."""
+    """Item ``(b, idx)``: the transformed images ``idx`` and their labels, augmented with generators seeded by ``b``.
+
+    In a worker process the images are stacked straight into shared memory (``default_collate``), so
+    that handing the batch to the main process copies nothing.
+    """
 
     def __init__(self, images: ImageSet, seed: int) -> None:
         self.images, self.seed = images, seed
@@ -30,22 +65,11 @@ class SeededBatches(torch.utils.data.Dataset):
     def __len__(self) -> int:  # the sampler is endless; the length is only nominal
         return len(self.images)
 
-    def __getitem__(self, key: tuple[int, list]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def __getitem__(self, key: tuple[int, list]) -> Batch:
         number, idx = key
-        seed = int(np.random.SeedSequence([self.seed, number]).generate_state(1)[0])
-        with torch.random.fork_rng(devices=[]):  # the caller's generators are left as they were
-            torch.manual_seed(seed)
-            state = random.getstate(), np.random.get_state()
-            random.seed(seed)
-            np.random.seed(seed)
-            try:
-                items = [self.images[i] for i in idx]
-            finally:
-                random.setstate(state[0])
-                np.random.set_state(state[1])
-        x = torch.stack([it[0] for it in items])
-        y = torch.as_tensor([it[1] for it in items])
-        return x, y, torch.as_tensor(idx)
+        with seeded(batch_seed(self.seed, number)):
+            x = torch.utils.data.default_collate([self.images[i][0] for i in idx])
+        return x, torch.as_tensor(self.images.labels[idx]), torch.as_tensor(idx)
 
 
 class _Numbered:
@@ -61,32 +85,69 @@ class _Numbered:
             number += 1
 
 
+def _delivered(stream: Iterator[Batch], finish: Optional[Callable[[torch.Tensor], torch.Tensor]],
+               device: torch.device) -> Iterator[Batch]:
+    """``stream``'s batches moved to ``device`` (from pinned memory, without waiting), ``finish`` applied to x there."""
+    for x, y, idx in stream:
+        x, y, idx = (t.to(device, non_blocking=True) for t in (x, y, idx))
+        yield (finish(x) if finish is not None else x), y, idx
+
+
 def image_batches(images: ImageSet, batches: Iterator[list], *, seed: int, num_workers: int,
-                  pin_memory: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Endless ``(x, y, idx)`` batches of ``images`` in the order ``batches`` gives their indices.
+                  device: torch.device | str = "cpu") -> Iterator[Batch]:
+    """Endless ``(x, y, idx)`` batches of ``images`` on ``device``, in the order ``batches`` gives their indices.
 
     ``batches`` must not depend on training as it goes (the loader reads ahead of training);
     methods whose sampler does (Magnet) are given ``num_workers=0``, which reads nothing ahead.
     """
+    device = torch.device(device)
+    finish = None
+    if isinstance(images, FileImageSet) and isinstance(images.transform, ImageTransform):
+        images, finish = images.with_transform(images.transform.pixels), images.transform.finish
     dataset = SeededBatches(images, seed)
     if num_workers == 0:
-        return (dataset[key] for key in _Numbered(batches))
-    loader = torch.utils.data.DataLoader(dataset, batch_size=None, sampler=_Numbered(batches),
-                                         num_workers=num_workers, persistent_workers=True, prefetch_factor=2,
-                                         pin_memory=pin_memory)
-    return iter(loader)
+        stream = (dataset[key] for key in _Numbered(batches))
+    else:
+        stream = iter(torch.utils.data.DataLoader(dataset, batch_size=None, sampler=_Numbered(batches),
+                                                  num_workers=num_workers, persistent_workers=True,
+                                                  prefetch_factor=2, pin_memory=device.type == "cuda"))
+    return _delivered(stream, finish, device)
 
 
-def view_batches(views: ViewSet, batches: Iterator[list],
-                 rng: np.random.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+def array_batches(images: ArrayImageSet, batches: Iterator[list], *, seed: int,
+                  device: torch.device | str = "cpu") -> Iterator[Batch]:
+    """Endless ``(x, y, idx)`` batches of in-memory ``images`` on ``device``, each augmented as one tensor by
+    the set's ``BatchTransform`` (none: the pixels in [0, 1]) with a generator seeded per batch."""
+    transform = images.transform
+    for number, idx in _Numbered(batches):
+        x = images.rows(idx, device)
+        if transform is not None:
+            x = transform.batch(x, torch.Generator().manual_seed(batch_seed(seed, number)))
+        yield x, torch.as_tensor(images.labels[idx]).to(device), torch.as_tensor(idx).to(device)
+
+
+def view_batches(views: ViewSet, batches: Iterator[list], rng: np.random.Generator) -> Iterator[Batch]:
     """Endless ``(x, y, idx)`` batches of cached trunk outputs: a random view of each sample, drawn from ``rng``."""
     for idx in batches:
         yield views.batch(idx, rng), torch.as_tensor(views.labels[idx]), torch.as_tensor(idx)
 
 
-def training_batches(train_set: ImageSet, batches: Iterator[list], *, seed: int, num_workers: int,
-                     pin_memory: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """The fold's ``(x, y, idx)`` batches: cached views for a ``ViewSet``, else loaded and augmented images."""
+def has_batch_path(images: ImageSet) -> bool:
+    """Whether ``images`` are in memory with a transform that augments whole batches (``array_batches``)."""
+    return isinstance(images, ArrayImageSet) and (images.transform is None
+                                                   or isinstance(images.transform, BatchTransform))
+
+
+def training_batches(train_set: ImageSet, batches: Iterator[list], *, seed: int, num_workers: int | str,
+                     device: torch.device | str = "cpu") -> Iterator[Batch]:
+    """The fold's ``(x, y, idx)`` batches (see the module docstring for the three paths).
+
+    ``num_workers``: worker processes for images from files, or ``auto`` (``benchmark.data.loader_workers``).
+    """
     if isinstance(train_set, ViewSet):
-        return view_batches(train_set, batches, np.random.default_rng([seed % (2**63), 1]))
-    return image_batches(train_set, batches, seed=seed, num_workers=num_workers, pin_memory=pin_memory)
+        rng = np.random.default_rng([seed % (2**63), 1])
+        return _delivered(view_batches(train_set, batches, rng), None, torch.device(device))
+    if has_batch_path(train_set):
+        return array_batches(train_set, batches, seed=seed, device=device)
+    return image_batches(train_set, batches, seed=seed, num_workers=resolve_num_workers(num_workers, device),
+                         device=device)

@@ -109,7 +109,7 @@ def train_fold(*, model: nn.Module, method: Method, train_set: ImageSet, train_e
     if batches is None:
         batches = ClassBalancedBatches(labels, batch_size=cfg.batch_size, m_per_class=m_per_class, seed=seed)
     stream = training_batches(train_set, batches, seed=seed, num_workers=0 if own_sampler else cfg.num_workers,
-                              pin_memory=device.type == "cuda")
+                              device=device)
     state = TrainState(model=model, train_set=train_set, train_eval_set=train_eval_set, device=device,
                        seed=seed, cfg=cfg)
 

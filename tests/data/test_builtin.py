@@ -227,3 +227,92 @@ def test_transforms():
     y = t(x) * 0.25 + 0.5
     padded = torch.nn.functional.pad(x[None], (2, 2, 2, 2), mode="replicate")[0]
     assert any(torch.allclose(y, padded[:, i:i + 32, j:j + 32], atol=1e-6) for i in range(5) for j in range(5))
+
+
+# --------------------------------------------------------------------------------------------
+# The training transform on whole batches (the trainer's fast path for the in-memory dataset)
+
+
+def _draw_per_image(t: BuiltinTrainTransform, x: torch.Tensor, n: int) -> torch.Tensor:
+    torch.manual_seed(0)
+    return torch.stack([t(x) for _ in range(n)])
+
+
+def _draw_batch(t: BuiltinTrainTransform, x: torch.Tensor, n: int) -> torch.Tensor:
+    return t.batch(x.expand(n, *x.shape).contiguous(), torch.Generator().manual_seed(0))
+
+
+def test_shifted_crops_crop_each_image_at_its_own_shift():
+    padded = torch.rand(5, 3, 12, 14)
+    shifts = torch.tensor([[0, 0], [4, 4], [1, 3], [3, 0], [2, 1]])
+    crops = builtin.shifted_crops(padded, shifts, 8, 10)
+    expected = [padded[k, :, i:i + 8, j:j + 10] for k, (i, j) in enumerate(shifts.tolist())]
+    assert torch.equal(crops, torch.stack(expected))
+
+
+def test_batch_augmentation_is_deterministic_per_generator_seed():
+    x = torch.from_numpy(_small().train.images[:8]).permute(0, 3, 1, 2).float() / 255
+    t = BuiltinTrainTransform()
+    a, b = t.batch(x, torch.Generator().manual_seed(3)), t.batch(x, torch.Generator().manual_seed(3))
+    assert a.shape == x.shape and torch.equal(a, b)
+    assert not torch.equal(a, t.batch(x, torch.Generator().manual_seed(4)))
+    torch.manual_seed(5)  # the global generator plays no part
+    c = t.batch(x, torch.Generator().manual_seed(3))
+    assert torch.equal(a, c)
+
+
+def test_batch_augmentation_with_zero_strengths_is_the_evaluation_transform():
+    x = torch.rand(6, 3, 16, 16)
+    identity = BuiltinTrainTransform(pad=0, brightness=0.0, contrast=0.0)
+    evaluation = BuiltinEvalTransform().batch(x)
+    assert torch.equal(evaluation, torch.stack([BuiltinEvalTransform()(v) for v in x]))
+    # (x - mean) + mean: equal up to float rounding, on both paths
+    torch.testing.assert_close(identity.batch(x, torch.Generator().manual_seed(0)), evaluation, rtol=0, atol=1e-6)
+    torch.testing.assert_close(torch.stack([identity(v) for v in x]), evaluation, rtol=0, atol=1e-6)
+
+
+def test_batch_shifts_have_the_per_image_distribution():
+    # a ramp: each of the (2 pad + 1)^2 crops of the padded image is different, so each output names its shift
+    h = w = 8
+    pad = 2
+    ramp = (torch.arange(h * w, dtype=torch.float32).view(1, h, w) / (h * w)).expand(3, h, w)
+    t = BuiltinTrainTransform(pad=pad, brightness=0.0, contrast=0.0)
+    padded = torch.nn.functional.pad(ramp[None], (pad,) * 4, mode="replicate")[0]
+    crops = torch.stack([padded[:, i:i + h, j:j + w] for i in range(2 * pad + 1) for j in range(2 * pad + 1)])
+
+    def shift_counts(out: torch.Tensor) -> np.ndarray:
+        distance = torch.cdist((out * 0.25 + 0.5).flatten(1), crops.flatten(1))  # undo the normalisation
+        nearest = distance.min(dim=1)
+        assert nearest.values.max() < 1e-4, "every output is a crop of the padded image"
+        return np.bincount(nearest.indices.numpy(), minlength=len(crops))
+
+    n = 1000
+    per_image, batch = shift_counts(_draw_per_image(t, ramp, n)), shift_counts(_draw_batch(t, ramp, n))
+    assert (per_image > 0).all() and (batch > 0).all()  # every shift occurs on both paths
+    from scipy.stats import chi2_contingency
+
+    assert chi2_contingency(np.stack([per_image, batch])).pvalue > 1e-3  # one distribution
+
+
+def test_batch_jitter_has_the_per_image_distribution():
+    # two grey levels around 0.5: the output's two levels give each image's brightness b and contrast c
+    x = torch.full((3, 4, 4), 0.25)
+    x[:, :, 2:] = 0.75
+    t = BuiltinTrainTransform(pad=0, brightness=0.1, contrast=0.1)
+
+    def draws(out: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        y = (out * 0.25 + 0.5).double()
+        lo, hi = y[:, 0, 0, 0], y[:, 0, 0, 3]
+        c = ((hi - lo) / 0.5 - 1) / 0.1
+        b = ((hi + lo) / 2 - 0.5) / 0.1
+        return b.numpy(), c.numpy()
+
+    from scipy.stats import kstest
+
+    n = 2000
+    for out in (_draw_per_image(t, x, n), _draw_batch(t, x, n)):
+        b, c = draws(out)
+        assert np.all(np.abs(b) <= 1 + 1e-4) and np.all(np.abs(c) <= 1 + 1e-4)
+        for v in (b, c):  # each uniform on [-1, 1]
+            assert kstest(v, "uniform", args=(-1, 2)).pvalue > 1e-3
+        assert abs(np.corrcoef(b, c)[0, 1]) < 0.1  # drawn independently

@@ -1,24 +1,34 @@
-"""Training batches through the DataLoader: the same batches and the same model with any number of workers."""
+"""Training batches: the same batches and the same model with any number of workers; the in-memory fast path."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 from torchvision import transforms as T
 
 from benchmark.config import TrainingConfig
-from benchmark.data.base import FileImageSet
+from benchmark.data.base import ArrayImageSet, FileImageSet
+from benchmark.data.builtin import BuiltinTrainTransform
+from benchmark.data.transforms import imagenet_train_transform
 from benchmark.methods import MethodContext, get_method
 from benchmark.models.embedding_model import EmbeddingModel
 from benchmark.models.trunks import SmallCNN
 from benchmark.training import trainer
-from benchmark.training.batch_loader import image_batches
+from benchmark.training.batch_loader import (
+    batch_seed,
+    has_batch_path,
+    image_batches,
+    seeded,
+    training_batches,
+)
 from benchmark.training.samplers import ClassBalancedBatches
 
 
-def image_files(tmp_path, n_classes=6, per_class=4):
-    """JPEG files of random pixels, ``per_class`` per class, with an augmenting transform."""
+def image_files(tmp_path, n_classes=6, per_class=4, protocol=False):
+    """JPEG files of random pixels, ``per_class`` per class, with an augmenting transform: a torchvision
+    pipeline, or with ``protocol`` the protocol's (whose workers hand over uint8 pixels)."""
     rng = np.random.default_rng(0)
     paths, labels = [], []
     for c in range(n_classes):
@@ -28,7 +38,7 @@ def image_files(tmp_path, n_classes=6, per_class=4):
             paths.append(path)
             labels.append(c)
     augment = T.Compose([T.RandomResizedCrop(32, scale=(0.3, 1.0)), T.RandomHorizontalFlip(), T.ToTensor()])
-    return FileImageSet(paths, labels, augment)
+    return FileImageSet(paths, labels, imagenet_train_transform(32, 36) if protocol else augment)
 
 
 def take(images, workers, n=5, seed=3):
@@ -39,8 +49,9 @@ def take(images, workers, n=5, seed=3):
     return out
 
 
-def test_batches_are_the_same_with_0_1_and_2_workers(tmp_path):
-    images = image_files(tmp_path)
+@pytest.mark.parametrize("protocol", [False, True])
+def test_batches_are_the_same_with_0_1_and_2_workers(tmp_path, protocol):
+    images = image_files(tmp_path, protocol=protocol)
     serial = take(images, 0)
     for workers in (1, 2):
         for (x0, y0, i0), (x, y, i) in zip(serial, take(images, workers)):
@@ -48,6 +59,15 @@ def test_batches_are_the_same_with_0_1_and_2_workers(tmp_path):
     assert not torch.equal(serial[0][0], take(images, 0, seed=4)[0][0])  # another seed, other batches
     x, y, idx = serial[0]
     assert x.shape == (8, 3, 32, 32) and torch.equal(y, torch.as_tensor(images.labels[idx.numpy()]))
+
+
+def test_uint8_pixels_finished_per_batch_are_the_images_transformed_one_by_one(tmp_path):
+    # the workers stop at uint8 pixels and the batch is converted at once: float for float the same batch
+    images = image_files(tmp_path, protocol=True)
+    for number, (x, _, idx) in enumerate(take(images, 2, n=3)):
+        with seeded(batch_seed(3, number)):
+            expected = torch.stack([images[i][0] for i in idx.tolist()])
+        assert x.dtype == torch.float32 and torch.equal(x, expected)
 
 
 def test_the_callers_random_state_is_untouched(tmp_path):
@@ -60,7 +80,7 @@ def test_the_callers_random_state_is_untouched(tmp_path):
 
 
 def test_same_seed_same_model_with_0_and_2_workers(tmp_path):
-    images = image_files(tmp_path)
+    images = image_files(tmp_path, protocol=True)
     params = {}
 
     def train(workers):
@@ -81,3 +101,42 @@ def test_same_seed_same_model_with_0_and_2_workers(tmp_path):
     (a, curve_a), (b, curve_b) = train(0), train(2)
     assert curve_a == curve_b
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def in_memory_set(n_classes=6, per_class=4):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(n_classes * per_class, 16, 16, 3), dtype=np.uint8)
+    return ArrayImageSet(images, np.repeat(np.arange(n_classes), per_class), BuiltinTrainTransform())
+
+
+def take_in_memory(images, seed, n=4):
+    stream = training_batches(images, ClassBalancedBatches(images.labels, batch_size=8, m_per_class=2, seed=seed),
+                              seed=seed, num_workers=2)
+    return [next(stream) for _ in range(n)]
+
+
+def test_in_memory_batches_are_augmented_as_one_tensor_seeded_per_batch():
+    images = in_memory_set()
+    torch.manual_seed(0)
+    before = torch.rand(1)
+    batches = take_in_memory(images, seed=3)
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(batches, take_in_memory(images, seed=3)))  # same seed
+    assert not torch.equal(batches[0][0], take_in_memory(images, seed=4)[0][0])                 # another seed
+    for number, (x, y, idx) in enumerate(batches):
+        assert x.shape == (8, 3, 16, 16) and torch.equal(y, torch.as_tensor(images.labels[idx.numpy()]))
+        generator = torch.Generator().manual_seed(batch_seed(3, number))
+        assert torch.equal(x, images.transform.batch(images.rows(idx.tolist()), generator))
+    torch.manual_seed(0)
+    assert torch.equal(torch.rand(1), before)  # the global generator is not used
+
+
+def test_rows_are_the_images_loaded_one_by_one():
+    images = in_memory_set()
+    assert torch.equal(images.rows([5, 0, 9]), torch.stack([images.load(i) for i in (5, 0, 9)]))
+
+
+def test_the_fast_path_is_taken_for_in_memory_sets_with_a_batch_transform(tmp_path):
+    images = in_memory_set()
+    assert has_batch_path(images) and has_batch_path(images.with_transform(None))
+    assert not has_batch_path(images.with_transform(lambda x: x))  # a per-image transform: one image at a time
+    assert not has_batch_path(image_files(tmp_path, protocol=True))
