@@ -21,6 +21,9 @@ from benchmark.errors import ConfigError
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 #: ``training.regime`` values.
 REGIMES = ("end_to_end", "frozen")
+#: ``training.amp`` and ``training.memory_format`` values (see ``benchmark.training.precision``).
+AMP_MODES = ("auto", "fp32", "bf16", "fp16")
+MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
 
 
 @dataclass
@@ -60,6 +63,13 @@ class TrainingConfig:
     #: torch CPU threads while a unit of work trains and tests (0: torch's default). 1 suits the frozen
     #: regime's small models on a shared CPU, where idle threads of a busy pool spin and stall.
     threads: int = 0
+    #: Mixed precision of the training step: auto (bf16, or fp16 with a grad scaler, on CUDA; fp32 on a
+    #: CPU), fp32 (none), bf16 or fp16.
+    amp: str = "auto"
+    #: Layout of the model and images: auto (channels-last on CUDA, contiguous on a CPU), channels_last, contiguous.
+    memory_format: str = "auto"
+    #: ``torch.compile`` the model's forward for training.
+    compile: bool = False
 
 
 @dataclass
@@ -336,6 +346,11 @@ def _validate_frozen(f: FrozenConfig) -> None:
 def _validate_training(t: TrainingConfig, path: str) -> None:
     if t.regime not in REGIMES:
         raise ConfigError(f"config key '{path}.regime' must be one of {REGIMES}, got {t.regime!r}")
+    if t.amp not in AMP_MODES:
+        raise ConfigError(f"config key '{path}.amp' must be one of {AMP_MODES} (fp32: no mixed precision), "
+                          f"got {t.amp!r}")
+    if t.memory_format not in MEMORY_FORMATS:
+        raise ConfigError(f"config key '{path}.memory_format' must be one of {MEMORY_FORMATS}, got {t.memory_format!r}")
     if t.optimizer not in ("rmsprop", "adam", "sgd"):
         raise ConfigError(f"config key '{path}.optimizer' must be rmsprop, adam or sgd, got {t.optimizer!r}")
     for key in ("batch_size", "m_per_class", "iterations_per_epoch", "max_epochs", "val_interval", "patience",

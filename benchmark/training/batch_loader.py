@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from benchmark.data.base import ImageSet
+from benchmark.data.batch import gather
 from benchmark.data.tensor_sets import ViewSet
 
 
@@ -41,13 +42,10 @@ class SeededBatches(torch.utils.data.Dataset):
             random.seed(seed)
             np.random.seed(seed)
             try:
-                items = [self.images[i] for i in idx]
+                return gather(self.images, idx)
             finally:
                 random.setstate(state[0])
                 np.random.set_state(state[1])
-        x = torch.stack([it[0] for it in items])
-        y = torch.as_tensor([it[1] for it in items])
-        return x, y, torch.as_tensor(idx)
 
 
 class _Numbered:

@@ -12,7 +12,7 @@ from benchmark.errors import ConfigError
 from benchmark.methods import Method
 from benchmark.models.embedding_model import EmbeddingModel
 from benchmark.models.trunks import SmallCNN
-from benchmark.training import trainer
+from benchmark.training import checkpoint, trainer
 from benchmark.training.samplers import ClassBalancedBatches
 
 
@@ -73,7 +73,7 @@ def test_best_weights_are_restored(monkeypatch):
     scores = iter([0.9, 0.1, 0.1])
     monkeypatch.setattr(trainer, "validate", lambda *a, **k: next(scores))
     snapshots = {}
-    original = trainer.copy.deepcopy
+    original = checkpoint.copy.deepcopy
 
     def spy(obj, *a):
         out = original(obj, *a)
@@ -81,7 +81,7 @@ def test_best_weights_are_restored(monkeypatch):
             snapshots[len(snapshots)] = out["embedder.weight"].clone()
         return out
 
-    monkeypatch.setattr(trainer.copy, "deepcopy", spy)
+    monkeypatch.setattr(checkpoint.copy, "deepcopy", spy)
     data = tiny_set()
     model = EmbeddingModel(SmallCNN(width=4), 8)
     model, result = trainer.train_fold(
