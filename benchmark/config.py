@@ -79,6 +79,14 @@ class TrainingConfig:
     #: torch CPU threads while a unit of work trains and tests (0: torch's default). 1 suits the frozen
     #: regime's small models on a shared CPU, where idle threads of a busy pool spin and stall.
     threads: int = bounded(0, lo=0, hi=MAX_NUM_WORKERS)
+    #: Mixed precision of the training step: auto (bf16, or fp16 with a grad scaler, on CUDA; fp32 on a
+    #: CPU), fp32 (none), bf16 or fp16. Checked by ``benchmark.training``.
+    amp: str = "auto"
+    #: Layout of the model and images: auto (channels-last on CUDA, contiguous on a CPU), channels_last,
+    #: contiguous. Checked by ``benchmark.training``.
+    memory_format: str = "auto"
+    #: ``torch.compile`` the model's forward for training.
+    compile: bool = False
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ def time_regime(regime: str, method: str, iterations: int) -> tuple[float, float
     with torch_threads(tcfg.threads):
         model = data.models.new(0)
         ctx = MethodContext(num_classes=fold.num_classes, embedding_dim=cfg.model.embedding_dim,
-                            device=bench.device, trunk_dim=model.trunk.out_dim)
+                            device=bench.device)
         loop = {"seconds": 0.0}
         validate = trainer.validate
 

@@ -242,6 +242,10 @@ CASES = [
     Case("optimizer_unknown", sets("training.optimizer=lbfgs"), ("training.optimizer",)),
     Case("lr_string", sets("training.lr_trunk=fast"), ("training.lr_trunk", "float")),
     Case("training_unknown_key", sets("training.lr=1"), ("training.lr",)),
+    Case("amp_unknown", sets("training.amp=half"), ("training.amp", "fp32")),
+    Case("amp_off_is_a_yaml_bool", sets("training.amp=off"), ("training.amp", "str")),
+    Case("memory_format_unknown", sets("training.memory_format=nhwc"), ("training.memory_format",)),
+    Case("compile_string", sets("training.compile=maybe"), ("training.compile", "bool")),
     # protocol
     Case("folds_one", smoke("--folds", "1"), ("protocol.n_folds",)),
     Case("trials_zero", smoke("--trials", "0"), ("protocol.n_trials",)),

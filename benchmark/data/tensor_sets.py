@@ -62,6 +62,10 @@ class ViewSet(TensorSet):
     def __getitem__(self, i: int):
         return self.values[i, 0], int(self.labels[i]), i
 
+    def rows(self, indices: Sequence[int]) -> torch.Tensor:
+        """The first view of each sample of ``indices`` (what ``self[i]`` gives)."""
+        return self.values[_as_index(indices), 0]
+
     def batches(self, batch_size: int) -> Iterator[torch.Tensor]:
         return iter(self.values[:, 0].split(batch_size))
 

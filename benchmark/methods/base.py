@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from benchmark.models.embedding_model import TrunkModel
+
 
 @dataclass(frozen=True)
 class MethodContext:
@@ -59,8 +61,8 @@ class Method(nn.Module):
         raise NotImplementedError
 
     # -- hooks with neutral defaults -------------------------------------------------------
-    def configure_model(self, model: nn.Module) -> nn.Module:
-        """Return the model to train (a method may replace the head or freeze the trunk)."""
+    def configure_model(self, model: TrunkModel) -> TrunkModel:
+        """Return the model to train (a method may replace the head or wrap the trunk; it stays a ``TrunkModel``)."""
         return model
 
     def training_step(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor,

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from benchmark.constants import cache_dir
 from benchmark.data.base import ImageSet, Transform
+from benchmark.data.batch import gather
 from benchmark.io import atomic_write
 
 #: Bumped whenever the way outputs are computed changes (invalidates cached files).
@@ -85,7 +86,7 @@ def _compute(encoder: nn.Module, images: ImageSet, transform: Optional[Transform
             for _ in range(passes):
                 chunks = []
                 for start in range(0, n, batch_size):
-                    x = torch.stack([source[i][0] for i in range(start, min(n, start + batch_size))])
+                    x = gather(source, range(start, min(n, start + batch_size))).images
                     chunks.append(encoder(x.to(device)).float().cpu())
                     bar.update(len(x))
                 out.append(torch.cat(chunks))

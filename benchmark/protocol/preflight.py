@@ -77,3 +77,14 @@ def check_device(device: str) -> None:
     if index >= count:
         raise ConfigError(f"config key 'device' is {device!r}, but this machine has {count} CUDA device(s) "
                           f"(cuda:0 to cuda:{count - 1})")
+
+
+def check_precision(cfg) -> None:
+    """Every dataset's ``training.amp`` is a precision its device computes in (bf16 on an older GPU is refused)."""
+    from benchmark.protocol.workbench import resolve_device
+    from benchmark.training.precision import resolve_precision
+
+    device = resolve_device(cfg.device)
+    for i, dcfg in enumerate(cfg.datasets):
+        key = f"datasets[{i}].training" if "amp" in dcfg.training else "training"
+        resolve_precision(cfg.training_for(dcfg), device, key=key)

@@ -1,33 +1,45 @@
-"""Training one fold: class-balanced batches, periodic validation MAP@R, early stopping, best checkpoint.
+"""Training one fold: the loop over epochs and iterations, built from small parts.
 
 The trainer knows nothing about any particular loss: it calls the ``Method`` hooks
 (``configure_model``, ``training_step``, ``on_epoch_start``, ``batch_sampler``,
-``optimizer_groups``). In the frozen regime ``train_set`` is a ``ViewSet`` of cached trunk outputs and a
-batch is one indexing operation (a random view per sample); otherwise images are loaded and transformed.
-A non-finite loss ends the fold with status ``diverged`` and the best
-checkpoint seen so far; it is not a crash.
+``optimizer_groups``). The parts, one module each under ``benchmark.training``:
+
+* ``batches``: the fold's batches (the method's sampler or class-balanced ones; cached views in the
+  frozen regime, else images loaded and augmented, in worker processes when asked);
+* ``step``: one iteration (loss under autocast, backward, optimizer step), with ``precision``
+  (mixed precision, memory layout, compilation) and ``divergence`` (when a fold counts as diverged);
+* ``optim``: the optimizer's parameter groups; ``warmup``: the trunk frozen for the first epochs;
+* ``validation``, ``checkpoint`` (the best-validation weights), ``schedule`` (when to validate, when
+  patience runs out), ``progress`` (the bar).
+
+A diverged fold ends with status ``diverged`` and the best checkpoint seen so far; it is not a crash.
 """
 
 from __future__ import annotations
 
-import copy
-import math
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import numpy as np
 import torch
-from torch import nn
-from tqdm.auto import tqdm
 
 from benchmark.config import TrainingConfig
 from benchmark.data.base import ImageSet
 from benchmark.evaluation.embed import embed
-from benchmark.evaluation.metrics import compute_metrics
 from benchmark.methods.base import Method
-from benchmark.training.batch_loader import training_batches
-from benchmark.training.optimizers import build_optimizer
-from benchmark.training.samplers import ClassBalancedBatches
+from benchmark.models.embedding_model import TrunkModel
+from benchmark.training.batches import fold_batches
+from benchmark.training.checkpoint import BestCheckpoint
+from benchmark.training.optim import make_optimizer
+from benchmark.training.precision import Precision, resolve_precision
+from benchmark.training.progress import FoldProgress
+from benchmark.training.schedule import patience_ran_out, validates_after
+from benchmark.training.step import TrainingStep
+from benchmark.training.validation import validate
+from benchmark.training.warmup import TrunkWarmup
+
+__all__ = ["COMPLETED", "DIVERGED", "EARLY_STOPPED", "FoldResult", "TrainState", "make_optimizer", "seed_everything",
+           "train_fold", "validate"]
 
 COMPLETED, EARLY_STOPPED, DIVERGED = "completed", "early_stopped", "diverged"
 
@@ -36,7 +48,7 @@ COMPLETED, EARLY_STOPPED, DIVERGED = "completed", "early_stopped", "diverged"
 class TrainState:
     """What ``Method.on_epoch_start`` may look at."""
 
-    model: nn.Module
+    model: TrunkModel
     train_set: ImageSet
     train_eval_set: ImageSet
     device: torch.device
@@ -69,104 +81,84 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed % (2**32))
 
 
-def make_optimizer(model: nn.Module, method: Method, cfg: TrainingConfig) -> torch.optim.Optimizer:
-    """Parameter groups: trunk, embedder (and any other head the method added), the method's own."""
-    trunk = [p for p in model.trunk.parameters() if p.requires_grad] if hasattr(model, "trunk") else []
-    trunk_ids = {id(p) for p in trunk}
-    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in trunk_ids]
-    groups = [{"params": trunk, "lr": cfg.lr_trunk, "name": "trunk"},
-              {"params": rest, "lr": cfg.lr_embedder, "name": "embedder"}]
-    groups += method.optimizer_groups(cfg.lr_embedder, cfg.weight_decay)
-    groups = [g for g in groups if g["params"]]
-    return build_optimizer(groups, cfg)
-
-
-def validate(model: nn.Module, val_set: ImageSet, device: torch.device, cfg: TrainingConfig) -> float:
-    """MAP@R of the validation classes against themselves."""
-    emb = embed(model, val_set, device=device, batch_size=cfg.eval_batch_size, num_workers=cfg.num_workers)
-    if not np.all(np.isfinite(emb)):
-        return 0.0
-    return compute_metrics(emb, val_set.labels)["map_at_r"]
-
-
-def train_fold(*, model: nn.Module, method: Method, train_set: ImageSet, train_eval_set: ImageSet,
+def train_fold(*, model: TrunkModel, method: Method, train_set: ImageSet, train_eval_set: ImageSet,
                val_set: ImageSet, cfg: TrainingConfig, device: torch.device, seed: int, m_per_class: int,
                warmup_epochs: int = 0, desc: str = "fold", progress: bool = True,
-               heartbeat: Optional[Callable[[], None]] = None) -> tuple[nn.Module, FoldResult]:
+               heartbeat: Optional[Callable[[], None]] = None,
+               on_validation: Optional[Callable[[int, int, float], None]] = None) -> tuple[TrunkModel, FoldResult]:
     """Train ``model`` with ``method`` on ``train_set``; return the best-validation model and the result.
 
     ``train_set`` carries the training transform, ``train_eval_set`` the same images with the
     evaluation transform (for methods that embed the training set), ``val_set`` the validation
-    classes with the evaluation transform. ``heartbeat`` is called after every epoch.
+    classes with the evaluation transform. ``heartbeat()`` is called after every epoch,
+    ``on_validation(epoch, iteration, value)`` after every validation (once the checkpoint is updated);
+    either may raise to stop the fold: the exception propagates once the fold is cleaned up.
     """
     seed_everything(seed)
-    model = method.configure_model(model).to(device)
+    precision = resolve_precision(cfg, device)
+    model = _model_to_train(method, model, device, precision)
     method.to(device)
-    optimizer = make_optimizer(model, method, cfg)
-    labels = train_set.labels
-    batches = method.batch_sampler(labels, batch_size=cfg.batch_size, m_per_class=m_per_class, seed=seed)
-    own_sampler = batches is not None  # it may follow training as it goes: nothing may read ahead of it
-    if batches is None:
-        batches = ClassBalancedBatches(labels, batch_size=cfg.batch_size, m_per_class=m_per_class, seed=seed)
-    stream = training_batches(train_set, batches, seed=seed, num_workers=0 if own_sampler else cfg.num_workers,
-                              device=device)
+    step = TrainingStep(method, make_optimizer(model, method, cfg), precision, device)
+    batches = fold_batches(method, train_set, batch_size=cfg.batch_size, m_per_class=m_per_class, seed=seed,
+                           num_workers=cfg.num_workers, device=device)
     state = TrainState(model=model, train_set=train_set, train_eval_set=train_eval_set, device=device,
                        seed=seed, cfg=cfg)
-
-    trunk_trainable = [p.requires_grad for p in model.trunk.parameters()] if hasattr(model, "trunk") else []
-    # Checkpoints are chosen among trained epochs only (the untrained model is the "Pretrained"
-    # row); a fold that diverges before its first validation keeps its initial weights and scores 0.
-    best_value = -math.inf
-    best_state = copy.deepcopy(model.state_dict())
-    best_epoch, status, iteration = 0, COMPLETED, 0
-    curve: list = []
-    total = cfg.max_epochs * cfg.iterations_per_epoch
-    # per-fold bars only on a terminal (disable=None): logs and CI output keep the overall bar alone
-    bar = tqdm(total=total, desc=desc, disable=None if progress else True, leave=False, dynamic_ncols=True)
+    best = BestCheckpoint(model)
+    warmup = TrunkWarmup(model.trunk, warmup_epochs)
+    bar = FoldProgress(cfg.max_epochs * cfg.iterations_per_epoch, desc, progress)
+    status, iteration, curve = COMPLETED, 0, []
     try:
         for epoch in range(1, cfg.max_epochs + 1):
             state.epoch, state.iteration = epoch, iteration
-            model.train()
-            method.train()
-            if warmup_epochs and hasattr(model, "trunk"):  # warm-up: the trunk frozen, the head trained
-                for p, trainable in zip(model.trunk.parameters(), trunk_trainable):
-                    p.requires_grad_(trainable and epoch > warmup_epochs)
-            method.on_epoch_start(epoch, state)
-            model.train()
+            _start_epoch(model, method, warmup, state)
             for _ in range(cfg.iterations_per_epoch):
-                x, y, ind = (t.to(device, non_blocking=True) for t in next(stream))
-                loss = method.training_step(model, x, y, ind)
-                if not torch.isfinite(loss):
-                    status = DIVERGED
+                loss = step(model, next(batches))
+                if loss is None:
                     break
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
                 iteration += 1
-                bar.update(1)
-                if iteration % 10 == 0:
-                    bar.set_postfix(loss=f"{loss.item():.4f}", best_val=f"{max(best_value, 0.0):.4f}")
-            if status == DIVERGED:
+                bar.step(iteration, loss, best.value)
+            if loss is None:
+                status = DIVERGED
                 break
-            if epoch % cfg.val_interval == 0 or epoch == cfg.max_epochs:
+            if validates_after(epoch, cfg):
                 value = validate(model, val_set, device, cfg)
                 curve.append((epoch, iteration, value))
-                if value > best_value:
-                    best_value, best_epoch = value, epoch
-                    best_state = copy.deepcopy(model.state_dict())
-                bar.set_postfix(loss=f"{loss.item():.4f}", best_val=f"{best_value:.4f}")
+                best.offer(epoch, value)
+                bar.show(loss, best.value)
+                if on_validation is not None:
+                    on_validation(epoch, iteration, value)
             if heartbeat is not None:
                 heartbeat()
-            if epoch - best_epoch >= cfg.patience and epoch < cfg.max_epochs:
+            if patience_ran_out(epoch, best.epoch, cfg):
                 status = EARLY_STOPPED
                 break
     finally:
         bar.close()
-        del stream  # ends the loader's workers
-        for p, trainable in zip(model.trunk.parameters() if hasattr(model, "trunk") else [], trunk_trainable):
-            p.requires_grad_(trainable)
-    model.load_state_dict(best_state)
+        del batches  # ends the loader's workers
+        warmup.restore()
+    best.restore()
     model.eval()
-    if not math.isfinite(best_value):  # no validation happened (diverged at once)
-        best_value = 0.0
-    return model, FoldResult(best_value, best_epoch, status, iteration, curve)
+    return model, FoldResult(best.score, best.epoch, status, iteration, curve)
+
+
+def _model_to_train(method: Method, model: TrunkModel, device: torch.device, precision: Precision) -> TrunkModel:
+    """The method's model (``configure_model``) on ``device``, in the step's layout."""
+    _check_trunk_model(model, "train_fold was given")
+    model = method.configure_model(model)
+    _check_trunk_model(model, f"{type(method).__name__}.configure_model returned")
+    return precision.prepare(model.to(device))
+
+
+def _check_trunk_model(model: object, what: str) -> None:
+    if not isinstance(model, TrunkModel):
+        raise TypeError(f"{what} a {type(model).__name__}, not a TrunkModel (a trunk and a head; "
+                        f"see benchmark.models.embedding_model)")
+
+
+def _start_epoch(model: TrunkModel, method: Method, warmup: TrunkWarmup, state: TrainState) -> None:
+    """Training mode, the warm-up's trunk freeze, then the method's epoch hook (which may embed in eval mode)."""
+    model.train()
+    method.train()
+    warmup.start_epoch(state.epoch)
+    method.on_epoch_start(state.epoch, state)
+    model.train()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from benchmark.errors import ConfigError, RunDirError
-from benchmark.protocol.preflight import RUN_MARKER, check_device, check_output_dir
+from benchmark.protocol.preflight import RUN_MARKER, check_device, check_output_dir, check_precision
 
 
 def test_usable_output_folders_pass(tmp_path):
@@ -44,3 +44,22 @@ def test_device_check():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA device"):
             check_device("cuda")
+
+
+def test_precision_check_names_the_dataset_whose_amp_the_gpu_lacks(monkeypatch):
+    import torch
+
+    from benchmark.protocol.run_config import assemble_config
+    from benchmark.protocol import workbench
+    from benchmark.training import precision
+
+    cfg = assemble_config({"datasets": [{"name": "builtin"}, {"name": "builtin", "label": "b",
+                                                                "training": {"amp": "bf16"}}]})
+    check_precision(cfg)  # on this machine's device (a CPU computes bf16)
+    monkeypatch.setattr(workbench, "resolve_device", lambda name: torch.device("cuda:0"))
+    monkeypatch.setattr(precision, "_bf16_supported", lambda device: False)
+    with pytest.raises(ConfigError, match=r"'datasets\[1\]\.training\.amp' is bf16, but cuda:0"):
+        check_precision(cfg)
+    cfg.training.amp = "bf16"
+    with pytest.raises(ConfigError, match=r"'training\.amp' is bf16"):
+        check_precision(cfg)

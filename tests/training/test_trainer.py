@@ -12,7 +12,7 @@ from benchmark.errors import ConfigError
 from benchmark.methods import Method
 from benchmark.models.embedding_model import EmbeddingModel
 from benchmark.models.trunks import SmallCNN
-from benchmark.training import trainer
+from benchmark.training import checkpoint, trainer
 from benchmark.training.samplers import ClassBalancedBatches
 
 
@@ -73,7 +73,7 @@ def test_best_weights_are_restored(monkeypatch):
     scores = iter([0.9, 0.1, 0.1])
     monkeypatch.setattr(trainer, "validate", lambda *a, **k: next(scores))
     snapshots = {}
-    original = trainer.copy.deepcopy
+    original = checkpoint.copy.deepcopy
 
     def spy(obj, *a):
         out = original(obj, *a)
@@ -81,7 +81,7 @@ def test_best_weights_are_restored(monkeypatch):
             snapshots[len(snapshots)] = out["embedder.weight"].clone()
         return out
 
-    monkeypatch.setattr(trainer.copy, "deepcopy", spy)
+    monkeypatch.setattr(checkpoint.copy, "deepcopy", spy)
     data = tiny_set()
     model = EmbeddingModel(SmallCNN(width=4), 8)
     model, result = trainer.train_fold(
@@ -156,3 +156,128 @@ def test_class_balanced_batches():
         ClassBalancedBatches(labels, batch_size=7, m_per_class=2, seed=0)
     with pytest.raises(ConfigError, match="needs 12 classes"):
         ClassBalancedBatches(labels, batch_size=24, m_per_class=2, seed=0)
+
+
+# -- the loop against the same loop written out in one function ----------------------------------
+def plain_loop(model, method, train, evals, cfg, *, seed, m_per_class, warmup_epochs=0):
+    """The fold loop written out in one function (as the trainer was before it was built from parts):
+    the trainer must give the same weights and the same validation curve, bit for bit."""
+    import copy
+    import math
+
+    from benchmark.training.batch_loader import training_batches
+
+    trainer.seed_everything(seed)
+    model = method.configure_model(model)
+    optimizer = trainer.make_optimizer(model, method, cfg)
+    sampler = method.batch_sampler(train.labels, batch_size=cfg.batch_size, m_per_class=m_per_class, seed=seed)
+    if sampler is None:
+        sampler = ClassBalancedBatches(train.labels, batch_size=cfg.batch_size, m_per_class=m_per_class, seed=seed)
+    stream = training_batches(train, sampler, seed=seed, num_workers=0)
+    state = trainer.TrainState(model=model, train_set=train, train_eval_set=evals, device=torch.device("cpu"),
+                               seed=seed, cfg=cfg)
+    trainable = [p.requires_grad for p in model.trunk.parameters()]
+    best, best_epoch, best_state, curve, iteration = -math.inf, 0, copy.deepcopy(model.state_dict()), [], 0
+    for epoch in range(1, cfg.max_epochs + 1):
+        state.epoch, state.iteration = epoch, iteration
+        model.train()
+        method.train()
+        for p, was in zip(model.trunk.parameters(), trainable):
+            p.requires_grad_(was and epoch > warmup_epochs)
+        method.on_epoch_start(epoch, state)
+        model.train()
+        for _ in range(cfg.iterations_per_epoch):
+            x, y, idx = next(stream)
+            loss = method.training_step(model, x, y, idx)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            iteration += 1
+        if epoch % cfg.val_interval == 0 or epoch == cfg.max_epochs:
+            value = trainer.validate(model, evals, torch.device("cpu"), cfg)
+            curve.append((epoch, iteration, value))
+            if value > best:
+                best, best_epoch, best_state = value, epoch, copy.deepcopy(model.state_dict())
+        if epoch - best_epoch >= cfg.patience and epoch < cfg.max_epochs:
+            break
+    model.load_state_dict(best_state)
+    return model.state_dict(), curve
+
+
+@pytest.mark.parametrize("name, warmup", [("contrastive", 0), ("proxy_nca_pp", 1), ("dcml", 0), ("magnet", 0)],
+                         ids=["default-step", "warmup-and-loss-parameters", "own-step-and-model", "own-sampler"])
+def test_the_trainer_gives_the_plain_loops_model(name, warmup):
+    from benchmark.data.builtin import BuiltinEvalTransform, BuiltinTrainTransform
+    from benchmark.methods import MethodContext, get_method
+
+    data = tiny_set(n_classes=8, per_class=6)
+    train = data.with_transform(BuiltinTrainTransform())
+    evals = data.with_transform(BuiltinEvalTransform())
+    spec = get_method(name)
+    config = cfg(batch_size=8, max_epochs=4, iterations_per_epoch=3, patience=2)
+    runs = []
+    for loop in ("trainer", "plain"):
+        torch.manual_seed(0)
+        model = EmbeddingModel(SmallCNN(width=4), 8)
+        method = spec.create(MethodContext(num_classes=8, embedding_dim=8))
+        if loop == "trainer":
+            model, result = trainer.train_fold(model=model, method=method, train_set=train, train_eval_set=evals,
+                                               val_set=evals, cfg=config, device=torch.device("cpu"), seed=3,
+                                               m_per_class=2, warmup_epochs=warmup, progress=False)
+            runs.append((model.state_dict(), result.curve))
+        else:
+            runs.append(plain_loop(model, method, train, evals, config, seed=3, m_per_class=2, warmup_epochs=warmup))
+    (weights, curve), (plain_weights, plain_curve) = runs
+    assert curve == plain_curve and len(curve) >= 2
+    assert weights.keys() == plain_weights.keys()
+    assert all(torch.equal(weights[k], plain_weights[k]) for k in weights)
+
+
+# -- the caller's callbacks and the model's type -----------------------------------------------
+def test_on_validation_follows_each_validation_and_may_stop_the_fold(monkeypatch):
+    scores = iter([0.2, 0.5, 0.3, 0.9])
+    monkeypatch.setattr(trainer, "validate", lambda *a, **k: next(scores))
+    snapshots = []
+    original = checkpoint.copy.deepcopy
+
+    def spy(obj, *a):
+        if isinstance(obj, dict) and "embedder.weight" in obj:  # a checkpoint (not deepcopy's inner calls)
+            snapshots.append(1)
+        return original(obj, *a)
+
+    monkeypatch.setattr(checkpoint.copy, "deepcopy", spy)
+    seen, beats = [], []
+
+    class Pruned(Exception):
+        pass
+
+    def on_validation(epoch, iteration, value):
+        seen.append((epoch, iteration, value, len(snapshots)))  # snapshots: the initial one + one per new best
+        if epoch == 3:
+            raise Pruned
+
+    data = tiny_set()
+    model = EmbeddingModel(SmallCNN(width=4), 8)
+    with pytest.raises(Pruned):
+        trainer.train_fold(model=model, method=ConstantLossTrainable(), train_set=data, train_eval_set=data,
+                           val_set=data, cfg=cfg(max_epochs=6, patience=5), device=torch.device("cpu"), seed=0,
+                           m_per_class=2, warmup_epochs=10, progress=False, heartbeat=lambda: beats.append(1),
+                           on_validation=on_validation)
+    assert seen == [(1, 2, 0.2, 2), (2, 4, 0.5, 3), (3, 6, 0.3, 3)]
+    assert len(beats) == 2  # after epochs 1 and 2; epoch 3 stopped at its validation
+    assert all(p.requires_grad for p in model.trunk.parameters())  # cleaned up: the warm-up's freeze undone
+
+
+def test_the_model_must_be_a_trunk_model():
+    data = tiny_set()
+    kwargs = dict(train_set=data, train_eval_set=data, val_set=data, cfg=cfg(max_epochs=1),
+                  device=torch.device("cpu"), seed=0, m_per_class=2, progress=False)
+    with pytest.raises(TypeError, match="train_fold was given a Sequential, not a TrunkModel"):
+        trainer.train_fold(model=torch.nn.Sequential(SmallCNN(width=4)), method=ConstantLossTrainable(), **kwargs)
+
+    class NewHead(ConstantLossTrainable):
+        def configure_model(self, model):
+            return torch.nn.Sequential(model.trunk, torch.nn.Linear(model.trunk.out_dim, 8))
+
+    with pytest.raises(TypeError, match="NewHead.configure_model returned a Sequential, not a TrunkModel"):
+        trainer.train_fold(model=EmbeddingModel(SmallCNN(width=4), 8), method=NewHead(), **kwargs)

@@ -117,11 +117,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.checks import check_int
+from benchmark.data.batch import gather
 from benchmark.errors import ConfigError
 from benchmark.methods.base import Method, MethodContext, TrainingView
 from benchmark.methods.registry import register_method
 from benchmark.methods.search_space import Categorical, Float
-from benchmark.models.trunks import SmallCNN, Trunk, freeze_batchnorm
+from benchmark.models.embedding_model import TrunkModel
+from benchmark.models.trunks import SmallCNN, Trunk
 
 Weights = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -229,7 +231,7 @@ class DCMLAttention(nn.Module):
         return attend(fmap, self.weights(), self.grid)
 
 
-class DCMLModel(nn.Module):
+class DCMLModel(TrunkModel):
     """Trunk, E environment attentions, the ERM-branch attention and the shared head.
 
     ``forward(x)`` (evaluation) = L2-normalised head(T_θ̄(trunk.feature_map(x))) with the averaged weights.
@@ -237,26 +239,18 @@ class DCMLModel(nn.Module):
 
     def __init__(self, trunk: Trunk, *, embedding_dim: int, n_envs: int, grid: tuple[int, int],
                  freeze_bn: bool = False) -> None:
-        super().__init__()
+        super().__init__(trunk, freeze_bn=freeze_bn)
         channels = trunk.channels
-        self.trunk = trunk
         self.grid = (int(grid[0]), int(grid[1]))
         self.attentions = nn.ModuleList(DCMLAttention(channels, self.grid) for _ in range(n_envs))
         self.erm_attention = DCMLAttention(channels, self.grid)
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.BatchNorm1d(channels),
                                   nn.Linear(channels, embedding_dim))
         self.embedding_dim = embedding_dim
-        self.freeze_bn = freeze_bn
 
     @property
     def n_envs(self) -> int:
         return len(self.attentions)
-
-    def train(self, mode: bool = True) -> "DCMLModel":
-        super().train(mode)
-        if mode and self.freeze_bn:
-            freeze_batchnorm(self.trunk)
-        return self
 
     def averaged_weights(self) -> Weights:
         """θ̄: each of the four weight matrices averaged over the environments."""
@@ -324,14 +318,14 @@ class DCML(Method):
         return weight
 
     # -- model ---------------------------------------------------------------------------------
-    def configure_model(self, model: nn.Module) -> nn.Module:
+    def configure_model(self, model: TrunkModel) -> TrunkModel:
         """A ``DCMLModel`` on ``model.trunk`` (its embedder is dropped); idempotent."""
         if isinstance(model, DCMLModel):
             return model
         trunk = model.trunk
         grid = feature_grid(trunk, self.input_size)
         out = DCMLModel(trunk, embedding_dim=self.embedding_dim, n_envs=self.n_envs, grid=grid,
-                        freeze_bn=bool(getattr(model, "freeze_bn", False)))
+                        freeze_bn=model.freeze_bn)
         param = next(trunk.parameters(), None)
         if param is not None:
             out.to(param.device)
@@ -419,9 +413,7 @@ class DCML(Method):
         try:
             grams = []
             for idx in batches:
-                items = [images[int(i)] for i in idx]
-                x = torch.stack([it[0] for it in items]).to(device)
-                y = torch.as_tensor([it[1] for it in items], device=device)
+                x, y, _ = gather(images, idx).to(device)
                 grams.append(self.penalty_grams(model, x, y).double())
         finally:
             model.train(was_training)
