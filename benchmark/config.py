@@ -21,6 +21,8 @@ from benchmark.errors import ConfigError
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 #: ``training.regime`` values.
 REGIMES = ("end_to_end", "frozen")
+#: ``protocol.pruner`` values.
+PRUNERS = ("none", "median", "hyperband")
 
 
 @dataclass
@@ -87,7 +89,13 @@ class ProtocolConfig:
     n_repeats: int = 10
     sampler: str = "tpe"
     n_startup_trials: int = 10
-    pruning: bool = True
+    #: Early stopping of unpromising search trials (``benchmark.protocol.fidelity``): ``none``, ``median``
+    #: (the running mean against the median of earlier trials, at fold ends) or ``hyperband`` (at every
+    #: validation, across folds). Slot 0, the method's defaults, is never pruned.
+    pruner: str = "median"
+    #: Training iterations one search (one method on one dataset) may spend in all, over all its trials
+    #: (``benchmark.protocol.budget``); null: only ``n_trials`` bounds it.
+    budget_iterations: Optional[int] = None
     #: Optuna storage URL (e.g. ``postgresql://user:pw@host/db``); None = a journal file in the run folder.
     storage: Optional[str] = None
     #: Seconds without a heartbeat after which another worker may take over a unit of work.
@@ -244,6 +252,8 @@ def validate(cfg: BenchmarkConfig) -> None:
         raise ConfigError(f"config key 'protocol.fold_mode' must be one of {FOLD_MODES}, got {p.fold_mode!r}")
     if p.sampler not in ("tpe", "gp", "random"):
         raise ConfigError(f"config key 'protocol.sampler' must be tpe, gp or random, got {p.sampler!r}")
+    if p.pruner not in PRUNERS:
+        raise ConfigError(f"config key 'protocol.pruner' must be one of {', '.join(PRUNERS)}, got {p.pruner!r}")
     _check_range(p.n_folds, "protocol.n_folds", lo=2)
     _check_range(p.n_trials, "protocol.n_trials", lo=1)
     _check_range(p.n_repeats, "protocol.n_repeats", lo=1)
@@ -269,6 +279,7 @@ def validate(cfg: BenchmarkConfig) -> None:
             _check_recall_at(d.recall_at, f"{where}.recall_at")
         _check_dataset_training(d.training, f"{where}.training")
         _validate_training(cfg.training_for(d), f"{where}.training" if d.training else "training")
+        _check_budget(cfg, d, where)
 
 
 #: Seeds are non-negative 63-bit integers (numpy and the built-in dataset take them as they are).
@@ -349,6 +360,18 @@ def _validate_training(t: TrainingConfig, path: str) -> None:
     if t.batch_size % t.m_per_class:
         raise ConfigError(f"config key '{path}.batch_size' ({t.batch_size}) must be a multiple of m_per_class "
                           f"({t.m_per_class})")
+
+
+def _check_budget(cfg: BenchmarkConfig, d: DatasetConfig, where: str) -> None:
+    """``protocol.budget_iterations``, when set, holds at least one trial trained to the end on dataset ``d``."""
+    budget = cfg.protocol.budget_iterations
+    if budget is None:
+        return
+    t = cfg.training_for(d)
+    most = cfg.protocol.n_folds * t.max_epochs * t.iterations_per_epoch
+    if budget < most:
+        raise ConfigError(f"config key 'protocol.budget_iterations' ({budget}) must be at least one trial's maximum "
+                          f"on {where} ({d.key}): n_folds x max_epochs x iterations_per_epoch = {most}")
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

@@ -95,12 +95,16 @@ def validate(model: nn.Module, val_set: ImageSet, device: torch.device, cfg: Tra
 def train_fold(*, model: nn.Module, method: Method, train_set: ImageSet, train_eval_set: ImageSet,
                val_set: ImageSet, cfg: TrainingConfig, device: torch.device, seed: int, m_per_class: int,
                warmup_epochs: int = 0, desc: str = "fold", progress: bool = True,
-               heartbeat: Optional[Callable[[], None]] = None) -> tuple[nn.Module, FoldResult]:
+               heartbeat: Optional[Callable[[], None]] = None,
+               on_validation: Optional[Callable[[int, int, float], None]] = None) -> tuple[nn.Module, FoldResult]:
     """Train ``model`` with ``method`` on ``train_set``; return the best-validation model and the result.
 
     ``train_set`` carries the training transform, ``train_eval_set`` the same images with the
     evaluation transform (for methods that embed the training set), ``val_set`` the validation
     classes with the evaluation transform. ``heartbeat`` is called after every epoch.
+    ``on_validation(epoch, iteration, value)`` is called right after every validation (the best
+    checkpoint already updated); whatever it raises (e.g. ``optuna.TrialPruned``) ends the fold and
+    propagates, the data loader cleaned up.
     """
     seed_everything(seed)
     model = method.configure_model(model).to(device)
@@ -157,6 +161,8 @@ def train_fold(*, model: nn.Module, method: Method, train_set: ImageSet, train_e
                 if value > best_value:
                     best_value, best_epoch = value, epoch
                     best_state = copy.deepcopy(model.state_dict())
+                if on_validation is not None:
+                    on_validation(epoch, iteration, value)
                 bar.set_postfix(loss=f"{loss.item():.4f}", best_val=f"{best_value:.4f}")
             if heartbeat is not None:
                 heartbeat()
