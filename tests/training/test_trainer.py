@@ -156,3 +156,62 @@ def test_class_balanced_batches():
         ClassBalancedBatches(labels, batch_size=7, m_per_class=2, seed=0)
     with pytest.raises(ConfigError, match="needs 12 classes"):
         ClassBalancedBatches(labels, batch_size=24, m_per_class=2, seed=0)
+
+
+def test_on_validation_sees_every_validation_after_the_checkpoint(monkeypatch):
+    seen = []
+    scores = iter([0.2, 0.5, 0.3, 0.4, 0.9])
+    monkeypatch.setattr(trainer, "validate", lambda *a, **k: next(scores))
+    data = tiny_set()
+    copies = []
+    original = trainer.copy.deepcopy
+
+    def spy(obj, *a):  # the best checkpoint is a copy of the state dict
+        if isinstance(obj, dict) and "embedder.weight" in obj:
+            copies.append(len(seen))
+        return original(obj, *a)
+
+    monkeypatch.setattr(trainer.copy, "deepcopy", spy)
+    _, result = trainer.train_fold(model=EmbeddingModel(SmallCNN(width=4), 8), method=ConstantLoss([1.0]),
+                                   train_set=data, train_eval_set=data, val_set=data, cfg=cfg(),
+                                   device=torch.device("cpu"), seed=0, m_per_class=2, progress=False,
+                                   on_validation=lambda *args: seen.append(args))
+    assert seen == result.curve == [(1, 2, 0.2), (2, 4, 0.5), (3, 6, 0.3), (4, 8, 0.4)]
+    # checkpoints: the initial weights, then at epochs 1 and 2, each taken before that epoch's callback
+    assert copies == [0, 0, 1]
+
+
+def test_what_on_validation_raises_ends_the_fold_and_propagates(monkeypatch):
+    class Stop(Exception):
+        pass
+
+    closed = []
+    real = trainer.training_batches
+
+    def batches(*a, **k):  # a stream whose end is observed: the loader must be released
+        stream = real(*a, **k)
+        try:
+            yield from stream
+        finally:
+            closed.append(True)
+
+    monkeypatch.setattr(trainer, "training_batches", batches)
+    monkeypatch.setattr(trainer, "validate", lambda *a, **k: 0.5)
+    calls = []
+
+    def stop_at_second(epoch, iteration, value):
+        calls.append(epoch)
+        if epoch == 2:
+            raise Stop()
+
+    data = tiny_set()
+    model = EmbeddingModel(SmallCNN(width=4), 8)
+    with pytest.raises(Stop):
+        trainer.train_fold(model=model, method=ConstantLoss([1.0]), train_set=data, train_eval_set=data,
+                           val_set=data, cfg=cfg(), device=torch.device("cpu"), seed=0, m_per_class=2,
+                           progress=False, on_validation=stop_at_second)
+    import gc
+
+    gc.collect()
+    assert calls == [1, 2] and closed == [True]
+    assert all(p.requires_grad for p in model.trunk.parameters())
