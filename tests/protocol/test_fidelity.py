@@ -16,7 +16,7 @@ from benchmark.protocol.export import trial_rows
 from benchmark.protocol.fidelity import PRUNED_ATTR, PRUNED_FOLD, TrialProgress, make_pruner
 from benchmark.protocol.units import Stages
 from benchmark.reporting.diagnostics import search_diagnostics
-from tests.protocol.search_bench import FOLDS, run_to_end, stages
+from tests.protocol.search_bench import FOLDS, TRIAL_MAX, run_to_end, stages
 
 
 @dataclass
@@ -162,3 +162,16 @@ def test_a_pruned_trial_is_never_the_best_even_with_a_higher_value(tmp_path):
     assert diag["best_trial"].iloc[0] == search.best_trial().number
     assert json.loads(rows.loc[rows["trial"] == search.best_trial().number, "params"].iloc[0]) == \
         search.best_trial().params
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "gp", "random"])
+def test_every_sampler_searches_under_hyperband_and_a_budget(tmp_path, sampler):
+    search, _ = stages(tmp_path, sampler=sampler, pruner="hyperband", n_trials=30, n_startup_trials=2,
+                       budget_iterations=6 * TRIAL_MAX)
+    run_to_end(search)
+    owners = search.owners()
+    assert any(t.state == TrialState.PRUNED for t in owners.values())
+    assert len(owners) > 6  # pruned trials left room for more than the 6 whole trials the budget holds
+    params = [tuple(sorted(t.params.items())) for t in owners.values()]
+    assert len(set(params)) == len(params)
+    assert search.best_trial().state == TrialState.COMPLETE
