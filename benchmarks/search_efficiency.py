@@ -231,25 +231,31 @@ def per_method_table(runs: list[dict]) -> str:
 def run_all(methods, seeds, trials: int, overrides: tuple, jobs: int, folder: Path, log=print) -> list[dict]:
     """Every strategy for every (method, seed); b and c start once a's run on the same pair has finished."""
     runs: list[dict] = []
-    first = [Job(m, s, k, trials, None, overrides, str(folder / f"{m}-{s}-{k}"))
+    queue = [Job(m, s, k, trials, None, overrides, str(folder / f"{m}-{s}-{k}"))
              for k in ("a", "d") for s in seeds for m in methods]
+
+    def finished(job: Job, run: dict) -> list[Job]:
+        runs.append(run)
+        log(f"  {job.method} seed {job.seed} ({job.strategy}): best {run['best']:.4f} after {run['spent']} iterations, "
+            f"{run['complete']} complete + {run['pruned']} pruned, test {run['test']:.4f}, {run['seconds']:.0f} s")
+        if job.strategy != "a":
+            return []
+        return [Job(job.method, job.seed, k, 3 * trials, _budget(run["spent"], _BY_KEY[k].fraction, job), overrides,
+                    str(folder / f"{job.method}-{job.seed}-{k}")) for k in ("b", "c")]
+
+    if jobs <= 1:  # in this process, one after the other
+        while queue:
+            job = queue.pop(0)
+            queue += finished(job, run_job(job))
+        return runs
     with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-        pending = {pool.submit(run_job, j): j for j in first}
+        pending = {pool.submit(run_job, j): j for j in queue}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 job = pending.pop(future)
-                run = future.result()
-                runs.append(run)
-                log(f"  {job.method} seed {job.seed} ({job.strategy}): best {run['best']:.4f} after "
-                    f"{run['spent']} iterations, {run['complete']} complete + {run['pruned']} pruned, "
-                    f"test {run['test']:.4f}, {run['seconds']:.0f} s")
-                if job.strategy == "a":
-                    for k in ("b", "c"):
-                        frac = _BY_KEY[k].fraction
-                        j = Job(job.method, job.seed, k, 3 * trials, _budget(run["spent"], frac, job), overrides,
-                                str(folder / f"{job.method}-{job.seed}-{k}"))
-                        pending[pool.submit(run_job, j)] = j
+                for j in finished(job, future.result()):
+                    pending[pool.submit(run_job, j)] = j
     return runs
 
 
