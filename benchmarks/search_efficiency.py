@@ -1,6 +1,6 @@
 """How much compute the hyperparameter search needs: the protocol's 50-trial search against pruning and random search.
 
-    python benchmarks/search_efficiency.py [--jobs 2] [--csv curves.csv] [--quick]
+    python benchmarks/search_efficiency.py [--jobs 2] [--runs runs.jsonl] [--csv curves.csv] [--quick]
 
 On the quick preset's frozen-trunk regime (built-in dataset, 4 class-disjoint folds, the embedder
 trained on cached trunk outputs), for every method and seed, four strategies search with the
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import math
 import os
 import statistics
@@ -228,25 +229,47 @@ def per_method_table(runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run_all(methods, seeds, trials: int, overrides: tuple, jobs: int, folder: Path, log=print) -> list[dict]:
-    """Every strategy for every (method, seed); b and c start once a's run on the same pair has finished."""
+def run_all(methods, seeds, trials: int, overrides: tuple, jobs: int, folder: Path, log=print,
+            known: dict | None = None, record=None) -> list[dict]:
+    """Every strategy for every (method, seed); b and c start once a's run on the same pair has finished.
+
+    ``known`` maps (method, seed, strategy) to runs recorded earlier (they are not run again); ``record(run)``
+    is called with every run as it finishes.
+    """
+    known = dict(known or {})
     runs: list[dict] = []
     queue = [Job(m, s, k, trials, None, overrides, str(folder / f"{m}-{s}-{k}"))
              for k in ("a", "d") for s in seeds for m in methods]
 
-    def finished(job: Job, run: dict) -> list[Job]:
+    def finished(job: Job, run: dict, *, new: bool = True) -> list[Job]:
         runs.append(run)
+        if new and record is not None:
+            record(run)
         log(f"  {job.method} seed {job.seed} ({job.strategy}): best {run['best']:.4f} after {run['spent']} iterations, "
-            f"{run['complete']} complete + {run['pruned']} pruned, test {run['test']:.4f}, {run['seconds']:.0f} s")
+            f"{run['complete']} complete + {run['pruned']} pruned, test {run['test']:.4f}, {run['seconds']:.0f} s"
+            + ("" if new else " (recorded earlier)"))
         if job.strategy != "a":
             return []
         return [Job(job.method, job.seed, k, 3 * trials, _budget(run["spent"], _BY_KEY[k].fraction, job), overrides,
                     str(folder / f"{job.method}-{job.seed}-{k}")) for k in ("b", "c")]
 
+    def to_run(jobs_: list[Job]) -> list[Job]:
+        """The jobs not recorded yet; the recorded ones are counted now (with their follow-ups)."""
+        out = []
+        while jobs_:
+            job = jobs_.pop(0)
+            earlier = known.get((job.method, job.seed, job.strategy))
+            if earlier is None:
+                out.append(job)
+            else:
+                jobs_ += finished(job, earlier, new=False)
+        return out
+
+    queue = to_run(queue)
     if jobs <= 1:  # in this process, one after the other
         while queue:
             job = queue.pop(0)
-            queue += finished(job, run_job(job))
+            queue += to_run(finished(job, run_job(job)))
         return runs
     with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
         pending = {pool.submit(run_job, j): j for j in queue}
@@ -254,9 +277,22 @@ def run_all(methods, seeds, trials: int, overrides: tuple, jobs: int, folder: Pa
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 job = pending.pop(future)
-                for j in finished(job, future.result()):
+                for j in to_run(finished(job, future.result())):
                     pending[pool.submit(run_job, j)] = j
     return runs
+
+
+def load_runs(path: Path, trials: int, overrides: tuple) -> dict:
+    """Runs recorded in ``path`` (JSON lines) by a run with the same trials, regime and overrides."""
+    if not path.is_file():
+        return {}
+    setting = {"trials": trials, "overrides": list(overrides), "regime": list(REGIME)}
+    out = {}
+    for line in path.read_text().splitlines():
+        run = json.loads(line)
+        if run.get("setting") == setting:
+            out[(run["method"], run["seed"], run["strategy"])] = run
+    return out
 
 
 def _budget(spent: int, fraction: float, job: Job) -> int:
@@ -275,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="searches run at once")
     p.add_argument("--quick", action="store_true", help="smoke run: 2 methods, 1 seed, 6 trials, 2 epochs per fold")
     p.add_argument("--csv", help="write every run's curve (cumulative iterations, best so far) here")
+    p.add_argument("--runs", help="JSON lines file: every finished run is appended; runs already in it (same "
+                                  "trials and settings) are not run again, so an interrupted benchmark resumes")
     args = p.parse_args(argv)
     methods, seeds = args.methods.split(","), [int(s) for s in args.seeds.split(",")]
     overrides: tuple = ()
@@ -285,9 +323,19 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.trials} trials, {args.jobs} jobs, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}",
           flush=True)
     start = time.perf_counter()
+    known, record = {}, None
+    if args.runs:
+        path = Path(args.runs)
+        known = load_runs(path, args.trials, overrides)
+        setting = {"trials": args.trials, "overrides": list(overrides), "regime": list(REGIME)}
+
+        def record(run: dict) -> None:
+            with path.open("a") as f:
+                f.write(json.dumps({**run, "setting": setting}) + "\n")
+
     with tempfile.TemporaryDirectory() as tmp:
         runs = run_all(methods, seeds, args.trials, overrides, args.jobs, Path(tmp),
-                       log=lambda line: print(line, flush=True))
+                       log=lambda line: print(line, flush=True), known=known, record=record)
     wall = time.perf_counter() - start
     rows = summarise(runs)
     print()

@@ -47,9 +47,16 @@ def test_shares_summary_and_winner():
 
 
 @pytest.mark.slow
-def test_the_smallest_run_goes_through_the_harness(capsys):
-    assert se.main(["--quick", "--methods", "contrastive", "--seeds", "0", "--jobs", "1"]) == 0
+def test_the_smallest_run_goes_through_the_harness_and_resumes(capsys, tmp_path):
+    args = ["--quick", "--methods", "contrastive", "--seeds", "0", "--jobs", "1", "--runs", str(tmp_path / "r.jsonl")]
+    assert se.main(args) == 0
     out = capsys.readouterr().out
     for key in "abcd":
         assert f"| ({key}) " in out
     assert "contrastive seed 0 (c)" in out and "wall time" in out
+    recorded = (tmp_path / "r.jsonl").read_text().splitlines()
+    assert len(recorded) == 4
+    assert se.main(args) == 0  # everything recorded: nothing runs again, the same table
+    again = capsys.readouterr().out
+    assert again.count("(recorded earlier)") == 4 and len((tmp_path / "r.jsonl").read_text().splitlines()) == 4
+    assert again.split("\n\n")[1] == out.split("\n\n")[1]
