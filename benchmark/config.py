@@ -116,7 +116,13 @@ class ProtocolConfig:
     n_repeats: int = bounded(10, lo=1)
     sampler: str = "tpe"
     n_startup_trials: int = bounded(10, lo=0)
-    pruning: bool = True
+    #: Early stopping of unpromising search trials (``benchmark.protocol.fidelity``): ``none``, ``median``
+    #: (the running mean against the median of earlier trials, at fold ends) or ``hyperband`` (at every
+    #: validation, across folds). Slot 0, the method's defaults, is never pruned. Checked by ``benchmark.protocol``.
+    pruner: str = "median"
+    #: Training iterations one search (one method on one dataset) may spend in all, over all its trials
+    #: (``benchmark.protocol.budget``); null: only ``n_trials`` bounds it.
+    budget_iterations: Optional[int] = bounded(None, lo=1)
     #: Optuna storage URL (e.g. ``postgresql://user:pw@host/db``); None = a journal file in the run folder.
     storage: Optional[str] = None
     #: Seconds without a heartbeat after which another worker may take over a unit of work.

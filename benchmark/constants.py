@@ -16,8 +16,9 @@ RESULT_COLUMNS = ("method", "display_name", "dataset", "repeat", "embedding", "m
 #: Columns of ``trials.csv``: one row per search trial (params and per-fold values as JSON), with
 #: its cost: ``stage`` ("search"), ``wall_seconds`` (start to completion) and ``iterations``
 #: (training iterations summed over the folds; empty where not recorded); ``slot`` is the
-#: search-budget slot the trial filled; ``fold_status`` says which folds diverged; ``note`` says why
-#: a FAIL trial failed (interrupted, or its worker died) and which later trial redid it.
+#: search-budget slot the trial filled; ``fold_status`` says which folds diverged (or were stopped mid-way
+#: by the pruner: ``pruned``); ``note`` says why a FAIL trial failed (interrupted, or its worker died) and
+#: which later trial redid it, or why a PRUNED trial was pruned. Only COMPLETE trials have a ``value``.
 TRIAL_COLUMNS = ("method", "dataset", "trial", "state", "value", "params", "fold_values",
                  "stage", "wall_seconds", "iterations", "slot", "fold_status", "note")
 #: The cost columns of ``trials.csv``; run folders written before they existed lack them.

@@ -257,7 +257,10 @@ CASES = [
     Case("poll_interval_negative", sets("protocol.poll_interval=-1"), ("protocol.poll_interval",)),
     Case("sampler_unknown", sets("protocol.sampler=cmaes"), ("protocol.sampler",)),
     Case("fold_mode_unknown", sets("protocol.fold_mode=nope"), ("protocol.fold_mode",)),
-    Case("pruning_string", sets("protocol.pruning=sometimes"), ("protocol.pruning", "bool")),
+    Case("pruner_unknown", sets("protocol.pruner=sometimes"), ("protocol.pruner", "hyperband")),
+    Case("pruning_replaced", sets("protocol.pruning=true"), ("protocol.pruning", "pruner")),
+    Case("budget_string", sets("protocol.budget_iterations=lots"), ("protocol.budget_iterations", "int")),
+    Case("budget_below_one_trial", sets("protocol.budget_iterations=39"), ("protocol.budget_iterations", "40")),
     # evaluation
     Case("recall_at_zero", sets("evaluation.recall_at=[0]"), ("evaluation.recall_at",)),
     Case("recall_at_empty", sets("evaluation.recall_at=[]"), ("evaluation.recall_at",)),

@@ -29,6 +29,7 @@ from benchmark.manifest import RunManifest, manifest_for, write_manifest
 from benchmark.metric_catalog import VALIDATION_METRIC
 from benchmark.methods import get_method
 from benchmark.protocol.faults import kill_point
+from benchmark.protocol.fidelity import PRUNED_ATTR
 from benchmark.protocol.units import DROPPED, RETRY_OF, Stages
 
 
@@ -63,6 +64,8 @@ def _trial_note(t, retried_by: dict[int, int]) -> str:
     if t.state.name == "FAIL":
         redo = retried_by.get(t.number)
         notes.append("failed or interrupted" + (f"; redone as trial {redo}" if redo is not None else ""))
+    if t.state.name == "PRUNED":
+        notes.append("pruned" + (f" ({t.user_attrs[PRUNED_ATTR]})" if PRUNED_ATTR in t.user_attrs else ""))
     status = t.user_attrs.get("fold_status", [])
     if "diverged" in status:
         notes.append("diverged in fold " + ",".join(str(i) for i, s in enumerate(status) if s == "diverged"))
@@ -73,6 +76,8 @@ def trial_rows(stages: Stages) -> list[dict]:
     """Every search attempt: each slot's owner, and the failed or interrupted trials that it redid.
 
     Trials dropped before any work (duplicates, past the budget) and queued copies that never ran are left out.
+    Only COMPLETE trials have a value: Optuna gives a pruned trial its last intermediate value, which is
+    not a configuration's score (its folds so far are in ``fold_values``).
     """
     rows = []
     for (dataset, method), s in stages.search.items():
@@ -86,7 +91,7 @@ def trial_rows(stages: Stages) -> list[dict]:
             if not (attempt or (t.number in owners and t.state.name != "WAITING")):
                 continue
             rows.append(dict(method=method, dataset=dataset, trial=t.number, state=t.state.name,
-                             value=t.value if t.value is not None else float("nan"),
+                             value=t.value if t.state.name == "COMPLETE" and t.value is not None else float("nan"),
                              params=json.dumps(t.params, sort_keys=True),
                              fold_values=json.dumps(t.user_attrs.get("fold_values", [])),
                              stage="search", **_cost(t), slot=slots.get(t.number),

@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
 from benchmark.config import BenchmarkConfig, config_to_dict
+from benchmark.protocol import budget
 from benchmark.protocol import storage as st
 from benchmark.protocol.export import export_results
 from benchmark.protocol.run_config import refuse_config_change
@@ -45,8 +46,9 @@ def work_done(stages: Stages) -> tuple[int, int]:
         total += pre.n_units
         done += len(pre.completed_units())
     for key, s in stages.search.items():
-        total += s.n_trials
-        done += s.n_finished()
+        finished = s.n_finished()
+        total += finished if s.is_done() else s.n_trials  # a compute budget may end a search before n_trials
+        done += finished
         r = stages.repeats[key]
         total += r.n_units
         done += len(r.completed_units())
@@ -129,8 +131,10 @@ def _announce(stage, bar) -> None:
     if isinstance(stage, SearchStage):
         best = stage.best_trial()
         states = [t.state for t in stage.owners().values()]
+        spent = (f", {budget.spent(stage.trials())} of {stage.budget} budgeted iterations"
+                 if stage.budget is not None else "")
         msg = (f"[search done] {stage.dcfg.key}/{stage.method}: {states.count(TrialState.COMPLETE)} complete, "
-               f"{states.count(TrialState.PRUNED)} pruned; best val MAP@R {best.value:.4f} with {best.params}")
+               f"{states.count(TrialState.PRUNED)} pruned{spent}; best val MAP@R {best.value:.4f} with {best.params}")
     elif isinstance(stage, RepeatStage):
         units = stage.completed_units()
         concat = [t.user_attrs["test"].get("concatenated", {}).get("map_at_r", float("nan")) for t in units.values()]

@@ -21,6 +21,7 @@ from benchmark.errors import ConfigError, RunDirError
 from benchmark.methods import get_method, list_methods
 from benchmark.methods.dataset_params import check_method_params
 from benchmark.models.checks import check_model_section
+from benchmark.protocol.fidelity import PRUNERS, trial_iterations
 from benchmark.protocol.units import SAMPLERS
 from benchmark.training.checks import check_training_section
 
@@ -44,11 +45,19 @@ def check_run_config(cfg: BenchmarkConfig) -> None:
     check_model_section(cfg.model, cfg.frozen)
     check_choice(cfg.protocol.fold_mode, FOLD_MODES, "protocol.fold_mode")
     check_choice(cfg.protocol.sampler, tuple(SAMPLERS), "protocol.sampler")
+    check_choice(cfg.protocol.pruner, PRUNERS, "protocol.pruner")
     for i, d in enumerate(cfg.datasets):
         check_dataset_entry(d.name, d.root, d.options, f"datasets[{i}]")
         check_method_params(d.method_params, f"datasets[{i}].method_params")
     for path, t in cfg.training_sections():
         check_training_section(t, path)
+    budget = cfg.protocol.budget_iterations
+    for i, d in enumerate(cfg.datasets):
+        most = trial_iterations(cfg.protocol.n_folds, cfg.training_for(d))
+        if budget is not None and budget < most:
+            raise ConfigError(f"config key 'protocol.budget_iterations' ({budget}) must be at least one trial's "
+                              f"maximum on datasets[{i}] ({d.key}): n_folds x max_epochs x iterations_per_epoch = "
+                              f"{most}")
     for i, d in enumerate(cfg.datasets):
         frozen = cfg.training_for(d).regime == "frozen" or d.name == "features"
         if d.name == "features" and cfg.frozen.cut != "after_last":

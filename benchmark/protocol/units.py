@@ -2,7 +2,9 @@
 
 * ``SearchStage``: ``n_trials`` slots; one slot = one configuration trained on every fold, its value
   the mean of the folds' best validation MAP@R (per-fold values stored on the trial). Slot 0 holds
-  the method's defaults. Pruning reports the running mean after each fold.
+  the method's defaults. A pruned trial finishes its slot as PRUNED (``fidelity``); only COMPLETE
+  trials are configurations to choose from. With ``protocol.budget_iterations`` the search also ends
+  when its training iterations are spent, each trial training at most its allowance (``budget``).
 * ``RepeatStage``: the best configuration retrained from scratch, one unit per repeat, each
   evaluated on the test classes.
 * ``PretrainedStage``: the "Pretrained" row (trunk before training, untrained embedders).
@@ -33,12 +35,15 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 from benchmark.config import BenchmarkConfig, DatasetConfig
+from benchmark.errors import ConfigError
 from benchmark.methods import get_method
 from benchmark.methods.search_space import suggest
+from benchmark.protocol import budget
 from benchmark.protocol import storage as st
 from benchmark.protocol.faults import kill_point
+from benchmark.protocol.fidelity import PRUNED_ATTR, TrialProgress, make_pruner, trial_iterations
 from benchmark.protocol.seeds import derive_seed
-from benchmark.protocol.workbench import Workbench
+from benchmark.protocol.workbench import IterationCapReached, Workbench
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +164,11 @@ class SearchStage(_Stage):
         super().__init__(bench, storage, dcfg, method, "search")
         self.spec = get_method(method)
         self.n_trials = self.cfg.protocol.n_trials if self.spec.search_space else 1
+        self.tcfg = self.cfg.training_for(dcfg)
+        #: A whole trial's most training iterations; the search's budget (None: n_trials alone).
+        self.trial_max = trial_iterations(self.cfg.protocol.n_folds, self.tcfg)
+        self.budget = self.cfg.protocol.budget_iterations
+        self.study.pruner = make_pruner(self.cfg.protocol.pruner, n_folds=self.cfg.protocol.n_folds, tcfg=self.tcfg)
 
     @staticmethod
     def slots(trials: list[FrozenTrial]) -> dict[int, int]:
@@ -182,12 +192,20 @@ class SearchStage(_Stage):
         slots = self.slots(trials)
         return {s: t for s, t in owners(trials, slots).items() if s < self.n_trials}
 
-    def n_finished(self) -> int:
+    def n_finished(self, trials: Optional[list[FrozenTrial]] = None) -> int:
         """How many slots of the budget are finished (complete or pruned)."""
-        return sum(t.state in FINISHED for t in self.owners().values())
+        return sum(t.state in FINISHED for t in self.owners(trials).values())
+
+    def budget_spent(self, trials: list[FrozenTrial]) -> bool:
+        """True when a compute budget is set and less than an epoch of it is left beside finished and running trials."""
+        return self.budget is not None and \
+            budget.left(trials, self.budget, self.trial_max) < self.tcfg.iterations_per_epoch
 
     def is_done(self) -> bool:
-        return self.n_finished() >= self.n_trials
+        trials = self.trials()
+        if self.n_finished(trials) >= self.n_trials:
+            return True
+        return self.budget_spent(trials) and not any(t.state == TrialState.RUNNING for t in trials)
 
     def _requeue(self, trials: list[FrozenTrial], slots: dict[int, int], live: dict[int, FrozenTrial]) -> bool:
         """Queue a retry of every slot whose trials all failed; True if any was queued."""
@@ -217,6 +235,8 @@ class SearchStage(_Stage):
             live = {s: t for s, t in live.items() if s < self.n_trials}
             if sum(t.state in FINISHED for t in live.values()) >= self.n_trials:
                 return DONE
+            if self.budget_spent(trials):  # running trials may leave some unused: wait for them
+                return BLOCKED if any(t.state == TrialState.RUNNING for t in trials) else DONE
             if self._requeue(trials, slots, live):
                 continue
             waiting = any(t.state == TrialState.WAITING for t in live.values())
@@ -235,46 +255,53 @@ class SearchStage(_Stage):
                 self._drop(trial, f"duplicate: slot {slot} belongs to trial {owner.number if owner else '?'}")
                 continue
             trial.set_user_attr(SLOT, slot)
+            allowance = None
+            if self.budget is not None:  # the trials below this one hold theirs already: see ``budget``
+                allowance = budget.allowance(self.trials(), trial.number, self.budget, self.trial_max)
+                if allowance < self.tcfg.iterations_per_epoch:
+                    self._drop(trial, f"budget: {allowance} iterations free for it, less than an epoch")
+                    return BLOCKED  # trials running elsewhere hold the rest
+                trial.set_user_attr(budget.ALLOWANCE, allowance)
             # parameters are sampled lazily at the first suggest: seed the sampler by the slot now
             self.study.sampler = make_sampler(p.sampler, derive_seed(self.cfg.seed, "sampler", self.name, slot),
                                               p.n_startup_trials)
-            self._run(trial, lambda t, hb, slot=slot: self._objective(t, slot, hb))
+            self._run(trial, lambda t, hb, slot=slot, cap=allowance: self._objective(t, slot, hb, cap))
             return RAN
         return BLOCKED
 
-    def _objective(self, trial: optuna.Trial, slot: int, heartbeat: st.Heartbeat) -> tuple[float, dict]:
+    def _objective(self, trial: optuna.Trial, slot: int, heartbeat: st.Heartbeat,
+                   allowance: Optional[int]) -> tuple[float, dict]:
         params = suggest(trial, self.spec.search_space)
-        values: list[float] = []
-        statuses: list[str] = []
-        iterations: list[int] = []
-        self.study.pruner = (optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
-                             if self.cfg.protocol.pruning else optuna.pruners.NopPruner())
+        progress = TrialProgress(trial, self.cfg.protocol.pruner, self.cfg.protocol.n_folds, prunable=slot != 0)
 
         def on_fold_end(i, result):
             if heartbeat.lost:
                 raise UnitLost(trial.number)
-            values.append(result.best_value)
-            statuses.append(result.status)
-            iterations.append(result.iterations)
-            trial.set_user_attr("fold_values", values)
-            trial.set_user_attr("fold_status", statuses)
-            trial.set_user_attr("fold_iterations", iterations)
-            mean = sum(values) / len(values)
-            trial.report(mean, i)
             kill_point("search.fold_end")
-            if i + 1 < len(self.bench.dataset(self.dcfg).folds) and trial.should_prune():
-                raise optuna.TrialPruned(f"fold {i}: running mean {mean:.4f} below the median")
+            progress.fold_end(i, result)
 
-        self.bench.train_folds(self.method, params, self.dcfg, ("search", self.name, slot),
-                               on_fold_end=on_fold_end, heartbeat=heartbeat.beat,
-                               desc=f"{self.dcfg.key}/{self.method} trial {slot}")
-        return sum(values) / len(values), {}
+        def on_validation(i, epoch, iteration, value):
+            if heartbeat.lost:
+                raise UnitLost(trial.number)
+            progress.validation(i, epoch, iteration, value)
+
+        try:
+            self.bench.train_folds(self.method, params, self.dcfg, ("search", self.name, slot),
+                                   on_fold_end=on_fold_end, on_validation=on_validation, max_iterations=allowance,
+                                   heartbeat=heartbeat.beat, desc=f"{self.dcfg.key}/{self.method} trial {slot}")
+        except IterationCapReached as exc:
+            trial.set_user_attr(PRUNED_ATTR, f"budget: {exc}")
+            raise optuna.TrialPruned(str(exc)) from None
+        return progress.mean(), {}
 
     def best_trial(self) -> FrozenTrial:
-        """The COMPLETE slot with the highest value (the lowest slot on ties)."""
+        """The COMPLETE slot with the highest value (the lowest slot on ties); pruned trials never count."""
         trials = self.trials()
         slots = self.slots(trials)
         complete = [t for t in self.owners(trials).values() if t.state == TrialState.COMPLETE]
+        if not complete:
+            raise ConfigError(f"search {self.name} ended without a complete configuration (every trial pruned or "
+                              f"cut by protocol.budget_iterations); raise the budget or change protocol.pruner")
         return max(complete, key=lambda t: (t.value, -slots[t.number]))
 
     def best_params(self) -> dict:

@@ -9,6 +9,7 @@ trunk outputs when it is prepared (``benchmark.protocol.frozen``), and its model
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -26,7 +27,11 @@ from benchmark.models.build import ModelFactory
 from benchmark.protocol.frozen import prepare_frozen
 from benchmark.protocol.seeds import derive_seed
 from benchmark.training.threads import torch_threads
-from benchmark.training.trainer import FoldResult, train_fold
+from benchmark.training.trainer import DIVERGED, FoldResult, train_fold
+
+
+class IterationCapReached(Exception):
+    """``train_folds`` stopped at its ``max_iterations``: a fold was cut short, or one was left untrained."""
 
 
 def relabel(images: ImageSet) -> ImageSet:
@@ -126,23 +131,38 @@ class Workbench:
 
     def train_folds(self, method_name: str, params: dict, dcfg: DatasetConfig, seed_key: tuple, *,
                     on_fold_end: Optional[Callable[[int, FoldResult], None]] = None,
+                    on_validation: Optional[Callable[[int, int, int, float], None]] = None,
+                    max_iterations: Optional[int] = None,
                     heartbeat: Optional[Callable[[], None]] = None, desc: str = "") -> list:
         """Train ``method_name`` with ``params`` on every fold; return ``[(model, FoldResult), ...]``.
 
-        ``on_fold_end(fold_index, result)`` may raise (e.g. ``optuna.TrialPruned``) to stop early.
+        ``on_fold_end(fold_index, result)`` and ``on_validation(fold_index, epoch, iteration, value)``
+        (after every validation) may raise (e.g. ``optuna.TrialPruned``) to stop early.
+        ``max_iterations`` caps the training iterations of all folds together: each fold's
+        ``max_epochs`` is cut to the whole epochs left; when a fold ran to such a cut, or less than an
+        epoch is left for the next fold, ``IterationCapReached`` is raised (after ``on_fold_end``).
         """
         with torch_threads(self.cfg.training_for(dcfg).threads):
             return self._train_folds(method_name, params, dcfg, seed_key, on_fold_end=on_fold_end,
+                                     on_validation=on_validation, max_iterations=max_iterations,
                                      heartbeat=heartbeat, desc=desc)
 
     def _train_folds(self, method_name: str, params: dict, dcfg: DatasetConfig, seed_key: tuple, *,
                      on_fold_end: Optional[Callable[[int, FoldResult], None]],
-                     heartbeat: Optional[Callable[[], None]], desc: str) -> list:
+                     on_validation: Optional[Callable[[int, int, int, float], None]],
+                     max_iterations: Optional[int], heartbeat: Optional[Callable[[], None]], desc: str) -> list:
         spec = get_method(method_name)
         data = self.dataset(dcfg)
         tcfg = self.cfg.training_for(dcfg)
-        out = []
+        out, used = [], 0
         for i, fold in enumerate(data.folds):
+            fold_cfg = tcfg
+            if max_iterations is not None:
+                epochs = min(tcfg.max_epochs, (max_iterations - used) // tcfg.iterations_per_epoch)
+                if epochs < 1:
+                    raise IterationCapReached(f"less than an epoch of the {max_iterations} iterations is left "
+                                              f"for fold {i}")
+                fold_cfg = dataclasses.replace(tcfg, max_epochs=epochs)
             seed = derive_seed(self.cfg.seed, *seed_key, "fold", i)
             model = data.models.new(derive_seed(seed, "init"))
             ctx = MethodContext(num_classes=fold.num_classes, embedding_dim=self.cfg.model.embedding_dim,
@@ -150,14 +170,21 @@ class Workbench:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(derive_seed(seed, "method"))
                 method = spec.create(ctx, params_for(method_name, dcfg.method_params, params))
+            validated = None if on_validation is None else (
+                lambda epoch, iteration, value, i=i: on_validation(i, epoch, iteration, value))
             model, result = train_fold(
                 model=model, method=method, train_set=fold.train, train_eval_set=fold.train_eval, val_set=fold.val,
-                cfg=tcfg, device=self.device, seed=seed, m_per_class=min(spec.m_per_class, tcfg.m_per_class),
+                cfg=fold_cfg, device=self.device, seed=seed, m_per_class=min(spec.m_per_class, tcfg.m_per_class),
                 warmup_epochs=spec.warmup_epochs, desc=f"{desc} fold {i}",
-                progress=self.progress, heartbeat=heartbeat)
+                progress=self.progress, heartbeat=heartbeat, on_validation=validated)
+            used += result.iterations
             out.append((model, result))
             if on_fold_end is not None:
                 on_fold_end(i, result)
+            ran_to_cut = result.iterations == fold_cfg.max_epochs * tcfg.iterations_per_epoch
+            if fold_cfg.max_epochs < tcfg.max_epochs and ran_to_cut and result.status != DIVERGED:
+                raise IterationCapReached(f"fold {i} was cut to {fold_cfg.max_epochs} of its {tcfg.max_epochs} epochs "
+                                          f"by the cap of {max_iterations} iterations")
         return out
 
     def untrained_models(self, dcfg: DatasetConfig, seed_key: tuple) -> list:

@@ -98,7 +98,7 @@ def features_config(tmp_path, root) -> str:
                    f"    root: {root}\nmodel: {{embedding_dim: 8}}\n"
                    f"training: {{batch_size: 8, m_per_class: 2, iterations_per_epoch: 5, max_epochs: 2, "
                    f"val_interval: 1, optimizer: adam, lr_embedder: 0.01, threads: 1}}\n"
-                   f"protocol: {{n_folds: 2, n_trials: 1, n_repeats: 2, pruning: false}}\n"
+                   f"protocol: {{n_folds: 2, n_trials: 1, n_repeats: 2, pruner: none}}\n"
                    f"evaluation: {{recall_at: [1]}}\n")
     return str(cfg)
 
