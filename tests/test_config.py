@@ -75,3 +75,11 @@ def test_bad_configs_are_rejected(data, message):
 def test_bad_override_syntax():
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         apply_overrides({}, ["training.max_epochs"])
+
+
+def test_the_published_protocol_never_prunes_and_the_other_presets_use_hyperband():
+    published = load_config(preset="reality-check").protocol
+    assert (published.pruner, published.n_trials, published.budget_iterations) == ("none", 50, None)
+    for preset in ("quick", "context-bias"):
+        assert load_config(preset=preset).protocol.pruner == "hyperband", preset
+    assert config_from_dict({}).protocol.pruner == "hyperband"
