@@ -118,8 +118,9 @@ class ProtocolConfig:
     n_startup_trials: int = bounded(10, lo=0)
     #: Early stopping of unpromising search trials (``benchmark.protocol.fidelity``): ``none``, ``median``
     #: (the running mean against the median of earlier trials, at fold ends) or ``hyperband`` (at every
-    #: validation, across folds). Slot 0, the method's defaults, is never pruned. Checked by ``benchmark.protocol``.
-    pruner: str = "median"
+    #: validation, across folds; the default, from ``benchmarks/search_efficiency.py``; the reality-check
+    #: preset says ``none``). Slot 0, the method's defaults, is never pruned. Checked by ``benchmark.protocol``.
+    pruner: str = "hyperband"
     #: Training iterations one search (one method on one dataset) may spend in all, over all its trials
     #: (``benchmark.protocol.budget``); null: only ``n_trials`` bounds it.
     budget_iterations: Optional[int] = bounded(None, lo=1)

@@ -129,3 +129,11 @@ def test_cross_section_checks(data, message):
 ])
 def test_cross_section_checks_accept_what_works(data):
     assemble_config(data)
+
+
+def test_the_published_protocol_never_prunes_and_the_other_presets_use_hyperband():
+    published = load_run_config(preset="reality-check").protocol
+    assert (published.pruner, published.n_trials, published.budget_iterations) == ("none", 50, None)
+    for preset in ("quick", "context-bias"):
+        assert load_run_config(preset=preset).protocol.pruner == "hyperband", preset
+    assert assemble_config({}).protocol.pruner == "hyperband"
