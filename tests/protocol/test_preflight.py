@@ -49,8 +49,8 @@ def test_device_check():
 def test_precision_check_names_the_dataset_whose_amp_the_gpu_lacks(monkeypatch):
     import torch
 
-    from benchmark.protocol.run_config import assemble_config
     from benchmark.protocol import workbench
+    from benchmark.protocol.run_config import assemble_config
     from benchmark.training import precision
 
     cfg = assemble_config({"datasets": [{"name": "builtin"}, {"name": "builtin", "label": "b",
@@ -60,6 +60,6 @@ def test_precision_check_names_the_dataset_whose_amp_the_gpu_lacks(monkeypatch):
     monkeypatch.setattr(precision, "_bf16_supported", lambda device: False)
     with pytest.raises(ConfigError, match=r"'datasets\[1\]\.training\.amp' is bf16, but cuda:0"):
         check_precision(cfg)
-    cfg.training.amp = "bf16"
+    cfg = assemble_config({"training": {"amp": "bf16"}})  # configs are frozen: a new one
     with pytest.raises(ConfigError, match=r"'training\.amp' is bf16"):
         check_precision(cfg)
