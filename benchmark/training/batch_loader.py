@@ -36,7 +36,7 @@ class SeededBatches(torch.utils.data.Dataset):
         seed = int(np.random.SeedSequence([self.seed, number]).generate_state(1)[0])
         with torch.random.fork_rng(devices=[]):  # the caller's generators are left as they were
             # the CPU generator alone: torch.manual_seed would also seed the CUDA generators, which
-            # fork_rng(devices=[]) does not restore, and costs ~1.4 ms (it records a stack for CUDA's lazy init)
+            # fork_rng(devices=[]) does not restore, and costs ~0.4 ms (it formats a stack for CUDA's lazy seeding)
             torch.default_generator.manual_seed(seed)
             state = random.getstate(), np.random.get_state()
             random.seed(seed)
