@@ -62,7 +62,9 @@ def test_the_workbench_builds_each_datasets_method_with_its_values(monkeypatch):
 
     def fake_train_fold(*, model, method, **kwargs):
         built.append(method)
-        return model, None
+        from benchmark.training.trainer import COMPLETED, FoldResult
+
+        return model, FoldResult(0.0, 0, COMPLETED, 0)  # the workbench sums the folds' iterations
 
     monkeypatch.setattr(workbench, "train_fold", fake_train_fold)
     bench.train_folds("dcml", {"alpha": 2e-5}, cfg.datasets[0], ("k",))
