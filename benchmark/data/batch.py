@@ -1,8 +1,9 @@
 """Assembling a batch from an image set: the items' tensors stacked, their labels and indices; and moving it.
 
-``gather(images, indices)`` is the one place a batch is put together from items (one indexing operation
-for cached tensors); the trainer's batches and the methods that visit the training images themselves
-(DCML's environment inference) use it. ``Batch.to`` moves a batch to the device, its images in the
+``gather(images, indices)`` puts a batch together from items (one indexing operation for cached tensors):
+the methods that visit the training images themselves (DCML's environment inference) and the trunk cache
+use it. (The trainer's batches from image files are stacked by the loader's workers, straight into shared
+memory: ``benchmark.training.batch_loader``.) ``Batch.to`` moves a batch to the device, its images in the
 training step's memory layout.
 """
 
@@ -37,6 +38,5 @@ def gather(images: ImageSet, indices: Sequence[int]) -> Batch:
     if isinstance(images, TensorSet):
         return Batch(images.rows(idx), torch.as_tensor(images.labels[idx]), torch.as_tensor(idx))
     items = [images[i] for i in idx]
-    # default_collate stacks into shared memory inside a DataLoader worker (no copy on the way out)
     pixels = torch.utils.data.default_collate([it[0] for it in items])
     return Batch(pixels, torch.as_tensor([it[1] for it in items]), torch.as_tensor(idx))

@@ -1,10 +1,12 @@
 """Training batches, by the fastest path the training set allows, each batch seeded by (fold seed, batch number).
 
 * Images from files: decoded and augmented in DataLoader worker processes (persistent for the fold,
-  two batches prefetched each, host memory pinned for a GPU). With the protocol's ``ImageTransform``
-  the workers stop at the ``uint8`` pixels, written straight into shared memory, and the float
-  conversion and normalisation run once per batch where the batch is delivered (on the device for a
-  GPU): float for float the same batch as transforming each image in full, with 4x less data between processes.
+  two batches prefetched each), which stack each batch into one of a few shared-memory buffers
+  allocated before they start (``BatchSlots``) and hand back only its number, labels and indices;
+  the main process copies the batch out and frees the buffer. With the protocol's ``ImageTransform``
+  the workers stop at the ``uint8`` pixels and the float conversion and normalisation run once per
+  batch where the batch is delivered (on the device for a GPU): float for float the same batch as
+  transforming each image in full, with 4x less data between processes.
 * Images held in memory whose transform is a ``BatchTransform`` (the built-in dataset): the whole
   batch is indexed and augmented as one tensor in the main process, on the device; workers would only add copying.
 * The frozen regime's cached trunk outputs (``ViewSet``): one random view of each sample, indexed in one operation.
@@ -17,6 +19,7 @@ never changes its pixels: the same seed gives the same batches and the same mode
 
 from __future__ import annotations
 
+import itertools
 import random
 from contextlib import contextmanager
 from typing import Callable, Iterator, Optional
@@ -25,12 +28,14 @@ import numpy as np
 import torch
 
 from benchmark.data.base import ArrayImageSet, BatchTransform, FileImageSet, ImageSet
-from benchmark.data.batch import gather
+from benchmark.data.batch import Batch
+from benchmark.data.batch_slots import BatchSlots
 from benchmark.data.loader_workers import resolve_num_workers
 from benchmark.data.tensor_sets import ViewSet
 from benchmark.data.transforms import ImageTransform
 
-Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+# a loader item: batch number, pixels (None: in its slot), labels, indices
+Item = tuple[int, Optional[torch.Tensor], np.ndarray, np.ndarray]
 
 
 def batch_seed(seed: int, number: int) -> int:
@@ -56,22 +61,30 @@ def seeded(seed: int) -> Iterator[None]:
 
 
 class SeededBatches(torch.utils.data.Dataset):
-    """Item ``(b, idx)``: the transformed images ``idx`` and their labels, augmented with generators seeded by ``b``.
+    """Item ``(b, idx)``: ``(b, pixels, labels, idx)``, the images ``idx`` transformed with generators seeded by
+    ``b``, stacked, with their labels and indices (numpy arrays).
 
-    In a worker process the images are stacked straight into shared memory (``default_collate``), so
-    that handing the batch to the main process copies nothing.
+    Given ``slots`` (in a worker process), a batch that fits is stacked into its slot and ``pixels`` is
+    ``None``: only the batch number, labels and indices travel back to the main process.
     """
 
-    def __init__(self, images: ImageSet, seed: int) -> None:
-        self.images, self.seed = images, seed
+    def __init__(self, images: ImageSet, seed: int, slots: Optional[BatchSlots] = None) -> None:
+        self.images, self.seed, self.slots = images, seed, slots
 
     def __len__(self) -> int:  # the sampler is endless; the length is only nominal
         return len(self.images)
 
-    def __getitem__(self, key: tuple[int, list]) -> Batch:
+    def __getitem__(self, key: tuple[int, list]) -> Item:
         number, idx = key
+        idx = [int(i) for i in idx]
         with seeded(batch_seed(self.seed, number)):
-            return gather(self.images, idx)
+            items = [self.images[i] for i in idx]
+        pixels = [item[0] for item in items]
+        labels, idx = np.asarray([item[1] for item in items], dtype=np.int64), np.asarray(idx, dtype=np.int64)
+        if self.slots is not None and self.slots.fits(pixels):
+            self.slots.write(number, pixels)
+            return number, None, labels, idx
+        return number, torch.stack(pixels), labels, idx
 
 
 class _Numbered:
@@ -87,16 +100,46 @@ class _Numbered:
             number += 1
 
 
-def _delivered(stream: Iterator[Batch], finish: Optional[Callable[[torch.Tensor], torch.Tensor]],
-               device: torch.device) -> Iterator[Batch]:
-    """``stream``'s batches moved to ``device`` (from pinned memory, without waiting), ``finish`` applied to x there."""
-    for x, y, idx in stream:
-        x, y, idx = (t.to(device, non_blocking=True) for t in (x, y, idx))
-        yield (finish(x) if finish is not None else x), y, idx
+def _as_is(item: Item) -> Item:
+    """The DataLoader's collate: the item unchanged (numpy labels and indices are pickled, not put in shared memory)."""
+    return item
+
+
+def _delivered(stream: Iterator[Item], slots: Optional[BatchSlots],
+               finish: Optional[Callable[[torch.Tensor], torch.Tensor]], device: torch.device) -> Iterator[Batch]:
+    """``stream``'s batches on ``device``, ``finish`` applied to x there; a batch in a slot is copied out and the
+    slot released before the batch is handed on. The slots are closed when the stream is."""
+    try:
+        for number, pixels, labels, idx in stream:
+            if pixels is None:  # in its slot: copied out before the slot is released
+                if finish is not None and device.type == "cpu":
+                    x, finished = finish(slots.read(number)), True  # finish makes a new tensor
+                else:  # a blocking copy (for a GPU too: the slot is reused once released)
+                    x, finished = slots.read(number).to(device, copy=True), False
+                slots.release(number)
+            else:
+                x, finished = pixels.to(device, non_blocking=True), False
+            if finish is not None and not finished:
+                x = finish(x)
+            yield x, torch.as_tensor(labels).to(device), torch.as_tensor(idx).to(device)
+    finally:
+        if slots is not None:
+            slots.close()
+
+
+def _slots_for(images: ImageSet, first: list, num_workers: int, prefetch: int) -> Optional[BatchSlots]:
+    """Slots for batches shaped like the first (``len(first)`` images like its first image), enough that no
+    worker waits: one per batch the loader keeps in flight, and two more. ``None`` if shared memory fails."""
+    with seeded(0):
+        probe = images[int(first[0])][0]
+    try:
+        return BatchSlots(prefetch * num_workers + 2, (len(first), *probe.shape), probe.dtype)
+    except RuntimeError:  # no shared memory to spare: the loader's usual hand-over
+        return None
 
 
 def image_batches(images: ImageSet, batches: Iterator[list], *, seed: int, num_workers: int,
-                  device: torch.device | str = "cpu") -> Iterator[Batch]:
+                  device: torch.device | str = "cpu", prefetch: int = 2) -> Iterator[Batch]:
     """Endless ``(x, y, idx)`` batches of ``images`` on ``device``, in the order ``batches`` gives their indices.
 
     ``batches`` must not depend on training as it goes (the loader reads ahead of training);
@@ -106,14 +149,18 @@ def image_batches(images: ImageSet, batches: Iterator[list], *, seed: int, num_w
     finish = None
     if isinstance(images, FileImageSet) and isinstance(images.transform, ImageTransform):
         images, finish = images.with_transform(images.transform.pixels), images.transform.finish
-    dataset = SeededBatches(images, seed)
     if num_workers == 0:
-        stream = (dataset[key] for key in _Numbered(batches))
-    else:
-        stream = iter(torch.utils.data.DataLoader(dataset, batch_size=None, sampler=_Numbered(batches),
-                                                  num_workers=num_workers, persistent_workers=True,
-                                                  prefetch_factor=2, pin_memory=device.type == "cuda"))
-    return _delivered(stream, finish, device)
+        dataset = SeededBatches(images, seed)
+        return _delivered((dataset[key] for key in _Numbered(batches)), None, finish, device)
+    first = next(batches)
+    slots = _slots_for(images, first, num_workers, prefetch)
+    loader = torch.utils.data.DataLoader(
+        SeededBatches(images, seed, slots), batch_size=None, sampler=_Numbered(itertools.chain([first], batches)),
+        collate_fn=_as_is, num_workers=num_workers, persistent_workers=True, prefetch_factor=prefetch,
+        pin_memory=device.type == "cuda" and slots is None,
+        # the loader's base seed from its own generator, not the caller's global one (batches are seeded anyway)
+        generator=torch.Generator().manual_seed(seed % 2**63))
+    return _delivered(iter(loader), slots, finish, device)
 
 
 def array_batches(images: ArrayImageSet, batches: Iterator[list], *, seed: int,
@@ -148,7 +195,7 @@ def training_batches(train_set: ImageSet, batches: Iterator[list], *, seed: int,
     """
     if isinstance(train_set, ViewSet):
         rng = np.random.default_rng([seed % (2**63), 1])
-        return _delivered(view_batches(train_set, batches, rng), None, torch.device(device))
+        return (Batch(*b).to(torch.device(device)) for b in view_batches(train_set, batches, rng))
     if has_batch_path(train_set):
         return array_batches(train_set, batches, seed=seed, device=device)
     return image_batches(train_set, batches, seed=seed, num_workers=resolve_num_workers(num_workers, device),

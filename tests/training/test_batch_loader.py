@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -15,7 +17,8 @@ from benchmark.data.transforms import imagenet_train_transform
 from benchmark.methods import MethodContext, get_method
 from benchmark.models.embedding_model import EmbeddingModel
 from benchmark.models.trunks import SmallCNN
-from benchmark.training import trainer
+from benchmark.data.batch_slots import BatchSlots
+from benchmark.training import batch_loader, trainer
 from benchmark.training.batch_loader import (
     batch_seed,
     has_batch_path,
@@ -70,13 +73,74 @@ def test_uint8_pixels_finished_per_batch_are_the_images_transformed_one_by_one(t
         assert x.dtype == torch.float32 and torch.equal(x, expected)
 
 
-def test_the_callers_random_state_is_untouched(tmp_path):
+@pytest.mark.parametrize("workers", [0, 2])
+def test_the_callers_random_state_is_untouched(tmp_path, workers):
     images = image_files(tmp_path)
     torch.manual_seed(11)
     expected = torch.rand(3)
     torch.manual_seed(11)
-    take(images, 0, n=2)
+    take(images, workers, n=2)
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_workers_write_fitting_batches_into_slots(tmp_path):
+    images = image_files(tmp_path, protocol=True)
+    pixels = images.with_transform(images.transform.pixels)
+    first = [0, 1, 4, 5, 8, 9, 12, 13]
+    slots = batch_loader._slots_for(pixels, first, num_workers=2, prefetch=2)
+    assert slots.count == 6 and slots.shape == (8, 3, 32, 32) and slots.dtype == torch.uint8
+    number, x, y, idx = batch_loader.SeededBatches(pixels, 3, slots)[(1, first)]
+    assert number == 1 and x is None and idx.tolist() == first and y.tolist() == images.labels[first].tolist()
+    with seeded(batch_seed(3, 1)):
+        expected = torch.stack([pixels[i][0] for i in first])
+    assert torch.equal(slots.read(1), expected)
+    assert batch_loader.SeededBatches(pixels, 3, slots)[(8, first[:6])][1].shape == (6, 3, 32, 32)  # no fit
+
+
+def test_with_fewer_slots_than_batches_in_flight_workers_wait_their_turn(tmp_path, monkeypatch):
+    images = image_files(tmp_path, protocol=True)
+    serial = take(images, 0, n=6)
+    made = []
+
+    def one_slot(images, first, num_workers, prefetch):
+        made.append(BatchSlots(1, (len(first), *images[int(first[0])][0].shape)))
+        return made[-1]
+
+    monkeypatch.setattr(batch_loader, "_slots_for", one_slot)
+    batches = ClassBalancedBatches(images.labels, batch_size=8, m_per_class=2, seed=3)
+    stream = image_batches(images, batches, seed=3, num_workers=2)
+    for x0, y0, i0 in serial:
+        x, y, i = next(stream)
+        assert torch.equal(x0, x) and torch.equal(y0, y) and torch.equal(i0, i)
+    start = time.perf_counter()
+    del stream  # the workers waiting for the slot are told to stop, not killed after a timeout
+    assert made[0].tickets.tolist() == [6] and int(made[0].closed[0]) == 1
+    assert time.perf_counter() - start < 4.0
+
+
+class Uneven:
+    """Batches of 8, then 6, then 8 ... indices (the slots fit only the first size)."""
+
+    def __init__(self, labels):
+        self.inner, self.n = ClassBalancedBatches(labels, batch_size=8, m_per_class=2, seed=3), 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        self.n += 1
+        idx = next(self.inner)
+        return idx if self.n % 2 else idx[:6]
+
+
+def test_batches_that_do_not_fit_the_slots_come_the_usual_way(tmp_path):
+    images = image_files(tmp_path, protocol=True)
+    serial = image_batches(images, Uneven(images.labels), seed=3, num_workers=0)
+    parallel = image_batches(images, Uneven(images.labels), seed=3, num_workers=2)
+    for _ in range(4):
+        (x0, y0, i0), (x, y, i) = next(serial), next(parallel)
+        assert torch.equal(x0, x) and torch.equal(y0, y) and torch.equal(i0, i)
+    assert [len(next(parallel)[0]) for _ in range(2)] == [8, 6]
 
 
 def test_same_seed_same_model_with_0_and_2_workers(tmp_path):
