@@ -6,18 +6,21 @@ Both loops train fold 0 of the built-in dataset (the quick preset's dataset and 
 the pretrained small CNN and the embedder on augmented 32 x 32 images, batch 32 = 8 classes x 4,
 Adam with the trunk and the embedder in their own parameter groups, the preset's one CPU thread) from
 the same initial model, with the same method object's loss, the same class-balanced batches (the
-sampler with the same seed) and the same augmentation (the dataset's training transform, image by
-image, on the main process). The harness is ``train_fold`` for one epoch of ``--iterations``
-iterations; the bare loop is a ``for`` loop: next indices, stack the transformed images, forward,
-loss, ``zero_grad``, backward, step.
+sampler with the same seed) and the same augmentation (the built-in dataset's training transform).
+The harness is ``train_fold`` for one epoch of ``--iterations`` iterations, which augments each batch
+as one tensor (its in-memory fast path); a bare loop is a ``for`` loop: next indices, the batch's
+images augmented, forward, loss, ``zero_grad``, backward, step. Two bare loops are timed:
+``bare/image`` augments image by image and stacks (what a plain PyTorch loop over a dataset does),
+``bare/batch`` indexes the whole batch and augments it as one tensor with one generator (the harness's
+data path written out by hand: the stricter baseline, whose ratio is the harness's own overhead).
 
 **Validation is excluded from both**: the harness's one validation (at the end of its epoch) is
 replaced by a stub that stops its clock, and the bare loop has none. Each loop's time includes its own
 set-up (optimizer, sampler; the harness's checkpoint of the initial weights, its per-batch seeding of
 the augmentation) and its first iteration. After one short warm-up run of each, the two are
-interleaved ``--rounds`` times (harness, bare, harness, bare, ...) so that a change in the machine's
-load hits both alike; the figures are the medians over the rounds and the ratio is the median of the
-rounds' harness / bare ratios.
+interleaved ``--rounds`` times (harness, bare/image, bare/batch, harness, ...) so that a change in the
+machine's load hits all alike; the figures are the medians over the rounds and each ratio is the median
+of the rounds' harness / bare ratios.
 
 On a GPU the comparison runs again with each ``--amp`` precision: the harness with ``training.amp``
 set (and ``memory_format: auto``, channels-last on CUDA), the bare loop with the same autocast dtype,
@@ -30,6 +33,7 @@ import argparse
 import contextlib
 import copy
 import dataclasses
+import functools
 import os
 import statistics
 import time
@@ -84,8 +88,9 @@ def harness(bench, fold, tcfg, spec, model) -> float:
     return clock["end"] - start
 
 
-def bare(bench, fold, tcfg, spec, model) -> float:
-    """Seconds of a plain PyTorch loop doing the harness's work (module docstring)."""
+def bare(bench, fold, tcfg, spec, model, whole_batch: bool = False) -> float:
+    """Seconds of a plain PyTorch loop doing the harness's work (module docstring); ``whole_batch``: the batch
+    augmented as one tensor, else image by image."""
     from benchmark.training.precision import resolve_precision
     from benchmark.training.samplers import ClassBalancedBatches
 
@@ -105,10 +110,15 @@ def bare(bench, fold, tcfg, spec, model) -> float:
     sampler = ClassBalancedBatches(images.labels, batch_size=tcfg.batch_size,
                                    m_per_class=min(spec.m_per_class, tcfg.m_per_class), seed=0)
     scaler = torch.amp.GradScaler(device.type) if setting.dtype == torch.float16 else None
+    generator = torch.Generator().manual_seed(0)
     model.train()
     for _ in range(tcfg.iterations_per_epoch):
         idx = next(sampler)
-        x = torch.stack([images[i][0] for i in idx]).to(device, non_blocking=True).contiguous(memory_format=layout)
+        if whole_batch:
+            x = images.transform.batch(images.rows(idx, device), generator).contiguous(memory_format=layout)
+        else:
+            x = torch.stack([images[i][0] for i in idx]).to(device, non_blocking=True)
+            x = x.contiguous(memory_format=layout)
         y = torch.as_tensor(images.labels[idx]).to(device, non_blocking=True)
         autocast = torch.autocast(device.type, dtype=setting.dtype) if setting.dtype else contextlib.nullcontext()
         with autocast:
@@ -132,18 +142,19 @@ def compare(prepared, rounds: int, amp: str) -> None:
     bench, fold, tcfg, spec, initial = prepared
     tcfg = dataclasses.replace(tcfg, amp=amp)
     n = tcfg.iterations_per_epoch
-    ms: dict[str, list[float]] = {"harness": [], "bare": []}
+    loops = {"harness": harness, "bare/image": bare, "bare/batch": functools.partial(bare, whole_batch=True)}
+    ms: dict[str, list[float]] = {name: [] for name in loops}
     with torch_threads(tcfg.threads):
-        for loop in (harness, bare):  # warm-up: allocator, kernels, caches
+        for loop in loops.values():  # warm-up: allocator, kernels, caches
             loop(bench, fold, dataclasses.replace(tcfg, iterations_per_epoch=5), spec, copy.deepcopy(initial))
         for _ in range(rounds):
-            for name, loop in (("harness", harness), ("bare", bare)):
+            for name, loop in loops.items():
                 ms[name].append(1000.0 * loop(bench, fold, tcfg, spec, copy.deepcopy(initial)) / n)
-    ratios = [h / b for h, b in zip(ms["harness"], ms["bare"])]
-    print(f"{bench.device.type} amp={amp:<5} harness {statistics.median(ms['harness']):6.2f} ms/it, "
-          f"bare {statistics.median(ms['bare']):6.2f} ms/it, harness/bare {statistics.median(ratios):.3f} "
-          f"(rounds, harness/bare ms: {', '.join(f'{h:.1f}/{b:.1f}' for h, b in zip(ms['harness'], ms['bare']))})",
-          flush=True)
+    print(f"{bench.device.type} amp={amp:<5} harness {statistics.median(ms['harness']):6.2f} ms/it", flush=True)
+    for name in ("bare/image", "bare/batch"):
+        ratios = [h / b for h, b in zip(ms["harness"], ms[name])]
+        print(f"  {name} {statistics.median(ms[name]):6.2f} ms/it, harness/{name} {statistics.median(ratios):.3f} "
+              f"(rounds: {', '.join(f'{r:.3f}' for r in ratios)})", flush=True)
 
 
 def main() -> None:
