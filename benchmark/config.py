@@ -355,6 +355,9 @@ def _check_values(cfg: BenchmarkConfig) -> None:
         if t.batch_size % t.m_per_class:
             raise ConfigError(f"config key '{path}.batch_size' ({t.batch_size}) must be a multiple of m_per_class "
                               f"({t.m_per_class})")
+        if t.patience < t.val_interval:
+            raise ConfigError(f"config key '{path}.patience' ({t.patience}) must be at least val_interval "
+                              f"({t.val_interval}): with less, training stops before its next validation")
 
 
 def parse_config(data: dict) -> BenchmarkConfig:

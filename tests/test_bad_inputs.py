@@ -234,6 +234,8 @@ CASES = [
     Case("max_epochs_negative", sets("training.max_epochs=-1"), ("training.max_epochs",)),
     Case("val_interval_zero", sets("training.val_interval=0"), ("training.val_interval",)),
     Case("patience_zero", sets("training.patience=0"), ("training.patience",)),
+    Case("patience_below_val_interval", sets("training.val_interval=3", "training.patience=2"),
+         ("training.patience", "val_interval")),
     Case("lr_trunk_negative", sets("training.lr_trunk=-0.1"), ("training.lr_trunk",)),
     Case("lr_embedder_nan", sets("training.lr_embedder=.nan"), ("training.lr_embedder", "finite")),
     Case("weight_decay_inf", sets("training.weight_decay=.inf"), ("training.weight_decay", "finite")),

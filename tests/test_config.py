@@ -66,6 +66,7 @@ def test_num_workers_is_auto_by_default_and_takes_numbers():
     ({"protocol": {"sampler": "cmaes"}}, "protocol.sampler"),
     ({"protocol": {"n_folds": 1}}, "protocol.n_folds"),
     ({"training": {"batch_size": 30, "m_per_class": 4}}, "multiple of m_per_class"),
+    ({"training": {"val_interval": 5, "patience": 4}}, "must be at least val_interval"),
     ({"model": {"trunk": "vit"}}, "model.trunk"),
     ({"device": "tpu"}, "device"),
     ({"training": {"regime": "frozn"}}, "training.regime"),
