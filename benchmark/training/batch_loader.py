@@ -1,9 +1,11 @@
 """Training batches, by the fastest path the training set allows, each batch seeded by (fold seed, batch number).
 
 * Images from files: decoded and augmented in DataLoader worker processes (persistent for the fold,
-  two batches prefetched each), which stack each batch into one of a few shared-memory buffers
-  allocated before they start (``BatchSlots``) and hand back only its number, labels and indices;
-  the main process copies the batch out and frees the buffer. With the protocol's ``ImageTransform``
+  two batches prefetched each). Training on a CPU, the workers stack each batch into one of a few
+  shared-memory buffers allocated before they start (``BatchSlots``) and hand back only its number,
+  labels and indices; the main process copies the batch out and frees the buffer. On a GPU they hand
+  each batch over the loader's usual way, which the loader's own thread receives and pins, so that
+  the copy to the device overlaps the training step. With the protocol's ``ImageTransform``
   the workers stop at the ``uint8`` pixels and the float conversion and normalisation run once per
   batch where the batch is delivered (on the device for a GPU): float for float the same batch as
   transforming each image in full, with 4x less data between processes.
@@ -153,11 +155,13 @@ def image_batches(images: ImageSet, batches: Iterator[list], *, seed: int, num_w
         dataset = SeededBatches(images, seed)
         return _delivered((dataset[key] for key in _Numbered(batches)), None, finish, device)
     first = next(batches)
-    slots = _slots_for(images, first, num_workers, prefetch)
+    # On a GPU the loader's pin-memory thread receives each batch and pins it, off the training thread, so
+    # the copy to the device overlaps the step; on a CPU the batch is used where it lands: in a slot.
+    slots = _slots_for(images, first, num_workers, prefetch) if device.type == "cpu" else None
     loader = torch.utils.data.DataLoader(
         SeededBatches(images, seed, slots), batch_size=None, sampler=_Numbered(itertools.chain([first], batches)),
         collate_fn=_as_is, num_workers=num_workers, persistent_workers=True, prefetch_factor=prefetch,
-        pin_memory=device.type == "cuda" and slots is None,
+        pin_memory=device.type == "cuda",
         # the loader's base seed from its own generator, not the caller's global one (batches are seeded anyway)
         generator=torch.Generator().manual_seed(seed % 2**63))
     return _delivered(iter(loader), slots, finish, device)
