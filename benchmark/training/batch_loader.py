@@ -86,7 +86,8 @@ class SeededBatches(torch.utils.data.Dataset):
         if self.slots is not None and self.slots.fits(pixels):
             self.slots.write(number, pixels)
             return number, None, labels, idx
-        return number, torch.stack(pixels), labels, idx
+        # default_collate stacks straight into shared memory in a worker (nothing copied on the way out)
+        return number, torch.utils.data.default_collate(pixels), labels, idx
 
 
 class _Numbered:
@@ -109,20 +110,18 @@ def _as_is(item: Item) -> Item:
 
 def _delivered(stream: Iterator[Item], slots: Optional[BatchSlots],
                finish: Optional[Callable[[torch.Tensor], torch.Tensor]], device: torch.device) -> Iterator[Batch]:
-    """``stream``'s batches on ``device``, ``finish`` applied to x there; a batch in a slot is copied out and the
-    slot released before the batch is handed on. The slots are closed when the stream is."""
+    """``stream``'s batches on ``device``, ``finish`` applied to x there. A batch in a slot (slots are made for
+    CPU training only) is copied out, by ``finish`` or a clone, and the slot released before the batch is
+    handed on. The slots are closed when the stream is."""
     try:
         for number, pixels, labels, idx in stream:
-            if pixels is None:  # in its slot: copied out before the slot is released
-                if finish is not None and device.type == "cpu":
-                    x, finished = finish(slots.read(number)), True  # finish makes a new tensor
-                else:  # a blocking copy (for a GPU too: the slot is reused once released)
-                    x, finished = slots.read(number).to(device, copy=True), False
+            if pixels is None:
+                x = slots.read(number)
+                x = finish(x) if finish is not None else x.clone()  # finish makes a new tensor
                 slots.release(number)
             else:
-                x, finished = pixels.to(device, non_blocking=True), False
-            if finish is not None and not finished:
-                x = finish(x)
+                x = pixels.to(device, non_blocking=True)
+                x = finish(x) if finish is not None else x
             yield x, torch.as_tensor(labels).to(device), torch.as_tensor(idx).to(device)
     finally:
         if slots is not None:
