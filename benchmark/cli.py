@@ -3,7 +3,16 @@
 Bad input (a malformed argument, an unknown or out-of-range config key, an output folder that
 cannot be used, an unreachable storage, a missing or malformed dataset, a run folder of another
 config) prints one line ``error: ...`` and exits with status 2, before anything is written.
-Ctrl-C exits with 130; re-running the same command resumes the run.
+Faults of the machine also end in one line ``error: ...``, with their own exit status; re-running
+the same command resumes the run:
+
+* 3: no space left on the device (or the disk quota spent) while writing a file: the run folder,
+  a result file, the report's tables and plots. Nothing is left half-written; a run folder that
+  this invocation created before the run started is removed again.
+* 4: the storage database did not answer for longer than ``protocol.storage_wait`` seconds. The
+  worker's unfinished unit is released (failed) if the database answers during the cleanup, and
+  otherwise taken over at once by the next worker started on the same host.
+* 130: Ctrl-C.
 """
 
 from __future__ import annotations
@@ -14,9 +23,12 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from benchmark.errors import BenchmarkError
+from benchmark.errors import BenchmarkError, DiskFullError
+from benchmark.io import is_disk_full
 
 RESULTS_DIR = Path("results")
+#: The run folder this command writes to (named by a full disk's message when the failed write did not say).
+_run_dir: Optional[Path] = None
 
 
 def _add_run_args(p: argparse.ArgumentParser) -> None:
@@ -109,6 +121,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     # Every check before anything is written: config keys, output folder, device, trunk weights, storage, datasets.
     cfg = _config_from_args(args)
     run_dir = Path(args.out) if args.out else RESULTS_DIR / cfg.name
+    _set_run_dir(run_dir)
     check_output_dir(run_dir)
     check_device(cfg.device)
     check_precision(cfg)
@@ -133,6 +146,7 @@ def _report(run_dir: Path, *, formats, compare, plots: bool, print_format: str) 
     from benchmark.reporting import aggregate_run, render_table, write_plots, write_reports
     from benchmark.reporting.run_report import write_run_report
 
+    _set_run_dir(run_dir)
     results = run_dir / "results.csv"
     if not results.is_file():
         raise BenchmarkError(f"{results} does not exist (is {run_dir} a run folder?)")
@@ -151,6 +165,11 @@ def _report(run_dir: Path, *, formats, compare, plots: bool, print_format: str) 
         print(f"  - {line}")
     print(f"\nwrote {len(written)} files under {run_dir} (open {run_dir / 'report.html'})")
     return 0
+
+
+def _set_run_dir(run_dir: Path) -> None:
+    global _run_dir
+    _run_dir = run_dir
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -175,7 +194,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return cmd_report(args)
     except BenchmarkError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_status
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        error = DiskFullError(exc.filename or _run_dir or "the output folder")  # a write outside ``benchmark.io``
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_status
     except KeyboardInterrupt:
         print("interrupted: the unit in progress was recorded as failed and will be redone; "
               "re-run the same command to resume", file=sys.stderr)

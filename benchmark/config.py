@@ -130,6 +130,9 @@ class ProtocolConfig:
     grace_period: int = bounded(1800, lo=1)
     #: Seconds a worker waits before looking again for work held by other workers.
     poll_interval: float = bounded(10.0, lo=0.0, lo_open=True)
+    #: Seconds a worker keeps retrying (with backoff) a storage database that stopped answering before it
+    #: gives up with exit status 4; its unfinished unit is then redone by the next worker. 0: give up at once.
+    storage_wait: float = bounded(120.0, lo=0.0, hi=86400.0)
 
 
 @dataclass(frozen=True)

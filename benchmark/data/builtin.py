@@ -38,7 +38,7 @@ from benchmark.checks import check_int
 from benchmark.constants import cache_dir
 from benchmark.data.base import ArrayImageSet, BatchTransform, DataSource, Transform
 from benchmark.errors import ConfigError
-from benchmark.io import atomic_write
+from benchmark.io import write_cache_file
 
 #: Bumped whenever the generated images change for the same parameters (invalidates caches).
 GENERATOR_VERSION = 1
@@ -414,10 +414,7 @@ def _cached(kind: str, params: dict, generate: Callable[[], dict[str, np.ndarray
         with open(tmp, "wb") as fh:
             np.savez_compressed(fh, **arrays)
 
-    try:
-        atomic_write(path, write)
-    except OSError:  # read-only or full cache: the data is still usable
-        pass
+    write_cache_file(path, write)  # read-only or full cache: one warning, the data is still usable
     return arrays
 
 

@@ -32,7 +32,7 @@ from benchmark.data.builtin import (
     load_pretrain_pool,
 )
 from benchmark.errors import ConfigError
-from benchmark.io import atomic_write
+from benchmark.io import write_cache_file
 from benchmark.models.trunks import SmallCNN
 
 #: Bumped whenever the pretraining recipe changes (invalidates cached trunks).
@@ -143,8 +143,5 @@ def pretrained_small_cnn(*, seed: int = 0, epochs: int = DEFAULT_EPOCHS, cache: 
     trunk.eval()
     if cache:
         state = {k: v.contiguous() for k, v in trunk.state_dict().items()}
-        try:
-            atomic_write(path, lambda tmp: torch.save(state, tmp))
-        except OSError:  # unwritable cache: the trunk is still usable
-            pass
+        write_cache_file(path, lambda tmp: torch.save(state, tmp))  # unwritable cache: one warning
     return trunk

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from benchmark.constants import cache_dir
 from benchmark.data.base import ImageSet, Transform
 from benchmark.data.batch import gather
-from benchmark.io import atomic_write
+from benchmark.io import write_cache_file
 
 #: Bumped whenever the way outputs are computed changes (invalidates cached files).
 CACHE_VERSION = 1
@@ -109,8 +109,6 @@ def trunk_outputs(encoder: nn.Module, images: ImageSet, transform: Optional[Tran
     values = _compute(encoder, images, transform, views, seed, device or torch.device("cpu"), batch_size, desc,
                       progress)
     if cache:
-        try:
-            atomic_write(path, lambda tmp: torch.save({"key": key_digest(key), "values": values}, tmp))
-        except OSError:  # read-only or full cache: the values are still usable
-            pass
+        # a read-only or full cache is one warning: the values are still usable
+        write_cache_file(path, lambda tmp: torch.save({"key": key_digest(key), "values": values}, tmp))
     return values

@@ -63,7 +63,7 @@ def run_leaderboard(cfg: BenchmarkConfig, run_dir: Path, *, progress: bool = Tru
     so that a bad dataset is reported before anything is written).
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = st.create_storage(cfg.protocol.storage, run_dir)
+    storage = st.create_storage(cfg.protocol.storage, run_dir, wait=cfg.protocol.storage_wait)
     check_storage_config(storage, cfg, allow_config_change=allow_config_change)
     bench = bench or Workbench(cfg, progress=progress)
     stages = build_stages(bench, storage)

@@ -26,7 +26,8 @@ from benchmark.protocol.units import SAMPLERS
 from benchmark.training.checks import check_training_section
 
 #: Keys that may change when a run is continued (they change how fast, not what is computed).
-VOLATILE_KEYS = {"device", "protocol.poll_interval", "training.num_workers", "training.eval_batch_size"}
+VOLATILE_KEYS = {"device", "protocol.poll_interval", "protocol.storage_wait", "training.num_workers",
+                 "training.eval_batch_size"}
 
 
 def assemble_config(data: dict) -> BenchmarkConfig:

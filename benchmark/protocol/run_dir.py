@@ -1,10 +1,16 @@
-"""The run folder: its resolved config (a re-run must match it), provenance and log."""
+"""The run folder: its resolved config (a re-run must match it), provenance and log.
+
+When preparing the folder fails (a full disk, say), what this invocation created is removed again:
+the folder itself and the parents it made, or the new entries of a folder that existed.
+A log line that cannot be written (full disk) is dropped without a word: the result files report it.
+"""
 
 from __future__ import annotations
 
 import fcntl
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import yaml
@@ -18,8 +24,26 @@ CONFIG_FILE = "config.resolved.yaml"
 
 
 def prepare_run_dir(run_dir: Path, cfg: BenchmarkConfig, argv: list[str], *, allow_config_change: bool) -> None:
-    """Create ``run_dir`` or check that it belongs to ``cfg``; record the config and provenance."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+    """Create ``run_dir`` or check that it belongs to ``cfg``; record the config and provenance.
+
+    On any failure, what this call created is removed before the error propagates.
+    """
+    created = [p for p in (run_dir, *run_dir.parents) if not p.exists()]
+    before = set(run_dir.iterdir()) if not created else set()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _prepare(run_dir, cfg, argv, allow_config_change=allow_config_change)
+    except BaseException:
+        if created:
+            shutil.rmtree(created[-1], ignore_errors=True)  # the outermost folder this call made
+        else:
+            for entry in set(run_dir.iterdir()) - before:
+                if entry.is_file() or entry.is_symlink():
+                    entry.unlink(missing_ok=True)
+        raise
+
+
+def _prepare(run_dir: Path, cfg: BenchmarkConfig, argv: list[str], *, allow_config_change: bool) -> None:
     new = config_to_dict(cfg)
     path = run_dir / CONFIG_FILE
     if path.exists():
@@ -47,9 +71,22 @@ def record_invocation(prov_path: Path, invocation: dict) -> None:
 
 def attach_log(run_dir: Path) -> logging.Handler:
     """Log INFO and above of the ``benchmark`` loggers to ``run_dir/run.log`` (appending)."""
-    handler = logging.FileHandler(run_dir / "run.log", encoding="utf-8")
+    handler = _LogFile(run_dir / "run.log", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logger = logging.getLogger("benchmark")
     logger.setLevel(logging.INFO)
     logger.addHandler(handler)
     return handler
+
+
+class _LogFile(logging.FileHandler):
+    """A log file whose write errors (a full disk) drop the line instead of printing a traceback."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        pass
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except OSError:  # the last lines could not be flushed to a full disk
+            pass

@@ -11,6 +11,12 @@ Optuna's own heartbeat (``RDBStorage(heartbeat_interval=...)``) exists only for 
 inside ``Study.optimize``; the units here are asked and told one at a time on either storage, so the
 heartbeat is a user attribute, refreshed by ``Heartbeat``, and a dead process on this host is
 recognised at once instead of after the grace period.
+
+A database storage waits out an outage of up to ``wait`` seconds (``protocol.storage_wait``), every
+call retried, heartbeat included (``storage_retry``); past it the worker ends with
+``StorageUnavailableError``, and its trial, still RUNNING if the database did not come back in time,
+is taken over by the next worker on this host at once (its process is dead) or elsewhere after the
+grace period.
 """
 
 from __future__ import annotations
@@ -27,12 +33,14 @@ from typing import Optional
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
+from optuna.storages._cached_storage import _CachedStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from benchmark.errors import ConfigError
 from benchmark.io import pid_alive
 from benchmark.protocol.journal_repair import repair_journal
-from benchmark.protocol.storage_check import KEY, mask_password
+from benchmark.protocol.storage_check import CONNECT_TIMEOUT, KEY, mask_password
+from benchmark.protocol.storage_retry import PatientStorage
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +96,16 @@ def _require_module(module: str, url: str) -> None:
                           f"(module {module!r}): {POSTGRES_INSTALL}")
 
 
-def create_storage(url: Optional[str], run_dir: Path) -> BaseStorage:
+#: Seconds a database storage waits out an outage by default (``protocol.storage_wait``).
+DEFAULT_WAIT = 120.0
+
+
+def create_storage(url: Optional[str], run_dir: Path, *, wait: float = DEFAULT_WAIT) -> BaseStorage:
     """The storage at ``url``, or a journal file ``run_dir/optuna.journal`` when ``url`` is None.
 
     A journal whose last record was cut off (power loss, full disk) is repaired first. Several
-    workers may start on a fresh database at once: the schema is created by one of them.
+    workers may start on a fresh database at once: the schema is created by one of them. A database
+    that stops answering is waited for, at most ``wait`` seconds per outage (``PatientStorage``).
     """
     if url is None:
         from optuna.storages.journal import JournalFileBackend
@@ -102,7 +115,8 @@ def create_storage(url: Optional[str], run_dir: Path) -> BaseStorage:
         repair_journal(path)
         backend = JournalFileBackend(str(path))
         return optuna.storages.JournalStorage(backend)
-    return _create_rdb_storage(resolve_storage_url(url), display=mask_password(url))
+    display = mask_password(url)
+    return PatientStorage(_create_rdb_storage(resolve_storage_url(url), display=display), wait=wait, display=display)
 
 
 def _create_rdb_storage(url: str, *, display: str) -> BaseStorage:
@@ -112,7 +126,8 @@ def _create_rdb_storage(url: str, *, display: str) -> BaseStorage:
     for attempt in range(10):
         try:
             with _schema_lock(url):
-                return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+                rdb = optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url))
+            return _CachedStorage(rdb)  # what Optuna itself would wrap an RDBStorage in
         except (IntegrityError, ProgrammingError) as exc:  # another worker created the schema at the same moment
             last = exc
             time.sleep(0.1 + random.random() * 0.2 * (attempt + 1))
@@ -120,6 +135,15 @@ def _create_rdb_storage(url: str, *, display: str) -> BaseStorage:
             first = str(exc.orig if getattr(exc, "orig", None) is not None else exc).strip().splitlines()[0]
             raise ConfigError(f"storage {display} cannot be reached ({first})") from None
     raise ConfigError(f"storage {display}: could not create Optuna's tables ({last})")
+
+
+def _engine_kwargs(url: str) -> dict:
+    """Stale connections replaced before use (after a database restart); a connection attempt to a
+    PostgreSQL server that does not answer gives up after ``CONNECT_TIMEOUT`` seconds, and is retried."""
+    kwargs: dict = {"pool_pre_ping": True}
+    if url.startswith("postgresql"):
+        kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
+    return kwargs
 
 
 class _schema_lock:
