@@ -99,7 +99,9 @@ def fresh_postgres_database():
 
     admin = postgres_admin_url()
     name = f"dmltest_{uuid.uuid4().hex[:12]}"
-    engine = sqlalchemy.create_engine(st.resolve_storage_url(admin), isolation_level="AUTOCOMMIT")
+    # no pooled connection: a test may restart the server in between (``test_storage_retry``)
+    engine = sqlalchemy.create_engine(st.resolve_storage_url(admin), isolation_level="AUTOCOMMIT",
+                                      poolclass=sqlalchemy.pool.NullPool)
     with engine.connect() as conn:
         conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
     url = sqlalchemy.engine.make_url(admin).set(database=name).render_as_string(hide_password=False)
