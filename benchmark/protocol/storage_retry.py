@@ -53,12 +53,29 @@ def is_unreachable(exc: BaseException) -> bool:
 
 
 def _reason(exc: BaseException) -> str:
-    """The first line of the database's own message (its driver's error), password masked."""
-    orig = getattr(exc, "orig", None)
-    cause = exc.__cause__ if orig is None else orig
-    text = str(cause if cause is not None else exc).strip()
+    """The first line of the database driver's own message (or of ``exc``), password masked."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if getattr(current, "orig", None) is not None:
+            exc = current.orig
+            break
+        current = current.__cause__ or current.__context__
+    text = str(exc).strip()
     line = text.splitlines()[0] if text else type(exc).__name__
     return mask_password(line)[:200]
+
+
+class _QuietFallback(logging.Filter):
+    """Drop Optuna's multi-line warning that a query failed and a slower one is tried: the failure it
+    reports is the outage, which ``PatientStorage`` reports in one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Caught an error from sqlalchemy")
+
+
+_QUIET = _QuietFallback()
 
 
 class PatientStorage(BaseStorage):
@@ -66,6 +83,7 @@ class PatientStorage(BaseStorage):
 
     def __init__(self, inner: BaseStorage, *, wait: float, display: str) -> None:
         self._inner, self.wait, self.display = inner, float(wait), display
+        logging.getLogger("optuna.storages._rdb.storage").addFilter(_QUIET)
         self._lock = threading.Lock()
         self._down_since: float | None = None
         self._gave_up = False
