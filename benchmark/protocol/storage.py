@@ -16,7 +16,8 @@ A database storage waits out an outage of up to ``wait`` seconds (``protocol.sto
 call retried, heartbeat included (``storage_retry``); past it the worker ends with
 ``StorageUnavailableError``, and its trial, still RUNNING if the database did not come back in time,
 is taken over by the next worker on this host at once (its process is dead) or elsewhere after the
-grace period.
+grace period. A trial taken but never claimed (its worker died or gave up between the two) is stale
+``storage_wait`` + ``CLAIM_MARGIN`` seconds after its start.
 """
 
 from __future__ import annotations
@@ -98,6 +99,8 @@ def _require_module(module: str, url: str) -> None:
 
 #: Seconds a database storage waits out an outage by default (``protocol.storage_wait``).
 DEFAULT_WAIT = 120.0
+#: Seconds beyond ``protocol.storage_wait`` after which a RUNNING trial that no worker claimed is stale.
+CLAIM_MARGIN = 60.0
 
 
 def create_storage(url: Optional[str], run_dir: Path, *, wait: float = DEFAULT_WAIT) -> BaseStorage:
@@ -251,24 +254,37 @@ def owner_is_dead(trial: FrozenTrial) -> bool:
     return pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid))
 
 
-def is_stale(trial: FrozenTrial, grace_period: float, now: Optional[float] = None) -> bool:
-    """A RUNNING trial whose worker is gone: a dead process on this host, or a heartbeat too old."""
+def is_stale(trial: FrozenTrial, grace_period: float, now: Optional[float] = None,
+             claim_window: Optional[float] = None) -> bool:
+    """A RUNNING trial whose worker is gone: a dead process on this host, or a heartbeat too old.
+
+    With ``claim_window``, also a trial that no worker claimed within that many seconds of its start:
+    its worker died, or gave up on the storage, between taking it and recording its identity.
+    """
     if trial.state != TrialState.RUNNING:
         return False
     if owner_is_dead(trial):
         return True
-    last = trial.user_attrs.get(HEARTBEAT_ATTR)
-    if last is None and trial.datetime_start is not None:
-        last = trial.datetime_start.timestamp()
     now = time.time() if now is None else now
+    started = trial.datetime_start.timestamp() if trial.datetime_start is not None else None
+    if claim_window is not None and WORKER_ATTR not in trial.user_attrs and started is not None \
+            and now - started > claim_window:
+        return True
+    last = trial.user_attrs.get(HEARTBEAT_ATTR, started)
     return last is not None and now - float(last) > grace_period
 
 
-def fail_stale_trials(study: optuna.Study, grace_period: float) -> list[int]:
-    """Mark the study's stale RUNNING trials as FAIL; return their numbers."""
+def unclaimed_after(storage_wait: float) -> float:
+    """Seconds after which an unclaimed RUNNING trial is stale: a live worker records its identity right
+    after taking a trial, or within ``storage_wait`` (and one pause) while the storage is down."""
+    return storage_wait + CLAIM_MARGIN
+
+
+def fail_stale_trials(study: optuna.Study, grace_period: float, claim_window: Optional[float] = None) -> list[int]:
+    """Mark the study's stale RUNNING trials as FAIL (see ``is_stale``); return their numbers."""
     failed = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if is_stale(t, grace_period):
+        if is_stale(t, grace_period, claim_window=claim_window):
             try:
                 study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
                 failed.append(t.number)

@@ -224,7 +224,7 @@ class SearchStage(_Stage):
     def step(self) -> str:
         p = self.cfg.protocol
         for _ in range(_MAX_DROPS):
-            st.fail_stale_trials(self.study, p.grace_period)
+            st.fail_stale_trials(self.study, p.grace_period, st.unclaimed_after(p.storage_wait))
             trials = self.trials()
             if not trials:  # the method's defaults are slot 0
                 defaults = {k: v for k, v in self.spec.defaults.items() if k in self.spec.search_space}
@@ -334,7 +334,8 @@ class _QueuedStage(_Stage):
         if not self._ready():
             return BLOCKED
         for _ in range(_MAX_DROPS):
-            st.fail_stale_trials(self.study, self.cfg.protocol.grace_period)
+            p = self.cfg.protocol
+            st.fail_stale_trials(self.study, p.grace_period, st.unclaimed_after(p.storage_wait))
             trials = self.trials()
             live = {u: t for u, t in owners(trials, self.units(trials)).items() if u < self.n_units}
             if sum(t.state == TrialState.COMPLETE for t in live.values()) >= self.n_units:

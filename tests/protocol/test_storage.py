@@ -53,3 +53,19 @@ def test_live_worker_keeps_its_trial_until_heartbeat_expires(tmp_path):
         system_attrs={}, intermediate_values={}, trial_id=1)
     assert not st.is_stale(other_host, 60)
     assert st.is_stale(other_host, 60, now=time.time() + 61)
+
+
+def test_a_trial_taken_but_never_claimed_is_stale_after_the_claim_window(tmp_path):
+    """A worker that died or gave up on the storage between ``ask`` and ``claim`` left no identity to check."""
+    study = st.get_study(st.create_storage(None, tmp_path), "s")
+    study.ask()  # never claimed
+    frozen = study.get_trials()[0]
+    window = st.unclaimed_after(5)
+    assert window == 5 + st.CLAIM_MARGIN
+    assert not st.is_stale(frozen, 3600, claim_window=window)
+    assert not st.is_stale(frozen, 3600, now=time.time() + window + 1)  # without a window: the grace period only
+    assert st.is_stale(frozen, 3600, now=time.time() + window + 1, claim_window=window)
+    claimed = study.ask()
+    st.claim(claimed)
+    frozen = study.get_trials()[1]
+    assert not st.is_stale(frozen, 3600, now=time.time() + window + 1, claim_window=window)  # a live worker's
