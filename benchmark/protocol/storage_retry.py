@@ -122,7 +122,10 @@ class PatientStorage(BaseStorage):
 
     def _already_in(self, trial_id: int, state, values=None) -> bool:
         """A retried state change whose first try was committed (its answer lost on the way)."""
-        trial = self._inner.get_trial(trial_id)
+        try:
+            trial = self._inner.get_trial(trial_id)
+        except Exception:  # noqa: BLE001 - cannot tell: report the refusal itself
+            return False
         return trial.state == state and (values is None or list(trial.values or []) == list(values))
 
     def _failed(self, exc: BaseException) -> float:
