@@ -1,27 +1,36 @@
-"""A PostgreSQL storage that stops answering: the real server stopped and started while two workers run.
+"""A PostgreSQL storage that stops answering (``benchmark.protocol.storage_retry``).
 
-An outage shorter than ``protocol.storage_wait`` is waited out (every storage call retried, the
-heartbeat included): both workers exit 0 and every unit is done exactly once. A longer one ends each
-worker with one line naming the storage (password masked) and exit status 4, and a re-run on this
-host takes the unfinished units over at once and completes the leaderboard. The server is always
+Fast: the storage reaches the real server through a TCP relay that the test cuts and restores (every
+connection dropped, new ones refused): a call waits for the link, and past ``wait`` raises one masked
+line, after which the storage answers again once the link is back.
+
+Slow: the real server stopped and started while two workers run. An outage shorter than
+``protocol.storage_wait`` is waited out (every storage call retried, the heartbeat included): both
+workers exit 0 and every unit is done exactly once. A longer one ends each worker with one line
+naming the storage (password masked) and exit status 4, and a re-run on this host takes the
+unfinished units over at once and completes the leaderboard. The server is always
 started again, whatever happens.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import optuna
 import pytest
+from optuna.trial import TrialState
 
+from benchmark.errors import StorageUnavailableError
 from benchmark.protocol import storage as st
 from tests.protocol.workers import ROOT, assert_every_unit_exactly_once, finish, fresh_postgres_database
 
-pytestmark = pytest.mark.slow
 STORAGE_GONE = 4
 #: A tiny leaderboard (frozen regime: units of a few seconds), 2 search slots and 2 repeats, 5 units in all.
 TINY = """\
@@ -98,6 +107,98 @@ def config(tmp_path) -> Path:
     return path
 
 
+class Link:
+    """A TCP relay to the database server that can be cut (connections dropped, new ones closed at once)."""
+
+    def __init__(self, url: str) -> None:
+        import sqlalchemy
+
+        self.target = sqlalchemy.engine.make_url(url)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = self.target.set(host="127.0.0.1", port=self.listener.getsockname()[1]) \
+            .render_as_string(hide_password=False)
+        self.up, self.sockets, self.lock = True, [], threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:  # closed
+                return
+            if not self.up:
+                client.close()
+                continue
+            server = socket.create_connection((self.target.host, self.target.port or 5432))
+            with self.lock:
+                self.sockets += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def cut(self) -> None:
+        self.up = False
+        with self.lock:
+            for s in self.sockets:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            self.sockets = []
+
+    def restore(self) -> None:
+        self.up = True
+
+    def close(self) -> None:
+        self.cut()
+        self.listener.close()
+
+
+def test_a_call_waits_for_the_link_and_past_the_wait_gives_up_in_one_masked_line(tmp_path, capsys):
+    import sqlalchemy
+
+    with fresh_postgres_database() as url:
+        link = Link(url)
+        try:
+            study = st.get_study(st.create_storage(link.url, tmp_path, wait=60), "s")
+            trial = study.ask()
+            link.cut()
+            threading.Timer(2.0, link.restore).start()
+            study.tell(trial, 1.0)  # retried until the link is back
+            assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE]
+            err = capsys.readouterr().err.splitlines()
+            assert len(err) == 2 and "is not answering" in err[0] and "answers again" in err[1], err
+
+            impatient = optuna.load_study(study_name="s", storage=st.create_storage(link.url, tmp_path, wait=1))
+            link.cut()
+            with pytest.raises(StorageUnavailableError) as caught:
+                impatient.get_trials()
+            message = str(caught.value)
+            assert message.startswith(f"storage {st.mask_password(link.url)} did not answer for 1 s")
+            assert len(message.splitlines()) == 1
+            assert f":{sqlalchemy.engine.make_url(url).password}@" not in message + capsys.readouterr().err
+            with pytest.raises(StorageUnavailableError):  # gave up: one try, no second wait
+                impatient.get_trials()
+            link.restore()
+            assert len(impatient.get_trials()) == 1  # and it answers again
+        finally:
+            link.close()
+
+
+@pytest.mark.slow
 def test_two_workers_wait_out_a_45_s_outage(config, tmp_path):
     with fresh_postgres_database() as url:
         out = tmp_path / "run"
@@ -117,6 +218,7 @@ def test_two_workers_wait_out_a_45_s_outage(config, tmp_path):
         assert_every_unit_exactly_once(st.create_storage(url, out), n_trials=2, n_repeats=2)
 
 
+@pytest.mark.slow
 def test_an_outage_past_storage_wait_ends_each_worker_in_one_line(config, tmp_path):
     import sqlalchemy
 
