@@ -11,10 +11,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import traceback
 from pathlib import Path
 from typing import Optional, Sequence
 
 from benchmark.errors import BenchmarkError
+from benchmark.secrets import redact_text
 
 RESULTS_DIR = Path("results")
 
@@ -34,7 +36,9 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--folds", type=int, help="cross-validation folds")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--storage", help="Optuna storage URL shared by several workers (default: a journal file "
-                                     "in the run folder)")
+                                     "in the run folder); taken as a plain string. Its password is masked in "
+                                     "everything the run writes; better, keep it out of the URL (~/.pgpass or "
+                                     "PGPASSWORD for PostgreSQL)")
     p.add_argument("--seed", type=int, help="run seed")
     p.add_argument("--allow-config-change", action="store_true",
                    help="continue a run folder whose stored config differs from this one")
@@ -77,13 +81,12 @@ def _config_from_args(args: argparse.Namespace):
 
     overrides = list(args.overrides)
     for flag, key in (("trials", "protocol.n_trials"), ("repeats", "protocol.n_repeats"),
-                      ("folds", "protocol.n_folds"), ("device", "device"), ("storage", "protocol.storage"),
-                      ("seed", "seed")):
+                      ("folds", "protocol.n_folds"), ("device", "device"), ("seed", "seed")):
         value = getattr(args, flag)
         if value is not None:
             overrides.append(f"{key}={value}")
     return load_run_config(preset=args.preset, path=args.config, overrides=overrides,
-                           methods=_names(args.methods), datasets=_names(args.datasets))
+                           methods=_names(args.methods), datasets=_names(args.datasets), storage=args.storage)
 
 
 def _names(text: Optional[str]) -> Optional[list[str]]:
@@ -174,7 +177,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return cmd_run(args, argv)
         return cmd_report(args)
     except BenchmarkError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact_text(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: the unit in progress was recorded as failed and will be redone; "
@@ -187,3 +190,6 @@ def entry_point() -> None:
         sys.exit(main())
     except BrokenPipeError:  # output piped into head & co.
         sys.exit(0)
+    except Exception:  # noqa: BLE001 - a bug: its traceback, with any storage password masked
+        sys.stderr.write(redact_text(traceback.format_exc()))
+        sys.exit(1)

@@ -32,7 +32,9 @@ from optuna.trial import FrozenTrial, TrialState
 from benchmark.errors import ConfigError
 from benchmark.io import pid_alive
 from benchmark.protocol.journal_repair import repair_journal
-from benchmark.protocol.storage_check import KEY, mask_password
+from benchmark.secrets import redact_text, redact_url
+
+KEY = "config key 'protocol.storage'"
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +62,7 @@ def resolve_storage_url(url: str) -> str:
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError):
-        raise ConfigError(f"{KEY}: {mask_password(url)!r} is not a database URL (expected e.g. "
+        raise ConfigError(f"{KEY}: {redact_url(url)!r} is not a database URL (expected e.g. "
                           f"postgresql://user:password@host/database)") from None
     backend, _, driver = parsed.drivername.partition("+")
     if backend in ("postgresql", "postgres"):
@@ -71,7 +73,7 @@ def resolve_storage_url(url: str) -> str:
         for name, module in POSTGRES_DRIVERS:
             if _importable(module):
                 return parsed.set(drivername=f"postgresql+{name}").render_as_string(hide_password=False)
-        raise ConfigError(f"{KEY}: the database driver for {mask_password(url)!r} is not installed "
+        raise ConfigError(f"{KEY}: the database driver for {redact_url(url)!r} is not installed "
                           f"(module 'psycopg' or 'psycopg2'): {POSTGRES_INSTALL}")
     return url
 
@@ -84,7 +86,7 @@ def _importable(module: str) -> bool:
 
 def _require_module(module: str, url: str) -> None:
     if not _importable(module):
-        raise ConfigError(f"{KEY}: the database driver for {mask_password(url)!r} is not installed "
+        raise ConfigError(f"{KEY}: the database driver for {redact_url(url)!r} is not installed "
                           f"(module {module!r}): {POSTGRES_INSTALL}")
 
 
@@ -102,7 +104,7 @@ def create_storage(url: Optional[str], run_dir: Path) -> BaseStorage:
         repair_journal(path)
         backend = JournalFileBackend(str(path))
         return optuna.storages.JournalStorage(backend)
-    return _create_rdb_storage(resolve_storage_url(url), display=mask_password(url))
+    return _create_rdb_storage(resolve_storage_url(url), display=redact_url(url))
 
 
 def _create_rdb_storage(url: str, *, display: str) -> BaseStorage:
@@ -118,8 +120,8 @@ def _create_rdb_storage(url: str, *, display: str) -> BaseStorage:
             time.sleep(0.1 + random.random() * 0.2 * (attempt + 1))
         except OperationalError as exc:
             first = str(exc.orig if getattr(exc, "orig", None) is not None else exc).strip().splitlines()[0]
-            raise ConfigError(f"storage {display} cannot be reached ({first})") from None
-    raise ConfigError(f"storage {display}: could not create Optuna's tables ({last})")
+            raise ConfigError(f"storage {display} cannot be reached ({redact_text(first)})") from None
+    raise ConfigError(f"storage {display}: could not create Optuna's tables ({redact_text(str(last))})")
 
 
 class _schema_lock:
