@@ -13,8 +13,8 @@ Both backends return the same neighbours: each hands over ``k + MARGIN`` candida
 which are ranked again by their similarity recomputed row by row in the same float operations
 whichever backend found them, ties broken by the lower index (the order a stable sort gives).
 Rounding differences between the backends' BLAS kernels therefore never change the result, and two
-identical references keep their index order. Memory grows linearly with the number of samples: queries are searched in chunks whose
-similarity block stays under ``BLOCK_BYTES``.
+identical references keep their index order. Memory grows linearly with the number of samples:
+queries are searched in chunks whose similarity block stays under ``BLOCK_BYTES``.
 """
 
 from __future__ import annotations
