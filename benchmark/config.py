@@ -131,6 +131,15 @@ class ProtocolConfig:
     grace_period: int = bounded(1800, lo=1)
     #: Seconds a worker waits before looking again for work held by other workers.
     poll_interval: float = bounded(10.0, lo=0.0, lo_open=True)
+    #: ``ordered``: a method's search slots run one after another, each sampled (and pruned) against the
+    #: finished slots before it, so any number of workers gives the table of one; workers share out the
+    #: methods, datasets and repeats instead. ``concurrent``: a free worker starts the next slot at once
+    #: (TPE's constant liar stands in for running slots): faster with more workers than methods, but the
+    #: parameters then depend on the workers' timing. Checked by ``benchmark.protocol``.
+    search_order: str = "ordered"
+    #: Worker processes ``dml-bench run`` starts on this machine (all on the run's storage), or ``auto``
+    #: (every core on a CPU, one per GPU; ``benchmark.protocol.local_workers``).
+    workers: Union[int, str] = bounded(1, lo=1, hi=MAX_NUM_WORKERS, keywords=("auto",))
 
 
 @dataclass(frozen=True)

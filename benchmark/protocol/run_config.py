@@ -23,11 +23,12 @@ from benchmark.methods.dataset_params import check_method_params
 from benchmark.secrets import redact_url
 from benchmark.models.checks import check_model_section
 from benchmark.protocol.fidelity import PRUNERS, trial_iterations
-from benchmark.protocol.units import SAMPLERS
+from benchmark.protocol.units import SAMPLERS, SEARCH_ORDERS
 from benchmark.training.checks import check_training_section
 
 #: Keys that may change when a run is continued (they change how fast, not what is computed).
-VOLATILE_KEYS = {"device", "protocol.poll_interval", "training.num_workers", "training.eval_batch_size"}
+VOLATILE_KEYS = {"device", "protocol.poll_interval", "protocol.workers", "training.num_workers",
+                 "training.eval_batch_size"}
 
 
 def assemble_config(data: dict) -> BenchmarkConfig:
@@ -47,6 +48,7 @@ def check_run_config(cfg: BenchmarkConfig) -> None:
     check_choice(cfg.protocol.fold_mode, FOLD_MODES, "protocol.fold_mode")
     check_choice(cfg.protocol.sampler, tuple(SAMPLERS), "protocol.sampler")
     check_choice(cfg.protocol.pruner, PRUNERS, "protocol.pruner")
+    check_choice(cfg.protocol.search_order, SEARCH_ORDERS, "protocol.search_order")
     for i, d in enumerate(cfg.datasets):
         check_dataset_entry(d.name, d.root, d.options, f"datasets[{i}]")
         check_method_params(d.method_params, f"datasets[{i}].method_params")
