@@ -12,6 +12,8 @@ if ! pg_lsclusters -h | awk -v v="$version" '$1 == v && $2 == "main"' | grep -q 
 fi
 su postgres -c "psql -tAc \"SELECT 1 FROM pg_roles WHERE rolname = 'dmlbench'\"" | grep -q 1 ||
     su postgres -c "psql -qc \"CREATE USER dmlbench WITH PASSWORD 'dmlbench' CREATEDB\"" >&2
+# CREATEROLE: tests/test_secrets.py makes a throwaway role with a password of its own
+su postgres -c "psql -qc \"ALTER USER dmlbench CREATEDB CREATEROLE\"" >&2
 su postgres -c "psql -tAc \"SELECT 1 FROM pg_database WHERE datname = 'dmlbench'\"" | grep -q 1 ||
     su postgres -c "createdb -O dmlbench dmlbench" >&2
 echo "postgresql://dmlbench:dmlbench@127.0.0.1:5432/dmlbench"

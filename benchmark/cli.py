@@ -20,11 +20,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import traceback
 from pathlib import Path
 from typing import Optional, Sequence
 
 from benchmark.errors import BenchmarkError, DiskFullError
 from benchmark.io import is_disk_full
+from benchmark.secrets import redact_text
 
 RESULTS_DIR = Path("results")
 #: The run folder this command writes to (named by a full disk's message when the failed write did not say).
@@ -46,11 +48,16 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--folds", type=int, help="cross-validation folds")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--storage", help="Optuna storage URL shared by several workers (default: a journal file "
-                                     "in the run folder)")
+                                     "in the run folder); taken as a plain string. Its password is masked in "
+                                     "everything the run writes; better, keep it out of the URL (~/.pgpass or "
+                                     "PGPASSWORD for PostgreSQL)")
     p.add_argument("--seed", type=int, help="run seed")
     p.add_argument("--allow-config-change", action="store_true",
                    help="continue a run folder whose stored config differs from this one")
+    p.add_argument("--workers", help="worker processes to start on this machine, or auto (every core; one per "
+                                     "GPU); they share the run's storage (default: protocol.workers)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-report", action="store_true", help=argparse.SUPPRESS)  # a worker started by --workers
 
 
 class UsageError(BenchmarkError):
@@ -89,13 +96,13 @@ def _config_from_args(args: argparse.Namespace):
 
     overrides = list(args.overrides)
     for flag, key in (("trials", "protocol.n_trials"), ("repeats", "protocol.n_repeats"),
-                      ("folds", "protocol.n_folds"), ("device", "device"), ("storage", "protocol.storage"),
-                      ("seed", "seed")):
+                      ("folds", "protocol.n_folds"), ("device", "device"), ("seed", "seed"),
+                      ("workers", "protocol.workers")):
         value = getattr(args, flag)
         if value is not None:
             overrides.append(f"{key}={value}")
     return load_run_config(preset=args.preset, path=args.config, overrides=overrides,
-                           methods=_names(args.methods), datasets=_names(args.datasets))
+                           methods=_names(args.methods), datasets=_names(args.datasets), storage=args.storage)
 
 
 def _names(text: Optional[str]) -> Optional[list[str]]:
@@ -113,6 +120,7 @@ def cmd_list_methods(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from benchmark.models.trunks import check_pretrained_weights
     from benchmark.protocol.leaderboard import run_leaderboard
+    from benchmark.protocol.local_workers import plan_workers
     from benchmark.protocol.preflight import check_device, check_output_dir, check_precision
     from benchmark.protocol.run_dir import attach_log, prepare_run_dir
     from benchmark.protocol.storage_check import check_storage_url
@@ -131,15 +139,40 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     bench = Workbench(cfg, progress=not args.no_progress)
     bench.load_all()  # layouts, paths inside the root, each image once, readable image headers
     prepare_run_dir(run_dir, cfg, list(argv), allow_config_change=args.allow_config_change)
-    handler = attach_log(run_dir)
-    try:
-        run_leaderboard(cfg, run_dir, progress=not args.no_progress, allow_config_change=args.allow_config_change,
-                        bench=bench)
-    finally:
-        logging.getLogger("benchmark").removeHandler(handler)
-        handler.close()
+    frozen = any(cfg.training_for(d).regime == "frozen" or d.name == "features" for d in cfg.datasets)
+    plan = plan_workers(cfg.protocol.workers, device=cfg.device, frozen=frozen)
+    if plan.n > 1:
+        code = _run_local_workers(cfg, run_dir, bench, plan, argv, progress=not args.no_progress)
+        if code != 0:
+            return code
+    else:
+        handler = attach_log(run_dir)
+        try:
+            run_leaderboard(cfg, run_dir, progress=not args.no_progress,
+                            allow_config_change=args.allow_config_change, bench=bench)
+        finally:
+            logging.getLogger("benchmark").removeHandler(handler)
+            handler.close()
+    if args.no_report:
+        return 0
     return _report(run_dir, formats=("markdown", "text", "latex"), compare=None, plots=True,
                    print_format="markdown")
+
+
+def _run_local_workers(cfg, run_dir: Path, bench, plan, argv: Sequence[str], *, progress: bool) -> int:
+    """``--workers N``: N worker processes on the run's storage, one progress bar, the worst status."""
+    from benchmark.protocol.leaderboard import storage_progress
+    from benchmark.protocol.local_workers import run_workers
+
+    print(f"starting {plan.describe()} on {run_dir} (logs: {run_dir / 'workers'})", file=sys.stderr)
+    bar = storage_progress(cfg, run_dir, bench, enabled=progress)  # opens the storage before any worker writes
+    try:
+        code = run_workers(argv, plan, run_dir, progress=bar.update)
+    finally:
+        bar.close()
+    if code == 0:
+        bar.check_complete()
+    return code
 
 
 def _report(run_dir: Path, *, formats, compare, plots: bool, print_format: str) -> int:
@@ -193,7 +226,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return cmd_run(args, argv)
         return cmd_report(args)
     except BenchmarkError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact_text(str(exc))}", file=sys.stderr)
         return exc.exit_status
     except OSError as exc:
         if not is_disk_full(exc):
@@ -212,3 +245,6 @@ def entry_point() -> None:
         sys.exit(main())
     except BrokenPipeError:  # output piped into head & co.
         sys.exit(0)
+    except Exception:  # noqa: BLE001 - a bug: its traceback, with any storage password masked
+        sys.stderr.write(redact_text(traceback.format_exc()))
+        sys.exit(1)

@@ -19,6 +19,7 @@ from typing import Any, Optional, Union, get_args, get_origin, get_type_hints
 import yaml
 
 from benchmark.errors import ConfigError
+from benchmark.secrets import redact_text, redact_url
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 #: Seeds are non-negative 63-bit integers (numpy and the built-in dataset take them as they are).
@@ -133,6 +134,15 @@ class ProtocolConfig:
     #: Seconds a worker keeps retrying (with backoff) a storage database that stopped answering before it
     #: gives up with exit status 4; its unfinished unit is then redone by the next worker. 0: give up at once.
     storage_wait: float = bounded(120.0, lo=0.0, hi=86400.0)
+    #: ``ordered``: a method's search slots run one after another, each sampled (and pruned) against the
+    #: finished slots before it, so any number of workers gives the table of one; workers share out the
+    #: methods, datasets and repeats instead. ``concurrent``: a free worker starts the next slot at once
+    #: (TPE's constant liar stands in for running slots): faster with more workers than methods, but the
+    #: parameters then depend on the workers' timing. Checked by ``benchmark.protocol``.
+    search_order: str = "ordered"
+    #: Worker processes ``dml-bench run`` starts on this machine (all on the run's storage), or ``auto``
+    #: (every core on a CPU, one per GPU; ``benchmark.protocol.local_workers``).
+    workers: Union[int, str] = bounded(1, lo=1, hi=MAX_NUM_WORKERS, keywords=("auto",))
 
 
 @dataclass(frozen=True)
@@ -375,19 +385,36 @@ def parse_config(data: dict) -> BenchmarkConfig:
 
 
 def config_to_dict(cfg: BenchmarkConfig) -> dict:
-    return dataclasses.asdict(cfg)
+    """The config as a plain mapping, as it is recorded (run folder, storage) and compared: the storage
+    URL's password masked (``benchmark.secrets``), since the record must never hold it."""
+    data = dataclasses.asdict(cfg)
+    data["protocol"]["storage"] = redact_url(data["protocol"]["storage"])
+    return data
 
 
 # -- reading files, presets and overrides --------------------------------------------------------
 
+#: Keys whose ``--set`` value is taken as the string given (``null`` aside), never parsed as YAML: a
+#: storage URL must not turn into a mapping (whose refusal would print it, password and all).
+VERBATIM_KEYS = {"protocol.storage"}
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
-    """``"training.max_epochs=3"`` -> (["training", "max_epochs"], 3); the value is parsed as YAML."""
+    """``"training.max_epochs=3"`` -> (["training", "max_epochs"], 3); the value is parsed as YAML
+    (``VERBATIM_KEYS`` excepted)."""
     if "=" not in text:
-        raise ConfigError(f"--set expects KEY=VALUE, got {text!r}")
+        raise ConfigError(f"--set expects KEY=VALUE, got {redact_text(text)!r}")
     key, raw = text.split("=", 1)
-    if not key.strip():
-        raise ConfigError(f"--set expects KEY=VALUE, got {text!r}")
-    return key.strip().split("."), yaml.safe_load(raw)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"--set expects KEY=VALUE, got {redact_text(text)!r}")
+    if key in VERBATIM_KEYS:
+        return key.split("."), None if raw.strip() in ("null", "~") else raw
+    try:
+        return key.split("."), yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {key}: the value is not valid YAML ({str(exc).splitlines()[0]}); quote it "
+                          f"if it is a string") from None
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:

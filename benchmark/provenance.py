@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+from benchmark.secrets import redact_text
+
 PACKAGES = ("torch", "torchvision", "numpy", "pandas", "scipy", "faiss-cpu", "faiss-gpu", "optuna",
             "pytorch-metric-learning", "tabulate", "matplotlib", "tqdm", "PyYAML")
 
@@ -46,7 +48,7 @@ def provenance(argv: list[str], seed: int) -> dict[str, object]:
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "host": socket.gethostname(),
         "platform": platform.platform(),
-        "argv": argv,
+        "argv": [redact_text(a) for a in argv],  # a --storage URL's password never reaches the file
         "seed": seed,
         "versions": library_versions(),
         "git": git_commit(),

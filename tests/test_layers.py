@@ -1,6 +1,6 @@
 """The package's layers depend in one direction: no module imports a layer above its own.
 
-Order, bottom to top: the base modules (errors, constants, io, checks, config, manifest, metric_catalog,
+Order, bottom to top: the base modules (errors, secrets, constants, io, checks, config, manifest, metric_catalog,
 provenance), data, models, evaluation, methods, training, protocol, reporting, cli.
 Every ``import`` is counted, at module level or
 inside a function, so that a late import cannot hide an upward dependency.
@@ -15,7 +15,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "benchmark"
 LAYERS = ["base", "data", "models", "evaluation", "methods", "training", "protocol", "reporting", "cli"]
-BASE = {"errors", "constants", "io", "checks", "config", "manifest", "metric_catalog", "provenance", "__init__"}
+BASE = {"errors", "secrets", "constants", "io", "checks", "config", "manifest", "metric_catalog", "provenance",
+        "__init__"}
 
 
 def layer_of(module: str) -> str:
@@ -64,7 +65,8 @@ def test_no_module_imports_a_layer_above_it():
 
 def test_config_is_a_leaf():
     config = [t for t in imports(PACKAGE / "config.py")]
-    assert config == ["benchmark.errors"]
+    assert config == ["benchmark.errors", "benchmark.secrets"]
+    assert imports(PACKAGE / "secrets.py") == [] and imports(PACKAGE / "errors.py") == []
 
 
 @pytest.mark.parametrize("source, expected", [

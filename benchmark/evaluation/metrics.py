@@ -3,27 +3,24 @@
 Definitions follow the reality-check protocol (``shared/PROTOCOL.md``): for a query labelled y,
 R is the number of *other* reference samples labelled y; queries with R = 0 are excluded; the
 query itself is never its own neighbour when the query set is the reference set. Neighbours are
-exact (faiss flat inner-product index on L2-normalised embeddings, i.e. cosine / Euclidean order),
-searched in chunks of queries for only k = max(R) (+1) neighbours, so memory grows linearly with
-the number of samples.
+exact (inner product on L2-normalised embeddings, i.e. cosine / Euclidean order; ties by lower
+index), searched in chunks of queries for only k = max(R) neighbours by the faster of torch and
+faiss on this machine (``benchmark.evaluation.knn``), so memory grows linearly with the number of
+samples.
 """
 
 from __future__ import annotations
 
 from typing import Optional, Sequence, Union
 
-import faiss
 import numpy as np
 import torch
 
 from benchmark.errors import BenchmarkError
+from benchmark.evaluation.knn import nearest_neighbors
 from benchmark.metric_catalog import recall_key
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
-
-#: Queries searched per faiss call (bounds the Q x k neighbour arrays and faiss' distance blocks).
-QUERY_CHUNK = 8192
-
 
 def as_embeddings(x: ArrayLike, name: str = "embeddings") -> np.ndarray:
     """A finite 2-d float32 numpy array (from numpy or torch); BenchmarkError otherwise."""
@@ -51,31 +48,6 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (zero rows stay zero)."""
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return x / np.maximum(norms, 1e-12)
-
-
-def nearest_neighbors(query: np.ndarray, reference: np.ndarray, k: int, *,
-                      exclude_self: bool, use_gpu: bool = False) -> np.ndarray:
-    """Indices (Q x k) of the k most similar reference rows of each query row, by inner product.
-
-    With ``exclude_self`` (query is reference) the query's own index is removed from its list.
-    """
-    d = reference.shape[1]
-    index = faiss.IndexFlatIP(d)
-    if use_gpu and hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0:
-        index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
-    index.add(reference)
-    k_search = k + 1 if exclude_self else k
-    out = np.empty((len(query), k), dtype=np.int64)
-    for start in range(0, len(query), QUERY_CHUNK):
-        stop = min(start + QUERY_CHUNK, len(query))
-        _, idx = index.search(query[start:stop], k_search)
-        if exclude_self:
-            is_self = idx == np.arange(start, stop)[:, None]
-            no_self = ~is_self.any(axis=1)
-            is_self[no_self, -1] = True  # the query tied with k+1 others: drop the last instead
-            idx = idx[~is_self].reshape(stop - start, k)
-        out[start:stop] = idx
-    return out
 
 
 def metrics_from_neighbors(neighbor_labels: np.ndarray, query_labels: np.ndarray, r: np.ndarray,

@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
 from benchmark.config import BenchmarkConfig, config_to_dict
+from benchmark.errors import StorageUnavailableError
 from benchmark.protocol import budget
 from benchmark.protocol import storage as st
 from benchmark.protocol.export import export_results
@@ -100,6 +101,41 @@ def run_leaderboard(cfg: BenchmarkConfig, run_dir: Path, *, progress: bool = Tru
         log.info(line)
         print(line, file=sys.stderr)
     return stages
+
+
+class StorageProgress:
+    """One progress bar for a run whose units other processes do (``--workers``): it reads the storage."""
+
+    def __init__(self, stages: Stages, *, enabled: bool) -> None:
+        self.stages = stages
+        done, total = work_done(stages)
+        self.bar = tqdm(total=total, initial=done, desc="leaderboard", disable=not enabled, dynamic_ncols=True,
+                        file=sys.stderr)
+
+    def update(self) -> None:
+        try:
+            done, total = work_done(self.stages)
+        except StorageUnavailableError:  # the workers report the outage themselves; the bar waits
+            return
+        self.bar.total = total
+        self.bar.n = done
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
+    def check_complete(self) -> None:
+        """Raise when the workers ended without finishing the leaderboard (they should not)."""
+        done, total = work_done(self.stages)
+        if done < total:
+            raise RuntimeError(f"the workers exited with {done} of {total} units done")
+
+
+def storage_progress(cfg: BenchmarkConfig, run_dir: Path, bench: Workbench, *, enabled: bool) -> StorageProgress:
+    """A :class:`StorageProgress` of the run; opens (and, for a journal, repairs) the storage, so call it
+    before any worker writes to it."""
+    storage = st.create_storage(cfg.protocol.storage, run_dir, wait=cfg.protocol.storage_wait)
+    return StorageProgress(build_stages(bench, storage), enabled=enabled)
 
 
 def run_summary(stages: Stages) -> list[str]:

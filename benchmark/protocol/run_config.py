@@ -20,14 +20,15 @@ from benchmark.data.splits import FOLD_MODES
 from benchmark.errors import ConfigError, RunDirError
 from benchmark.methods import get_method, list_methods
 from benchmark.methods.dataset_params import check_method_params
+from benchmark.secrets import redact_url
 from benchmark.models.checks import check_model_section
 from benchmark.protocol.fidelity import PRUNERS, trial_iterations
-from benchmark.protocol.units import SAMPLERS
+from benchmark.protocol.units import SAMPLERS, SEARCH_ORDERS
 from benchmark.training.checks import check_training_section
 
 #: Keys that may change when a run is continued (they change how fast, not what is computed).
-VOLATILE_KEYS = {"device", "protocol.poll_interval", "protocol.storage_wait", "training.num_workers",
-                 "training.eval_batch_size"}
+VOLATILE_KEYS = {"device", "protocol.poll_interval", "protocol.storage_wait", "protocol.workers",
+                 "training.num_workers", "training.eval_batch_size"}
 
 
 def assemble_config(data: dict) -> BenchmarkConfig:
@@ -47,6 +48,7 @@ def check_run_config(cfg: BenchmarkConfig) -> None:
     check_choice(cfg.protocol.fold_mode, FOLD_MODES, "protocol.fold_mode")
     check_choice(cfg.protocol.sampler, tuple(SAMPLERS), "protocol.sampler")
     check_choice(cfg.protocol.pruner, PRUNERS, "protocol.pruner")
+    check_choice(cfg.protocol.search_order, SEARCH_ORDERS, "protocol.search_order")
     for i, d in enumerate(cfg.datasets):
         check_dataset_entry(d.name, d.root, d.options, f"datasets[{i}]")
         check_method_params(d.method_params, f"datasets[{i}].method_params")
@@ -80,9 +82,12 @@ def check_run_config(cfg: BenchmarkConfig) -> None:
 
 def load_run_config(*, preset: Optional[str] = None, path: Optional[str | Path] = None,
                     overrides: Iterable[str] = (), methods: Optional[list[str]] = None,
-                    datasets: Optional[list[str]] = None) -> BenchmarkConfig:
+                    datasets: Optional[list[str]] = None, storage: Optional[str] = None) -> BenchmarkConfig:
     """A run's config from a preset name or a file, narrowed to ``methods`` / ``datasets`` when given
-    (a dataset not in the file is added with default options), with ``--set`` overrides applied."""
+    (a dataset not in the file is added with default options), with ``--set`` overrides applied.
+
+    ``storage`` (the ``--storage`` flag) is set as given, a plain string: never parsed as YAML, so no
+    URL turns into a mapping whose refusal would print it."""
     if (preset is None) == (path is None):
         raise ConfigError("give exactly one of --preset or --config")
     data = read_config_file(preset_path(preset) if preset else path)
@@ -91,7 +96,11 @@ def load_run_config(*, preset: Optional[str] = None, path: Optional[str | Path] 
     if datasets:
         existing = {(d if isinstance(d, str) else d.get("name")): d for d in data.get("datasets", [])}
         data["datasets"] = [existing.get(name, {"name": name}) for name in datasets]
-    return assemble_config(apply_overrides(data, list(overrides)))
+    data = apply_overrides(data, list(overrides))
+    if storage is not None:
+        protocol = data.get("protocol")
+        data["protocol"] = {**(protocol if isinstance(protocol, dict) else {}), "storage": storage}
+    return assemble_config(data)
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
@@ -125,6 +134,9 @@ def refuse_config_change(old: Optional[dict], cfg: BenchmarkConfig, *, holder: s
     """Raise RunDirError when ``old`` (the config ``holder`` was started with) differs from ``cfg``."""
     if old is None or allow_config_change:
         return
+    old = dict(old)
+    if isinstance(old.get("protocol"), dict):  # a record written before passwords were masked
+        old["protocol"] = {**old["protocol"], "storage": redact_url(old["protocol"].get("storage"))}
     diff = config_difference(old, config_to_dict(cfg))
     if diff:
         raise RunDirError(f"{holder} holds a run with a different config ({'; '.join(diff)}); {remedy}")

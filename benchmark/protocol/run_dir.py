@@ -19,6 +19,7 @@ from benchmark.config import BenchmarkConfig, config_to_dict
 from benchmark.io import atomic_write_json, atomic_write_text, sweep_temporary_files
 from benchmark.protocol.run_config import refuse_config_change
 from benchmark.provenance import provenance
+from benchmark.secrets import RedactingFilter
 
 CONFIG_FILE = "config.resolved.yaml"
 
@@ -73,6 +74,7 @@ def attach_log(run_dir: Path) -> logging.Handler:
     """Log INFO and above of the ``benchmark`` loggers to ``run_dir/run.log`` (appending)."""
     handler = _LogFile(run_dir / "run.log", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())  # no storage password in the log
     logger = logging.getLogger("benchmark")
     logger.setLevel(logging.INFO)
     logger.addHandler(handler)

@@ -40,8 +40,10 @@ from optuna.trial import FrozenTrial, TrialState
 from benchmark.errors import ConfigError
 from benchmark.io import pid_alive
 from benchmark.protocol.journal_repair import repair_journal
-from benchmark.protocol.storage_check import CONNECT_TIMEOUT, KEY, mask_password
 from benchmark.protocol.storage_retry import PatientStorage
+from benchmark.secrets import redact_text, redact_url
+
+KEY = "config key 'protocol.storage'"
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +71,7 @@ def resolve_storage_url(url: str) -> str:
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError):
-        raise ConfigError(f"{KEY}: {mask_password(url)!r} is not a database URL (expected e.g. "
+        raise ConfigError(f"{KEY}: {redact_url(url)!r} is not a database URL (expected e.g. "
                           f"postgresql://user:password@host/database)") from None
     backend, _, driver = parsed.drivername.partition("+")
     if backend in ("postgresql", "postgres"):
@@ -80,7 +82,7 @@ def resolve_storage_url(url: str) -> str:
         for name, module in POSTGRES_DRIVERS:
             if _importable(module):
                 return parsed.set(drivername=f"postgresql+{name}").render_as_string(hide_password=False)
-        raise ConfigError(f"{KEY}: the database driver for {mask_password(url)!r} is not installed "
+        raise ConfigError(f"{KEY}: the database driver for {redact_url(url)!r} is not installed "
                           f"(module 'psycopg' or 'psycopg2'): {POSTGRES_INSTALL}")
     return url
 
@@ -93,10 +95,12 @@ def _importable(module: str) -> bool:
 
 def _require_module(module: str, url: str) -> None:
     if not _importable(module):
-        raise ConfigError(f"{KEY}: the database driver for {mask_password(url)!r} is not installed "
+        raise ConfigError(f"{KEY}: the database driver for {redact_url(url)!r} is not installed "
                           f"(module {module!r}): {POSTGRES_INSTALL}")
 
 
+#: Seconds a connection attempt to a PostgreSQL server may take during a run (then it is retried).
+CONNECT_TIMEOUT = 5
 #: Seconds a database storage waits out an outage by default (``protocol.storage_wait``).
 DEFAULT_WAIT = 120.0
 #: Seconds beyond ``protocol.storage_wait`` after which a RUNNING trial that no worker claimed is stale.
@@ -118,7 +122,7 @@ def create_storage(url: Optional[str], run_dir: Path, *, wait: float = DEFAULT_W
         repair_journal(path)
         backend = JournalFileBackend(str(path))
         return optuna.storages.JournalStorage(backend)
-    display = mask_password(url)
+    display = redact_url(url)
     return PatientStorage(_create_rdb_storage(resolve_storage_url(url), display=display), wait=wait, display=display)
 
 
@@ -136,8 +140,8 @@ def _create_rdb_storage(url: str, *, display: str) -> BaseStorage:
             time.sleep(0.1 + random.random() * 0.2 * (attempt + 1))
         except OperationalError as exc:
             first = str(exc.orig if getattr(exc, "orig", None) is not None else exc).strip().splitlines()[0]
-            raise ConfigError(f"storage {display} cannot be reached ({first})") from None
-    raise ConfigError(f"storage {display}: could not create Optuna's tables ({last})")
+            raise ConfigError(f"storage {display} cannot be reached ({redact_text(first)})") from None
+    raise ConfigError(f"storage {display}: could not create Optuna's tables ({redact_text(str(last))})")
 
 
 def _engine_kwargs(url: str) -> dict:

@@ -2,18 +2,18 @@
 
 ``check_storage_url`` parses the URL, loads its SQLAlchemy dialect, imports the database driver
 and opens one short connection (SQLite: checks the file's folder instead, since connecting would
-create the file). Each failure is a ``ConfigError`` naming the URL with its password masked.
+create the file). Each failure is a ``ConfigError`` naming the URL with its password masked (``benchmark.secrets``).
 """
 
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 from benchmark.errors import ConfigError
+from benchmark.protocol.storage import KEY, resolve_storage_url
+from benchmark.secrets import redact_text, redact_url
 
-KEY = "config key 'protocol.storage'"
 #: Seconds a connection attempt may take before the server is called unreachable.
 CONNECT_TIMEOUT = 5
 #: Driver module -> what to install for it.
@@ -27,31 +27,21 @@ DRIVER_PACKAGES = {
 }
 #: Dialects whose drivers take ``connect_timeout`` (seconds).
 _TIMEOUT_DIALECTS = ("postgresql", "mysql", "mariadb")
-_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
-
-
-def mask_password(url: str) -> str:
-    """``url`` with the password (``user:password@``) replaced by ``***``."""
-    return _PASSWORD.sub(r"\1***@", url)
-
-
 def check_storage_url(url: str, *, timeout: int = CONNECT_TIMEOUT) -> None:
     """Refuse a storage URL that is malformed, of an unknown database, whose driver is not
     installed, or whose server cannot be reached within ``timeout`` seconds."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-    shown = mask_password(url)
+    shown = redact_url(url)
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError):
         raise ConfigError(f"{KEY}: {shown!r} is not a storage URL (expected dialect[+driver]://user:password@host"
                           f"[:port]/database, e.g. postgresql://user:password@dbhost/dmlbench)") from None
     if parsed.drivername.partition("+")[0] in ("postgresql", "postgres"):
-        from benchmark.protocol.storage import resolve_storage_url
-
         parsed = make_url(resolve_storage_url(url))  # the installed driver, as the storage will use it
-    shown = parsed.render_as_string(hide_password=True)
+    shown = redact_text(parsed.render_as_string(hide_password=True))
     try:
         dialect = parsed.get_dialect()
     except NoSuchModuleError:
@@ -102,7 +92,7 @@ def _check_connection(parsed, shown: str, timeout: int) -> None:
             pass
     except DBAPIError as exc:
         text = str(exc.orig or exc).strip()
-        reason = mask_password(text.splitlines()[0]) if text else type(exc).__name__
+        reason = redact_text(text.splitlines()[0]) if text else type(exc).__name__
         raise ConfigError(f"{KEY}: cannot connect to {shown!r} (timeout {timeout} s: {reason})") from None
     finally:
         engine.dispose()

@@ -27,7 +27,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 
 from benchmark.errors import StorageUnavailableError
-from benchmark.protocol.storage_check import mask_password
+from benchmark.secrets import redact_text
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def _reason(exc: BaseException) -> str:
         current = current.__cause__ or current.__context__
     text = str(exc).strip()
     line = text.splitlines()[0] if text else type(exc).__name__
-    return mask_password(line)[:200]
+    return redact_text(line)[:200]
 
 
 class _QuietFallback(logging.Filter):

@@ -74,6 +74,11 @@ SAMPLERS: dict[str, Callable[[int, int], optuna.samplers.BaseSampler]] = {
 }
 
 
+#: ``protocol.search_order``: ``ordered`` (slot k starts once slots < k are finished: any number of
+#: workers gives one worker's search) or ``concurrent`` (a free worker starts the next slot at once).
+SEARCH_ORDERS = ("ordered", "concurrent")
+
+
 def make_sampler(kind: str, seed: int, n_startup_trials: int) -> optuna.samplers.BaseSampler:
     return SAMPLERS[kind](seed, n_startup_trials)
 
@@ -242,6 +247,9 @@ class SearchStage(_Stage):
             waiting = any(t.state == TrialState.WAITING for t in live.values())
             if not waiting and len(live) >= self.n_trials:
                 return BLOCKED  # every slot is held by a running worker
+            lowest = self._next_in_order(trials, live)
+            if lowest is None:
+                return BLOCKED  # ordered search: the slot before the next one is still running
             trial = self.study.ask()
             st.claim(trial)
             everything = self.trials()
@@ -253,6 +261,9 @@ class SearchStage(_Stage):
             owner = owners(everything, now).get(slot)
             if owner is None or owner.number != trial.number:
                 self._drop(trial, f"duplicate: slot {slot} belongs to trial {owner.number if owner else '?'}")
+                continue
+            if lowest >= 0 and slot != lowest:
+                self._drop(trial, f"ordered search: slot {slot} waits for slot {lowest}")
                 continue
             trial.set_user_attr(SLOT, slot)
             allowance = None
@@ -268,6 +279,20 @@ class SearchStage(_Stage):
             self._run(trial, lambda t, hb, slot=slot, cap=allowance: self._objective(t, slot, hb, cap))
             return RAN
         return BLOCKED
+
+    def _next_in_order(self, trials: list[FrozenTrial], live: dict[int, FrozenTrial]) -> Optional[int]:
+        """The slot this worker may start next: with ``protocol.search_order: ordered``, the lowest
+        unfinished slot, once no trial of it runs (None: wait); -1 when slots run in any order.
+
+        Ordered, every slot samples its parameters, and is pruned, against exactly the finished slots
+        before it, whatever the number of workers and their timing: the search is the one a single
+        worker runs. Workers find other work meanwhile (other methods' searches, repeats).
+        """
+        if self.cfg.protocol.search_order != "ordered":
+            return -1
+        if any(t.state == TrialState.RUNNING for t in live.values()):
+            return None  # the lowest unfinished slot runs (or one of a concurrent search: let it end)
+        return next(s for s in range(self.n_trials) if s not in live or live[s].state not in FINISHED)
 
     def _objective(self, trial: optuna.Trial, slot: int, heartbeat: st.Heartbeat,
                    allowance: Optional[int]) -> tuple[float, dict]:

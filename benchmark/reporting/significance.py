@@ -166,19 +166,35 @@ def oriented(pairs: pd.DataFrame, method: str) -> pd.DataFrame:
 
     Differences, their intervals and g change sign (the interval's ends swap), P(A beats B)
     becomes its complement; p-values and n are symmetric.
+
+    Every new column is computed from an untouched copy of the rows: swapping two columns in
+    place (``rows.loc[flip, [a, b]] = rows.loc[flip, [b, a]].to_numpy()``) reads from a view of
+    what it writes under pandas' copy-on-write, which turned the report page's intervals into a
+    single repeated number.
     """
-    rows = pairs[(pairs["method_a"] == method) | (pairs["method_b"] == method)].copy()
-    flip = rows["method_b"] == method
-    swaps = [("method_a", "method_b"), ("n_a", "n_b"), ("mean_a", "mean_b"),
-             ("difference_low", "difference_high"), ("hedges_g_low", "hedges_g_high")]
-    swaps += [(a, b) for a, b in (("sd_a", "sd_b"),) if a in rows]
+    src = pairs[(pairs["method_a"] == method) | (pairs["method_b"] == method)].copy(deep=True)
+    flip = (src["method_b"] == method).to_numpy(dtype=bool)
+    out = src.copy(deep=True)
+    swaps = [("method_a", "method_b"), ("n_a", "n_b"), ("mean_a", "mean_b"), ("sd_a", "sd_b")]
     for a, b in swaps:
-        rows.loc[flip, [a, b]] = rows.loc[flip, [b, a]].to_numpy()
-    for col in ("difference", "difference_low", "difference_high", "hedges_g", "hedges_g_low",
-                "hedges_g_high", "t"):
-        rows.loc[flip, col] = -rows.loc[flip, col]
-    rows.loc[flip, "p_a_beats_b"] = 1.0 - rows.loc[flip, "p_a_beats_b"]
-    return rows
+        if a not in src:
+            continue
+        va, vb = src[a].to_numpy(copy=True), src[b].to_numpy(copy=True)
+        out[a] = np.where(flip, vb, va)
+        out[b] = np.where(flip, va, vb)
+    negate = {"difference": "difference", "t": "t", "hedges_g": "hedges_g",
+              "difference_low": "difference_high", "difference_high": "difference_low",
+              "hedges_g_low": "hedges_g_high", "hedges_g_high": "hedges_g_low"}
+    for col, source in negate.items():
+        if col not in src:
+            continue
+        own = src[col].to_numpy(dtype=float, copy=True)
+        other = src[source].to_numpy(dtype=float, copy=True)
+        out[col] = np.where(flip, -other, own)
+    if "p_a_beats_b" in src:
+        p = src["p_a_beats_b"].to_numpy(dtype=float, copy=True)
+        out["p_a_beats_b"] = np.where(flip, 1.0 - p, p)
+    return out
 
 
 def significance_group(values: Mapping[str, Sequence[float]], *, higher: bool = True,

@@ -8,7 +8,7 @@ import torch
 
 from benchmark.errors import BenchmarkError
 from benchmark.evaluation import compute_metrics
-from benchmark.evaluation import metrics as metrics_module
+from benchmark.evaluation import knn
 from benchmark.evaluation.metrics import l2_normalize, nearest_neighbors
 
 
@@ -97,13 +97,16 @@ def test_perfect_and_known_values():
     assert m["map_at_r"] == pytest.approx((0 + 1 / 2) / 2)
 
 
-@pytest.mark.parametrize("chunk", [metrics_module.QUERY_CHUNK, 2])
-def test_self_is_excluded_even_with_duplicates(monkeypatch, chunk):
+@pytest.mark.parametrize("backend", knn.BACKENDS)
+@pytest.mark.parametrize("chunk", [knn.QUERY_CHUNK, 2])
+def test_self_is_excluded_even_with_duplicates(monkeypatch, chunk, backend):
     """Exact duplicates tie with the query itself: they must be its neighbours, the query never.
 
     Also with queries searched 2 at a time, so that a chunk's offset enters the self test.
     """
-    monkeypatch.setattr(metrics_module, "QUERY_CHUNK", chunk)
+    monkeypatch.setattr(knn, "QUERY_CHUNK", chunk)
+    monkeypatch.setattr(knn, "BLOCK_BYTES", 1)
+    monkeypatch.setenv(knn.ENV, backend)
     x = l2_normalize(np.array([[1, 0], [1, 0], [1, 0], [0, 1], [0, 1], [0.6, 0.8]], dtype=np.float32))
     duplicates = {0: {1, 2}, 1: {0, 2}, 2: {0, 1}, 3: {4}, 4: {3}}
     idx = nearest_neighbors(x, x, 2, exclude_self=True)

@@ -6,12 +6,13 @@ from __future__ import annotations
 import pytest
 
 from benchmark.errors import ConfigError
-from benchmark.protocol.storage_check import check_storage_url, mask_password
+from benchmark.protocol.storage_check import check_storage_url
+from benchmark.secrets import redact_text
 
 
-def test_mask_password():
-    assert mask_password("postgresql://me:pa:ss@host/db") == "postgresql://me:***@host/db"
-    assert mask_password("postgresql://host/db") == "postgresql://host/db"
+def test_redact_text_masks_storage_passwords():
+    assert redact_text("postgresql://me:pa:ss@host/db") == "postgresql://me:***@host/db"
+    assert redact_text("postgresql://host/db") == "postgresql://host/db"
 
 
 def test_sqlite_file_passes_and_is_not_created(tmp_path):

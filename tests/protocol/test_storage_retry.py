@@ -29,6 +29,7 @@ from optuna.trial import TrialState
 
 from benchmark.errors import StorageUnavailableError
 from benchmark.protocol import storage as st
+from benchmark.secrets import redact_url
 from tests.protocol.workers import ROOT, assert_every_unit_exactly_once, finish, fresh_postgres_database
 
 STORAGE_GONE = 4
@@ -187,7 +188,7 @@ def test_a_call_waits_for_the_link_and_past_the_wait_gives_up_in_one_masked_line
             with pytest.raises(StorageUnavailableError) as caught:
                 impatient.get_trials()
             message = str(caught.value)
-            assert message.startswith(f"storage {st.mask_password(link.url)} did not answer for 1 s")
+            assert message.startswith(f"storage {redact_url(link.url)} did not answer for 1 s")
             assert len(message.splitlines()) == 1
             assert f":{sqlalchemy.engine.make_url(url).password}@" not in message + capsys.readouterr().err
             with pytest.raises(StorageUnavailableError):  # gave up: one try, no second wait
@@ -238,7 +239,7 @@ def test_an_outage_past_storage_wait_ends_each_worker_in_one_line(config, tmp_pa
             assert "Traceback" not in err, err[-3000:]
             errors = [line for line in err.splitlines() if line.startswith("error:")]
             assert len(errors) == 1 and err.strip().splitlines()[-1] == errors[0], err[-3000:]
-            assert errors[0].startswith(f"error: storage {st.mask_password(url)} did not answer for 5 s")
+            assert errors[0].startswith(f"error: storage {redact_url(url)} did not answer for 5 s")
             assert f":{password}@" not in err
         rerun = start(config, out, url)  # on this host: the dead workers' trials are taken over at once
         (code, err), = finish([rerun], timeout=300)

@@ -131,3 +131,17 @@ def test_oriented_turns_pairs_around():
         assert turned.loc["a", col] == pytest.approx(direct[col])
     assert turned.loc["a", "n_a"] == 3 and turned.loc["a", "mean_a"] == pytest.approx(0.8067,
                                                                                        abs=1e-4)
+
+
+def test_oriented_when_the_method_is_b_in_every_pair_and_n_differ():
+    """Every row flips (the case pandas' copy-on-write once broke): each turned row equals the pair
+    computed directly with the method as A."""
+    values = {"a": [0.70, 0.72, 0.71], "b": [0.60, 0.65, 0.61, 0.66, 0.62], "best": [0.80, 0.82, 0.79, 0.85]}
+    pairs = compare_pairs(values)
+    assert (pairs[pairs["method_b"] == "best"].shape[0]) == 2 and not (pairs["method_a"] == "best").any()
+    turned = oriented(pairs, "best").set_index("method_b")
+    for other in ("a", "b"):
+        direct = compare_pairs({"best": values["best"], other: values[other]}).iloc[0]
+        for col in ("n_a", "n_b", "mean_a", "mean_b", "difference", "difference_low", "difference_high",
+                    "hedges_g", "hedges_g_low", "hedges_g_high", "t", "p_value", "p_a_beats_b"):
+            assert turned.loc[other, col] == pytest.approx(direct[col]), (other, col)
