@@ -440,7 +440,7 @@ def render_recall_table(agg: pd.DataFrame, dataset: str,
                    notes=notes, caption=caption, label=label, what="Recall@K", latex_width=latex_width)
 
 
-def _other_metrics(agg: pd.DataFrame, dataset: str) -> list[str]:
+def other_metrics(agg: pd.DataFrame, dataset: str) -> list[str]:
     """The dataset's fractions (printed in percent) other than the main and Recall@K metrics, e.g. the
     verification metrics; correlations and counts are not percentages and stay out."""
     sub = agg[(agg["dataset"] == dataset) & (agg["unit"] == FRACTION)]
@@ -492,7 +492,7 @@ def dataset_tables(agg: pd.DataFrame, dataset: str, fmt: str, *, compare: Compar
     """
     sub = agg[agg["dataset"] == dataset]
     ks = recall_ks(agg, dataset)
-    others = _other_metrics(agg, dataset)
+    others = other_metrics(agg, dataset)
     kwargs = {"fmt": fmt, "compare": compare, "latex_width": latex_width}
     sections: list[tuple[str, str, str]] = []  # (file suffix, title, table)
     if set(METRICS) & set(sub["metric"]):

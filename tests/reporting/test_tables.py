@@ -221,7 +221,7 @@ def test_write_reports(tmp_path):
         write_reports(tmp_path, formats=("html",))
 
 
-def test_other_metrics_table_prints_labels_and_bolds_the_lowest_false_accept_rate(tmp_path):
+def testother_metrics_table_prints_labels_and_bolds_the_lowest_false_accept_rate(tmp_path):
     """The verification metrics of a 2-fold run: labels, not raw keys; a FAR's best is the minimum."""
     import pandas as pd
 
@@ -281,7 +281,7 @@ def test_a_method_whose_repeats_diverged_is_marked_and_explained():
 
     from benchmark.constants import DIVERGED_METRIC, RESULT_COLUMNS
     from benchmark.reporting import aggregate
-    from benchmark.reporting.tables import DIVERGED_LEGEND, _other_metrics
+    from benchmark.reporting.tables import DIVERGED_LEGEND, other_metrics
     from tests.reporting.helpers import fake_results
 
     df = fake_results()
@@ -292,6 +292,6 @@ def test_a_method_whose_repeats_diverged_is_marked_and_explained():
     rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ")}
     assert "Triplet ‡" in rows and "Contrastive" in rows and "Contrastive ‡" not in rows
     assert DIVERGED_LEGEND in text
-    assert DIVERGED_METRIC not in _other_metrics(agg, "cub200")
+    assert DIVERGED_METRIC not in other_metrics(agg, "cub200")
     clean = render_table(aggregate(df, MANIFEST), "cub200", fmt="markdown", metrics=("precision_at_1",))
     assert "‡" not in clean
