@@ -151,26 +151,28 @@ def _best_and_group(values: dict[str, _Cell], higher: bool) -> tuple[set[str], s
 
 def empty_columns(agg: pd.DataFrame, dataset: str,
                   columns: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
-    """The (embedding, metric) of ``columns`` for which no method of ``dataset`` has a finite mean."""
-    sub = agg[(agg["dataset"] == dataset) & agg["mean"].notna()]
-    present = set(zip(sub["embedding"], sub["metric"]))
-    return [c for c in columns if c not in present]
+    """The (embedding, metric) of ``columns`` for which no method of ``dataset`` has a finite mean, among
+    the embeddings the dataset has (an embedding a run does not make is not a column at all)."""
+    sub = agg[agg["dataset"] == dataset]
+    embeddings = set(sub["embedding"])
+    present = set(zip(sub.loc[sub["mean"].notna(), "embedding"], sub.loc[sub["mean"].notna(), "metric"]))
+    return [c for c in columns if c not in present and c[0] in embeddings]
 
 
 def empty_columns_note(columns: Sequence[tuple[str, str]], labels: Mapping[str, str],
                        dims: Mapping[str, int]) -> str:
     """One sentence per reason saying which ``columns`` (embedding, metric) are left out and why:
     the metric catalog's reason (:func:`benchmark.metric_catalog.missing_reason`) or, for a column
-    the harness should have filled, that no method has a value for it in ``results.csv``."""
+    the harness should have filled, that ``results.csv`` has no value for it."""
     by_reason: dict[str, list[str]] = {}
     for emb, metric in columns:
-        reason = missing_reason(emb, metric) or "no method has a value for it in results.csv"
-        by_reason.setdefault(reason, []).append(f"{_group_title(emb, dims)} {labels.get(metric, metric)}")
+        by_reason.setdefault(missing_reason(emb, metric) or "", []).append(
+            f"{_group_title(emb, dims)} {labels.get(metric, metric)}")
     sentences = []
     for reason, names in by_reason.items():
         what = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-        sentences.append(f"Not shown: {what}, {'which is' if len(names) == 1 else 'which are'} empty: "
-                         f"{reason}.")
+        sentences.append(f"Not shown (no method has a value): {what}: {reason}." if reason else
+                         f"Not shown (no method has a value in results.csv): {what}.")
     return " ".join(sentences)
 
 
@@ -193,7 +195,9 @@ def _render(agg: pd.DataFrame, dataset: str, columns: Sequence[tuple[str, str]],
     if not methods:
         raise BenchmarkError(f"dataset {dataset!r} has none of the requested columns "
                              f"{[f'{e}/{k}' for e, k in columns]}")
-    # a column no method has a value for (the concatenation's TAR@FAR) is left out, with a note saying why
+    # an embedding the run does not have is not a column; a column no method has a value for (the
+    # concatenation's TAR@FAR) is left out, with a note saying why
+    columns = [c for c in columns if c[0] in set(sub["embedding"])] or list(columns)
     empty = empty_columns(agg, dataset, columns)
     if len(empty) < len(columns):
         columns = [c for c in columns if c not in empty]

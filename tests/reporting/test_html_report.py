@@ -146,7 +146,8 @@ def test_page_holds_the_recall_and_other_metrics_tables_with_the_run_folders_num
         results, "multi_similarity", "concatenated", "roc_auc")
     # the concatenation has no TAR@FAR: no column of dashes, a note saying why
     assert not any("Concat." in h and "TAR" in h for h in cells["MS"])
-    assert "Not shown: Concatenated (512-dim) TAR@FAR=1e-3 and Concatenated (512-dim) test FAR" in other
+    assert ("Not shown (no method has a value): Concatenated (512-dim) TAR@FAR=1e-3 and Concatenated (512-dim) "
+            "test FAR (target 1e-3): the threshold") in other
     assert "the concatenation of the fold models has none" in other
     retrieval = _rows(_section(page, "inshop-retrieval"))
     best = _expected(results, "dro_topk", "concatenated", "map_at_r")

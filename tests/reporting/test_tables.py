@@ -249,8 +249,8 @@ def testother_metrics_table_prints_labels_and_bolds_the_lowest_false_accept_rate
     # the concatenation has no TAR@FAR and no test FAR (no validation classes of its own to set the threshold
     # on): its two empty columns are left out, and the note says why; only the separated columns remain
     assert header == ["Method", "TAR@FAR=1e-3", "test FAR (target 1e-3)", "n"]
-    assert ("Not shown: Concatenated (256-dim) TAR@FAR=1e-3 and Concatenated (256-dim) test FAR (target 1e-3), "
-            "which are empty: the threshold for the target FAR is chosen on a fold model's own validation "
+    assert ("Not shown (no method has a value): Concatenated (256-dim) TAR@FAR=1e-3 and Concatenated (256-dim) "
+            "test FAR (target 1e-3): the threshold for the target FAR is chosen on a fold model's own validation "
             "classes, and the concatenation of the fold models has none") in other
     assert "—" not in other
     # B has the highest TAR and the lowest FAR: both bold; A's higher FAR is not
