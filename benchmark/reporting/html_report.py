@@ -357,9 +357,9 @@ def _cd_section(run_dir: Path, a: RunAnalysis, figs: Path, *, linkable: bool) ->
         if linkable:
             links = ", ".join(f"<a href='{_esc((figs / f'{st}.png').relative_to(run_dir).as_posix())}'>{_esc(st)}</a>"
                               if (figs / f"{st}.png").is_relative_to(run_dir) else _esc(st) for st in others)
-            out.append(f"<p class='note'>The other metrics' diagrams: {links} (PNG and PDF in plots/).</p>")
+            out.append(f"<p class='note'>Other critical-difference diagrams: {links} (PNG and PDF in plots/).</p>")
         else:
-            out.append(f"<p class='note'>The other metrics' diagrams ({', '.join(map(_esc, others))}) are "
+            out.append(f"<p class='note'>Other critical-difference diagrams ({', '.join(map(_esc, others))}) are "
                        "written to plots/ by <code>dml-bench report</code> without --no-plots.</p>")
     return "\n".join(out)
 

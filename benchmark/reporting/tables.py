@@ -152,11 +152,11 @@ def _best_and_group(values: dict[str, _Cell], higher: bool) -> tuple[set[str], s
 def empty_columns(agg: pd.DataFrame, dataset: str,
                   columns: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
     """The (embedding, metric) of ``columns`` for which no method of ``dataset`` has a finite mean, among
-    the embeddings the dataset has (an embedding a run does not make is not a column at all)."""
+    the embeddings and metrics the dataset has (one a run does not make is not a column at all)."""
     sub = agg[agg["dataset"] == dataset]
-    embeddings = set(sub["embedding"])
+    embeddings, metrics = set(sub["embedding"]), set(sub["metric"])
     present = set(zip(sub.loc[sub["mean"].notna(), "embedding"], sub.loc[sub["mean"].notna(), "metric"]))
-    return [c for c in columns if c not in present and c[0] in embeddings]
+    return [c for c in columns if c not in present and c[0] in embeddings and c[1] in metrics]
 
 
 def empty_columns_note(columns: Sequence[tuple[str, str]], labels: Mapping[str, str],
@@ -195,9 +195,9 @@ def _render(agg: pd.DataFrame, dataset: str, columns: Sequence[tuple[str, str]],
     if not methods:
         raise BenchmarkError(f"dataset {dataset!r} has none of the requested columns "
                              f"{[f'{e}/{k}' for e, k in columns]}")
-    # an embedding the run does not have is not a column; a column no method has a value for (the
-    # concatenation's TAR@FAR) is left out, with a note saying why
-    columns = [c for c in columns if c[0] in set(sub["embedding"])] or list(columns)
+    # an embedding or a metric the run does not have is not a column; a column no method has a value for
+    # (the concatenation's TAR@FAR, which the separated embedding has) is left out, with a note saying why
+    columns = [c for c in columns if c[0] in set(sub["embedding"]) and c[1] in set(sub["metric"])] or list(columns)
     empty = empty_columns(agg, dataset, columns)
     if len(empty) < len(columns):
         columns = [c for c in columns if c not in empty]
