@@ -265,7 +265,7 @@ def testother_metrics_table_prints_labels_and_bolds_the_lowest_false_accept_rate
 def test_latex_compiles(tmp_path):
     agg = paper_like_agg()
     body = render_table(agg, "cub200", fmt="latex", compare="cub200")
-    doc = ("\\documentclass{article}\n\\usepackage[T1]{fontenc}\n\\usepackage{booktabs}\n"
+    doc = ("\\documentclass{article}\n\\usepackage[T1]{fontenc}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n"
            "\\begin{document}\n" + body + "\\end{document}\n")
     (tmp_path / "t.tex").write_text(doc, encoding="utf-8")
     proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "t.tex"],
