@@ -8,7 +8,11 @@ confidence interval over the repeats; a single evaluation, such as Pretrained, h
 A Recall@K layout serves query/gallery datasets (In-shop).
 
 Only the aggregated frame (:func:`benchmark.reporting.aggregate.aggregate`) is read; published
-numbers, when asked for, are shown beside ours as ``26.53 ± 0.29 (pub. 26.70, −0.17)``.
+numbers, when asked for, form a block of rows below ours, each cell the paper's value and ours minus
+it, ``26.70 (−0.17)``. A column no method has a value for (the concatenation's TAR@FAR) is left out,
+with a note giving the reason :func:`benchmark.metric_catalog.missing_reason` states. LaTeX tables
+fit a column or the page (``LATEX_WIDTHS``): shrunk to ``\\linewidth`` when wider, the embeddings
+stacked as row blocks above a number of columns.
 The best mean of each column (the lowest for a lower-is-better metric such as a false-accept
 rate) is bold (Markdown, LaTeX). A dagger (``†``, LaTeX ``$^\\dagger$``)
 marks, in every format, the column's significance group: the best method tested (at least two
@@ -396,7 +400,7 @@ def render_table(agg: pd.DataFrame, dataset: str, *, fmt: Fmt = "markdown",
                  embeddings: Sequence[str] = (CONCATENATED, SEPARATED),
                  compare: CompareArg = None, show_n: bool = True, notes: bool = True,
                  caption: str | None = None, label: str | None = None,
-                 latex_width: str = "column") -> str:
+                 latex_width: str = "column", what: str = "Results") -> str:
     """The papers' table of ``dataset``: methods x (embedding group x metric), in percent.
 
     ``fmt`` is "markdown" (GitHub pipe table, best in bold), "text" (tabulate "simple") or
@@ -406,13 +410,14 @@ def render_table(agg: pd.DataFrame, dataset: str, *, fmt: Fmt = "markdown",
     for is left out, with a note (the caption in LaTeX) saying why. Published numbers form a
     block of rows below ours. Group headers give each embedding's dimension and columns each metric's
     label, as ``agg``'s rows have them from the run's manifest. ``compare`` adds published
-    numbers (see ``CompareArg``). ``show_n`` adds the number of repeats; ``notes``
+    numbers (see ``CompareArg``). ``what`` names the table in its legend or caption. ``show_n`` adds the number
+    of repeats; ``notes``
     (Markdown/text) adds the legend below the table. Raises
     :class:`BenchmarkError` for an unknown format or dataset.
     """
     columns = [(e, m) for e in embeddings for m in metrics]
     return _render(agg, dataset, columns, fmt=fmt, compare=compare, show_n=show_n,
-                   notes=notes, caption=caption, label=label, what="Results", latex_width=latex_width)
+                   notes=notes, caption=caption, label=label, what=what, latex_width=latex_width)
 
 
 def recall_ks(agg: pd.DataFrame, dataset: str) -> list[int]:
@@ -506,7 +511,7 @@ def dataset_tables(agg: pd.DataFrame, dataset: str, fmt: str, *, compare: Compar
     if others:
         label = f"tab:dml-bench-{re.sub(r'[^A-Za-z0-9-]+', '-', dataset)}-other"
         sections.append(("_other", "Other metrics",
-                         render_table(agg, dataset, metrics=others, label=label, **kwargs)))
+                         render_table(agg, dataset, metrics=others, label=label, what="Other metrics", **kwargs)))
     if not sections:
         return []
     if fmt == "latex":
