@@ -1,5 +1,11 @@
 """``report.html``: one self-contained page per run (tables, figures, diagnostics, warnings).
 
+A table of contents links its sections: findings; per dataset the retrieval (P@1, RP, MAP@R),
+Recall@K and other-metrics tables with their bars and the best method against each other one;
+ranks across datasets with the headline critical-difference diagram (concatenated MAP@R; the
+others linked, or one line where fewer than three methods are ranked); search diagnostics with
+the optimisation histories; cost; validation curves.
+
 The page is rendered from the run's CSV files only, through :class:`~benchmark.reporting.findings.RunAnalysis`;
 figures are PNGs embedded as base64 data URIs and the style sheet is inline, so the page needs no
 network and no other file. Figures are taken from ``plots/`` when the report just wrote them,
