@@ -142,7 +142,9 @@ def _report(run_dir: Path, **kwargs) -> int:
     """Write and print the report (see :func:`_write_report`); the libraries' warnings, caught while it
     runs, are printed once each at the end with their count (not once per occurrence)."""
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+        warnings.simplefilter("always")  # every occurrence recorded, then counted
+        for hidden in (DeprecationWarning, PendingDeprecationWarning):  # hidden by Python's defaults: stay so
+            warnings.filterwarnings("ignore", category=hidden)
         try:
             return _write_report(run_dir, **kwargs)
         finally:
