@@ -23,8 +23,8 @@ from benchmark.secrets import redact_text
 RESULTS_DIR = Path("results")
 
 
-def _add_run_args(p: argparse.ArgumentParser) -> None:
-    src = p.add_mutually_exclusive_group(required=True)
+def _add_run_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
+    src = p.add_mutually_exclusive_group(required=required)
     src.add_argument("--preset", help="a preset from configs/ (smoke, quick, reality-check)")
     src.add_argument("--config", help="a YAML config file")
     p.add_argument("--out", help="run folder (default: results/<config name>)")
@@ -69,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("list-methods", help="every registered method with its search space")
     run = sub.add_parser("run", help="run (or resume, or join as a worker) a leaderboard")
     _add_run_args(run)
+    plan = sub.add_parser("plan", help="what a run will cost before it runs: units, fold trainings, iterations "
+                                       "and, with --measure, the wall time on this machine")
+    plan.add_argument("source", nargs="?", help="a YAML config file or a preset name (or give --preset/--config)")
+    _add_run_args(plan, required=False)
+    plan.add_argument("--measure", action="store_true",
+                      help="time a few training iterations and a validation of every method and dataset here, "
+                           "and a test evaluation per dataset, to estimate the wall time")
     rep = sub.add_parser("report", help="tables (Markdown, text, LaTeX), significance, ranks, search diagnostics, "
                                         "cost, plots and report.html from a run folder's CSV files")
     rep.add_argument("run_dir")
@@ -231,6 +238,34 @@ def _write_report(run_dir: Path, *, formats, compare, plots: bool, print_format:
     return 0
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    """Counts (and with --measure, timings and a wall-time estimate) of a run, before it runs."""
+    from benchmark.config import CONFIG_DIR
+    from benchmark.protocol.local_workers import plan_workers
+    from benchmark.protocol.plan import measure, plan_run, render_plan
+
+    if args.source is not None:
+        if args.preset or args.config:
+            raise UsageError("give the config once: a positional CONFIG, or --preset/--config")
+        is_file = Path(args.source).is_file() or not (CONFIG_DIR / f"{args.source}.yaml").is_file()
+        args.config, args.preset = (args.source, None) if is_file else (None, args.source)
+    elif not (args.preset or args.config):
+        raise UsageError("plan needs a config: dml-bench plan CONFIG (a YAML file or a preset name)")
+    cfg = _config_from_args(args)
+    run_dir = Path(args.out) if args.out else RESULTS_DIR / cfg.name
+    plan = plan_run(cfg, previous_run=run_dir)
+    frozen = any(cfg.training_for(d).regime == "frozen" or d.name == "features" for d in cfg.datasets)
+    workers = plan_workers(cfg.protocol.workers, device=cfg.device, frozen=frozen)
+    if args.measure:
+        from benchmark.protocol.preflight import check_device
+
+        check_device(cfg.device)
+        measure(cfg, plan, progress=not args.no_progress, say=lambda line: print(line, file=sys.stderr))
+    gpus = len({g for g in workers.gpus if g is not None})
+    print(render_plan(plan, workers=workers.n, gpus=gpus))
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     formats = list(dict.fromkeys(f.strip() for f in args.format.split(",") if f.strip()))
     bad = sorted(set(formats) - {"markdown", "text", "latex"})
@@ -252,6 +287,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return cmd_list_methods(args)
         if args.command == "run":
             return cmd_run(args, argv)
+        if args.command == "plan":
+            return cmd_plan(args)
         return cmd_report(args)
     except BenchmarkError as exc:
         print(f"error: {redact_text(str(exc))}", file=sys.stderr)
