@@ -15,6 +15,7 @@ import traceback
 from pathlib import Path
 from typing import Optional, Sequence
 
+from benchmark.config import list_presets
 from benchmark.errors import BenchmarkError
 from benchmark.secrets import redact_text
 
@@ -23,7 +24,7 @@ RESULTS_DIR = Path("results")
 
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--preset", help="a preset from configs/ (smoke, quick, reality-check)")
+    src.add_argument("--preset", help=f"a preset from configs/ ({', '.join(list_presets())})")
     src.add_argument("--config", help="a YAML config file")
     p.add_argument("--out", help="run folder (default: results/<config name>)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

@@ -443,11 +443,15 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return data
 
 
+def list_presets() -> list[str]:
+    """The presets in ``configs/`` (their file names without ``.yaml``), sorted."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+
+
 def preset_path(name: str) -> Path:
     path = CONFIG_DIR / f"{name}.yaml"
     if not path.is_file():
-        known = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
-        raise ConfigError(f"unknown preset {name!r} (known: {', '.join(known)})")
+        raise ConfigError(f"unknown preset {name!r} (known: {', '.join(list_presets())})")
     return path
 
 
