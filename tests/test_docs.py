@@ -54,9 +54,12 @@ def _mkdocs() -> list[str]:
     pytest.skip("mkdocs is not installed (pip install -e '.[docs]')")
 
 
+QUIET = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+
+
 def test_site_builds_strict(tmp_path):
     run = subprocess.run([*_mkdocs(), "build", "--strict", "--site-dir", str(tmp_path / "site")], cwd=ROOT,
-                         capture_output=True, text=True, timeout=600)
+                         capture_output=True, text=True, timeout=600, env=QUIET)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-5000:]
     assert (tmp_path / "site" / "reference" / "configuration" / "index.html").is_file()
 
@@ -69,7 +72,7 @@ def test_strict_build_fails_on_a_broken_link(tmp_path):
     page = copy / "docs" / "index.md"
     page.write_text(page.read_text(encoding="utf-8") + "\nSee [nothing](no-such-page.md).\n", encoding="utf-8")
     run = subprocess.run([*_mkdocs(), "build", "--strict", "--site-dir", str(tmp_path / "site")], cwd=copy,
-                         capture_output=True, text=True, timeout=600)
+                         capture_output=True, text=True, timeout=600, env=QUIET)
     assert run.returncode != 0 and "no-such-page.md" in run.stdout + run.stderr
 
 
