@@ -31,10 +31,11 @@ MAX_NUM_WORKERS = 256
 
 
 def bounded(default: Any, *, lo: Optional[float] = None, hi: Optional[float] = None, lo_open: bool = False,
-            hi_open: bool = False, keywords: tuple[str, ...] = (), help: str) -> Any:
+            hi_open: bool = False, keywords: tuple[str, ...] = (), help: str = "") -> Any:
     """A dataclass field with a numeric range, checked by ``parse_config`` (``None`` values are not checked);
     a number-or-keyword key (e.g. ``num_workers: auto``) lists its ``keywords``. ``help`` is the key's one-line
-    description (the documentation's configuration reference prints it)."""
+    description (the documentation's configuration reference prints it; ``tests/test_config_help.py`` fails on a
+    key without one)."""
     return field(default=default, metadata={"range": (lo, hi, lo_open, hi_open), "keywords": keywords,
                                             "help": help})
 
