@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_args(run)
     rep = sub.add_parser("report", help="tables (Markdown, text, LaTeX), significance, ranks, search diagnostics, "
                                         "cost, plots and report.html from a run folder's CSV files")
-    rep.add_argument("run_dir")
+    rep.add_argument("run_dir", help="a run folder written by dml-bench run (results/<name>)")
     rep.add_argument("--format", default="markdown,text,latex",
                      help="comma-separated formats written to RUN_DIR/tables (markdown, text, latex)")
     rep.add_argument("--compare", choices=["published"], help="show the published numbers beside ours")

@@ -105,6 +105,7 @@ def test_reference_names_every_key_option_and_method():
             if not isinstance(action, argparse._HelpAction):
                 spelling = ", ".join(action.option_strings) or action.dest.upper()
                 assert f"| `{spelling}` |" in cli_page, (name, spelling)
+                assert action.help, f"dml-bench {name} {spelling}: give it a help= (the reference prints it)"
 
     methods_page = pages["reference/methods.md"]
     for spec in list_methods():
