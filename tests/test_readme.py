@@ -31,5 +31,24 @@ def test_links_lead_to_files_of_the_repository():
     assert [link for link in links if not (ROOT / link).exists()] == []
 
 
+def _slug(heading: str) -> str:
+    return re.sub(r"[\s]+", "-", re.sub(r"[^\w\s-]", "", heading.strip().lower()))
+
+
+def test_anchors_lead_to_headings():
+    headings = {_slug(h) for h in re.findall(r"^#+ (.+)$", README, flags=re.M)}
+    anchors = re.findall(r"\]\(#([^)]+)\)", README)
+    assert [a for a in anchors if a not in headings] == []
+
+
+def test_run_folder_table_matches_the_reference_page():
+    """The README's table of what a run writes lists the same files as docs/reference/run-folder.md."""
+    def files(text: str) -> list[str]:
+        return re.findall(r"^\| (`[^|]+) \|", text, flags=re.M)
+
+    page = (ROOT / "docs" / "reference" / "run-folder.md").read_text(encoding="utf-8")
+    assert files(README) and files(README) == files(page)
+
+
 def test_readme_is_short():
     assert len(README.splitlines()) <= 150
