@@ -4,7 +4,9 @@
   help (declared beside the key), and the names a layer accepts for it (from that layer's own table);
 * ``reference/cli.md``: every command and option of ``benchmark.cli.build_parser()``;
 * ``reference/methods.md``: every registered method with its paper, search space, defaults and flags;
-* ``reference/metrics.md``: every metric of ``benchmark.metric_catalog``.
+* ``reference/metrics.md``: every metric of ``benchmark.metric_catalog``;
+* ``reference/checks.md``: every check that refuses bad input (each public ``check_*`` function of the package,
+  with its docstring's first paragraph).
 
 Run ``python docs/gen_reference.py`` from the repository root after changing any of those; the test
 ``tests/test_docs.py`` fails while the committed pages differ from what this writes. Nothing here is listed by
@@ -14,6 +16,7 @@ hand except which layer's table holds the names of a string key (``CHOICES``).
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import sys
 import typing
@@ -227,10 +230,34 @@ def metrics_page() -> str:
     return "\n".join(lines)
 
 
+def check_functions() -> list[tuple[str, str, str]]:
+    """``(module, function, first paragraph of its docstring)`` of every public ``check_*`` function."""
+    out = []
+    for path in sorted((ROOT / "benchmark").rglob("*.py")):
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("check_"):
+                doc = (ast.get_docstring(node) or "").split("\n\n")[0]
+                out.append((module, node.name, " ".join(doc.split())))
+    return out
+
+
+def checks_page() -> str:
+    lines = ["# Checks", "", GENERATED.strip(), "",
+             "Every function that refuses bad input before a run writes anything, with what it checks (its "
+             "docstring). Each raises an error that the command line prints as one line `error: ...`, exit "
+             "status 2. What they amount to for a user: [Bad input](bad-input.md).", "",
+             "| module | check | what it refuses or requires |", "|---|---|---|"]
+    lines += [f"| `{m}` | `{f}` | {_cell(d) or '(no docstring)'} |" for m, f, d in check_functions()]
+    lines.append("")
+    return "\n".join(lines)
+
+
 def render_all() -> dict[str, str]:
     """Path under ``docs/`` -> the page's text."""
     return {"reference/configuration.md": configuration_page(), "reference/cli.md": cli_page(),
-            "reference/methods.md": methods_page(), "reference/metrics.md": metrics_page()}
+            "reference/methods.md": methods_page(), "reference/metrics.md": metrics_page(),
+            "reference/checks.md": checks_page()}
 
 
 def write_all(target: Path = DOCS) -> list[Path]:

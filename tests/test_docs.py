@@ -114,6 +114,16 @@ def test_reference_names_every_key_option_and_method():
             assert f"| `{param}` |" in methods_page
 
 
+def test_checks_reference_lists_every_check_with_its_docstring():
+    gen = _gen()
+    checks = gen.check_functions()
+    names = {f for _, f, _ in checks}
+    assert {"check_output_dir", "check_storage_url", "check_run_config", "check_image_header"} <= names
+    assert [f"{m}.{f}" for m, f, d in checks if not d] == [], "give every check a docstring"
+    page = gen.checks_page()
+    assert all(f"| `{m}` | `{f}` |" in page for m, f, _ in checks)
+
+
 def test_config_reference_gives_a_keys_layer_names():
     page = _gen().configuration_page()
     row = next(line for line in page.splitlines() if line.startswith("| `training.optimizer` |"))
