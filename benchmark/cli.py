@@ -16,6 +16,7 @@ import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
+from benchmark.config import list_presets
 from benchmark.constants import LATEX_WIDTHS
 from benchmark.errors import BenchmarkError
 from benchmark.secrets import redact_text
@@ -25,7 +26,7 @@ RESULTS_DIR = Path("results")
 
 def _add_run_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
     src = p.add_mutually_exclusive_group(required=required)
-    src.add_argument("--preset", help="a preset from configs/ (smoke, quick, reality-check)")
+    src.add_argument("--preset", help=f"a preset from configs/ ({', '.join(list_presets())})")
     src.add_argument("--config", help="a YAML config file")
     p.add_argument("--out", help="run folder (default: results/<config name>)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -78,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "and a test evaluation per dataset, to estimate the wall time")
     rep = sub.add_parser("report", help="tables (Markdown, text, LaTeX), significance, ranks, search diagnostics, "
                                         "cost, plots and report.html from a run folder's CSV files")
-    rep.add_argument("run_dir")
+    rep.add_argument("run_dir", help="a run folder written by dml-bench run (results/<name>)")
     rep.add_argument("--format", default="markdown,text,latex",
                      help="comma-separated formats written to RUN_DIR/tables (markdown, text, latex); "
                           "the files written are named on the terminal")
