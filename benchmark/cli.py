@@ -21,9 +21,12 @@ import argparse
 import logging
 import sys
 import traceback
+import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
+from benchmark.config import list_presets
+from benchmark.constants import LATEX_WIDTHS
 from benchmark.errors import BenchmarkError, DiskFullError
 from benchmark.io import is_disk_full
 from benchmark.secrets import redact_text
@@ -33,9 +36,9 @@ RESULTS_DIR = Path("results")
 _run_dir: Optional[Path] = None
 
 
-def _add_run_args(p: argparse.ArgumentParser) -> None:
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--preset", help="a preset from configs/ (smoke, quick, reality-check)")
+def _add_run_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
+    src = p.add_mutually_exclusive_group(required=required)
+    src.add_argument("--preset", help=f"a preset from configs/ ({', '.join(list_presets())})")
     src.add_argument("--config", help="a YAML config file")
     p.add_argument("--out", help="run folder (default: results/<config name>)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -79,15 +82,29 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("list-methods", help="every registered method with its search space")
     run = sub.add_parser("run", help="run (or resume, or join as a worker) a leaderboard")
     _add_run_args(run)
+    plan = sub.add_parser("plan", help="what a run will cost before it runs: units, fold trainings, iterations "
+                                       "and, with --measure, the wall time on this machine")
+    plan.add_argument("source", nargs="?", help="a YAML config file or a preset name (or give --preset/--config)")
+    _add_run_args(plan, required=False)
+    plan.add_argument("--measure", action="store_true",
+                      help="time a few training iterations and a validation of every method and dataset here, "
+                           "and a test evaluation per dataset, to estimate the wall time")
     rep = sub.add_parser("report", help="tables (Markdown, text, LaTeX), significance, ranks, search diagnostics, "
                                         "cost, plots and report.html from a run folder's CSV files")
-    rep.add_argument("run_dir")
+    rep.add_argument("run_dir", help="a run folder written by dml-bench run (results/<name>)")
     rep.add_argument("--format", default="markdown,text,latex",
-                     help="comma-separated formats written to RUN_DIR/tables (markdown, text, latex)")
-    rep.add_argument("--compare", choices=["published"], help="show the published numbers beside ours")
+                     help="comma-separated formats written to RUN_DIR/tables (markdown, text, latex); "
+                          "the files written are named on the terminal")
+    rep.add_argument("--compare", choices=["published"],
+                     help="add the published numbers (a block of rows below ours, with our difference)")
     rep.add_argument("--no-plots", action="store_true", help="skip the plots")
-    rep.add_argument("--print", dest="print_format", default="markdown",
-                     choices=["markdown", "text", "latex"], help="format printed to the terminal")
+    rep.add_argument("--print", dest="print_format", default=None,
+                     choices=["markdown", "text", "latex"],
+                     help="format of every table printed to the terminal (default: the first of --format)")
+    rep.add_argument("--latex-width", default="column", choices=list(LATEX_WIDTHS),
+                     help="LaTeX tables: 'column' (default) shrinks a table wider than \\linewidth to it, so it fits "
+                          "a column of a two-column paper and the text of a one-column one; 'page' makes a table* "
+                          "(spanning both columns) shrunk to the text width; 'none' keeps the natural width")
     return parser
 
 
@@ -175,28 +192,92 @@ def _run_local_workers(cfg, run_dir: Path, bench, plan, argv: Sequence[str], *, 
     return code
 
 
-def _report(run_dir: Path, *, formats, compare, plots: bool, print_format: str) -> int:
-    from benchmark.reporting import aggregate_run, render_table, write_plots, write_reports
+def _report(run_dir: Path, **kwargs) -> int:
+    """Write and print the report (see :func:`_write_report`); the libraries' warnings, caught while it
+    runs, are printed once each at the end with their count (not once per occurrence)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # every occurrence recorded, then counted
+        for hidden in (DeprecationWarning, PendingDeprecationWarning):  # hidden by Python's defaults: stay so
+            warnings.filterwarnings("ignore", category=hidden)
+        try:
+            return _write_report(run_dir, **kwargs)
+        finally:
+            _summarise_warnings(caught)
+
+
+def _summarise_warnings(caught: list) -> None:
+    counts: dict[tuple[str, str], int] = {}
+    for w in caught:
+        key = (w.category.__name__, " ".join(str(w.message).split()))
+        counts[key] = counts.get(key, 0) + 1
+    for (category, message), n in counts.items():
+        print(f"warning ({category}{f', {n} times' if n > 1 else ''}): {message}", file=sys.stderr)
+
+
+def _write_report(run_dir: Path, *, formats, compare, plots: bool, print_format: str,
+                  latex_width: str = "column") -> int:
+    from benchmark.reporting import aggregate_run, write_plots, write_reports
     from benchmark.reporting.run_report import write_run_report
+    from benchmark.reporting.tables import EXTENSIONS, comparison_note, dataset_comparison, dataset_tables
 
     _set_run_dir(run_dir)
     results = run_dir / "results.csv"
     if not results.is_file():
         raise BenchmarkError(f"{results} does not exist (is {run_dir} a run folder?)")
-    written = write_reports(run_dir, formats=tuple(formats), compare=compare)
+    written = write_reports(run_dir, formats=tuple(formats), compare=compare, latex_width=latex_width)
     if plots:
         written += write_plots(run_dir)
     # significance, ranks, search diagnostics, cost, power, CD diagrams and report.html
     stats_written, findings = write_run_report(run_dir, plots=plots)
     written += stats_written
     agg = aggregate_run(run_dir)
-    for dataset in agg["dataset"].unique():
-        print(f"\n{dataset}\n")
-        print(render_table(agg, dataset, fmt=print_format, compare=compare))
+    for dataset in map(str, agg["dataset"].unique()):
+        note = comparison_note(agg, dataset) if compare else None
+        if note:
+            print(f"\nnote: {note}")
+        tables = dataset_tables(agg, dataset, print_format, compare=dataset_comparison(agg, dataset, compare),
+                                latex_width=latex_width)
+        for name, text in tables:
+            if print_format == "latex":
+                print(f"\n% {run_dir / 'tables' / name}\n{text}", end="")
+            else:
+                print(f"\n{text}", end="")
     print("\nFindings (Welch t-tests over repeats, Holm-corrected, alpha = 0.05):")
     for line in findings:
         print(f"  - {line}")
-    print(f"\nwrote {len(written)} files under {run_dir} (open {run_dir / 'report.html'})")
+    print()
+    for fmt in formats:  # the tables' files, one line per format
+        files = [p for p in written if p.parent == run_dir / "tables" and p.suffix == EXTENSIONS[fmt]]
+        print(f"{fmt}: {', '.join(map(str, files))}")
+    print(f"wrote {len(written)} files under {run_dir} (open {run_dir / 'report.html'})")
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """Counts (and with --measure, timings and a wall-time estimate) of a run, before it runs."""
+    from benchmark.config import CONFIG_DIR
+    from benchmark.protocol.local_workers import plan_workers
+    from benchmark.protocol.plan import measure, plan_run, render_plan
+
+    if args.source is not None:
+        if args.preset or args.config:
+            raise UsageError("give the config once: a positional CONFIG, or --preset/--config")
+        is_file = Path(args.source).is_file() or not (CONFIG_DIR / f"{args.source}.yaml").is_file()
+        args.config, args.preset = (args.source, None) if is_file else (None, args.source)
+    elif not (args.preset or args.config):
+        raise UsageError("plan needs a config: dml-bench plan CONFIG (a YAML file or a preset name)")
+    cfg = _config_from_args(args)
+    run_dir = Path(args.out) if args.out else RESULTS_DIR / cfg.name
+    plan = plan_run(cfg, previous_run=run_dir)
+    frozen = any(cfg.training_for(d).regime == "frozen" or d.name == "features" for d in cfg.datasets)
+    workers = plan_workers(cfg.protocol.workers, device=cfg.device, frozen=frozen)
+    if args.measure:
+        from benchmark.protocol.preflight import check_device
+
+        check_device(cfg.device)
+        measure(cfg, plan, progress=not args.no_progress, say=lambda line: print(line, file=sys.stderr))
+    gpus = len({g for g in workers.gpus if g is not None})
+    print(render_plan(plan, workers=workers.n, gpus=gpus))
     return 0
 
 
@@ -206,14 +287,16 @@ def _set_run_dir(run_dir: Path) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    formats = list(dict.fromkeys(f.strip() for f in args.format.split(",") if f.strip()))
     bad = sorted(set(formats) - {"markdown", "text", "latex"})
     if bad:
         raise BenchmarkError(f"unknown format {bad[0]!r} (expected markdown, text or latex)")
+    if not formats:
+        raise BenchmarkError("--format names no format (expected some of markdown, text, latex)")
     run_dir = Path(args.run_dir)
     compare = True if args.compare == "published" else None  # each dataset's published table
     return _report(run_dir, formats=formats, compare=compare, plots=not args.no_plots,
-                   print_format=args.print_format)
+                   print_format=args.print_format or formats[0], latex_width=args.latex_width)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -224,6 +307,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return cmd_list_methods(args)
         if args.command == "run":
             return cmd_run(args, argv)
+        if args.command == "plan":
+            return cmd_plan(args)
         return cmd_report(args)
     except BenchmarkError as exc:
         print(f"error: {redact_text(str(exc))}", file=sys.stderr)

@@ -31,24 +31,57 @@ MAX_NUM_WORKERS = 256
 
 
 def bounded(default: Any, *, lo: Optional[float] = None, hi: Optional[float] = None, lo_open: bool = False,
-            hi_open: bool = False, keywords: tuple[str, ...] = ()) -> Any:
+            hi_open: bool = False, keywords: tuple[str, ...] = (), help: str = "") -> Any:
     """A dataclass field with a numeric range, checked by ``parse_config`` (``None`` values are not checked);
-    a number-or-keyword key (e.g. ``num_workers: auto``) lists its ``keywords``."""
-    return field(default=default, metadata={"range": (lo, hi, lo_open, hi_open), "keywords": keywords})
+    a number-or-keyword key (e.g. ``num_workers: auto``) lists its ``keywords``. ``help`` is the key's one-line
+    description (the documentation's configuration reference prints it; ``tests/test_config_help.py`` fails on a
+    key without one)."""
+    return field(default=default, metadata={"range": (lo, hi, lo_open, hi_open), "keywords": keywords,
+                                            "help": help})
+
+
+def doc(default: Any = dataclasses.MISSING, *, help: str, default_factory: Any = dataclasses.MISSING) -> Any:
+    """A dataclass field without a numeric range, with its one-line ``help`` (see ``bounded``)."""
+    return field(default=default, default_factory=default_factory, metadata={"help": help})
+
+
+def field_help(f: dataclasses.Field) -> str:
+    """The one-line help declared beside a config key ('' for a field declared without one)."""
+    return f.metadata.get("help", "")
+
+
+def field_range(f: dataclasses.Field) -> str:
+    """A config key's range as text (``>= 1``, ``(0, 1)``, ``>= 0 or auto``), '' for none."""
+    def num(x: float) -> str:
+        return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+    parts = []
+    if "range" in f.metadata:
+        lo, hi, lo_open, hi_open = f.metadata["range"]
+        if lo is not None and hi is not None:
+            parts.append(f"{'(' if lo_open else '['}{num(lo)}, {num(hi)}{')' if hi_open else ']'}")
+        elif lo is not None:
+            parts.append(f"{'>' if lo_open else '>='} {num(lo)}")
+        elif hi is not None:
+            parts.append(f"{'<' if hi_open else '<='} {num(hi)}")
+    parts.extend(f.metadata.get("keywords", ()))
+    return " or ".join(parts)
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     """Trunk and embedder (the trunk's name is checked by ``benchmark.models``)."""
 
-    trunk: str = "small_cnn"
-    embedding_dim: int = bounded(128, lo=1, hi=MAX_EMBEDDING_DIM)
-    pretrained: bool = True
-    #: The pretrained weights file of a ``bn_inception`` or ``timm:<name>`` trunk (default: the caches').
-    weights: Optional[str] = None
-    freeze_bn: bool = True
-    #: Epochs of classification pretraining of the small CNN on the built-in dataset's held-out pool.
-    pretrain_epochs: int = bounded(8, lo=1)
+    trunk: str = doc("small_cnn", help="The trunk network whose pooled features the embedder maps.")
+    embedding_dim: int = bounded(128, lo=1, hi=MAX_EMBEDDING_DIM,
+                                 help="Width of each fold's embedding (the reality check uses 128).")
+    pretrained: bool = doc(True, help="Start the trunk from pretrained weights (false: random weights).")
+    weights: Optional[str] = doc(None, help="The pretrained weights file of a bn_inception or timm:<name> trunk "
+                                            "(default: the caches').")
+    freeze_bn: bool = doc(True, help="Keep the trunk's BatchNorm statistics frozen during training, as the "
+                                     "protocol does.")
+    pretrain_epochs: int = bounded(8, lo=1, help="Epochs of classification pretraining of the small CNN on the "
+                                                 "built-in dataset's held-out pool.")
 
 
 @dataclass(frozen=True)
@@ -57,52 +90,44 @@ class TrainingConfig:
 
     ``optimizer`` and ``regime`` are names checked by ``benchmark.training``."""
 
-    batch_size: int = bounded(32, lo=1)
-    m_per_class: int = bounded(4, lo=1)
-    iterations_per_epoch: int = bounded(100, lo=1)
-    max_epochs: int = bounded(1000, lo=1)
-    #: Validate every this many epochs (2 CUB, 5 Cars, 20 SOP in the reference).
-    val_interval: int = bounded(2, lo=1)
-    #: Stop after this many epochs without a better validation MAP@R (9 / 14 / 39 in the reference).
-    patience: int = bounded(9, lo=1)
-    optimizer: str = "rmsprop"
-    lr_trunk: float = bounded(1e-6, lo=0.0)
-    lr_embedder: float = bounded(1e-6, lo=0.0)
-    weight_decay: float = bounded(1e-4, lo=0.0)
-    momentum: float = bounded(0.9, lo=0.0, hi=1.0, hi_open=True)
-    #: DataLoader worker processes, or ``auto`` (a share of the cores on a GPU run, 0 on a CPU-only one;
-    #: see ``benchmark.data.loader_workers``).
-    num_workers: Union[int, str] = bounded("auto", lo=0, hi=MAX_NUM_WORKERS, keywords=("auto",))
-    eval_batch_size: int = bounded(256, lo=1)
-    #: ``end_to_end`` (the trunk trains on images) or ``frozen`` (the part of the trunk before
-    #: ``frozen.cut`` is run once and cached; the rest trains on its outputs, see ``FrozenConfig``).
-    regime: str = "end_to_end"
-    #: torch CPU threads while a unit of work trains and tests (0: torch's default). 1 suits the frozen
-    #: regime's small models on a shared CPU, where idle threads of a busy pool spin and stall.
-    threads: int = bounded(0, lo=0, hi=MAX_NUM_WORKERS)
-    #: Mixed precision of the training step: auto (bf16, or fp16 with a grad scaler, on CUDA; fp32 on a
-    #: CPU), fp32 (none), bf16 or fp16. Checked by ``benchmark.training``.
-    amp: str = "auto"
-    #: Layout of the model and images: auto (channels-last on CUDA, contiguous on a CPU), channels_last,
-    #: contiguous. Checked by ``benchmark.training``.
-    memory_format: str = "auto"
-    #: ``torch.compile`` the model's forward for training.
-    compile: bool = False
+    batch_size: int = bounded(32, lo=1, help="Training batch size (classes x m_per_class).")
+    m_per_class: int = bounded(4, lo=1, help="Images per class in a class-balanced training batch.")
+    iterations_per_epoch: int = bounded(100, lo=1, help="Training iterations that make one epoch.")
+    max_epochs: int = bounded(1000, lo=1, help="Most epochs a fold trains.")
+    val_interval: int = bounded(2, lo=1, help="Validate every this many epochs (2 CUB, 5 Cars, 20 SOP in the "
+                                              "reference).")
+    patience: int = bounded(9, lo=1, help="Stop after this many epochs without a better validation MAP@R "
+                                          "(9 / 14 / 39 in the reference); at least val_interval.")
+    optimizer: str = doc("rmsprop", help="The optimizer of trunk, embedder and the method's parameters.")
+    lr_trunk: float = bounded(1e-6, lo=0.0, help="Learning rate of the trunk.")
+    lr_embedder: float = bounded(1e-6, lo=0.0, help="Learning rate of the embedder.")
+    weight_decay: float = bounded(1e-4, lo=0.0, help="Weight decay of the trunk and embedder.")
+    momentum: float = bounded(0.9, lo=0.0, hi=1.0, hi_open=True, help="Momentum of the optimizer (RMSprop, SGD).")
+    num_workers: Union[int, str] = bounded(
+        "auto", lo=0, hi=MAX_NUM_WORKERS, keywords=("auto",),
+        help="DataLoader worker processes, or auto (a share of the cores on a GPU run, 0 on a CPU-only one).")
+    eval_batch_size: int = bounded(256, lo=1, help="Batch size when embedding validation and test images.")
+    regime: str = doc("end_to_end", help="end_to_end: the trunk trains on images; frozen: the trunk's output is "
+                                         "cached once and only what follows trains.")
+    threads: int = bounded(0, lo=0, hi=MAX_NUM_WORKERS,
+                           help="torch CPU threads while a unit of work trains and tests (0: torch's default).")
+    amp: str = doc("auto", help="Mixed precision of the training step; auto: bf16 (else fp16) on CUDA, fp32 "
+                                "on a CPU.")
+    memory_format: str = doc("auto", help="Layout of model and images; auto: channels-last on CUDA, contiguous on "
+                                          "a CPU.")
+    compile: bool = doc(False, help="torch.compile the model's forward for training.")
 
 
 @dataclass(frozen=True)
 class FrozenConfig:
     """The frozen-trunk regime (``training.regime: frozen``, implied by a ``features`` dataset)."""
 
-    #: ``after_last``: cache the trunk's output map; ``before_last``: cache the last stage's input
-    #: (the last stage then trains on it). Checked by ``benchmark.models``.
-    cut: str = "after_last"
-    #: The map is average-pooled to ``grid x grid`` and flattened for the embedder (1 = global pooling).
-    grid: int = bounded(4, lo=1)
-    #: Augmented views (training transform) cached per training image; a batch takes one at random.
-    views: int = bounded(4, lo=1)
-    #: Keep the outputs on disk under the cache folder (``$DML_BENCH_CACHE`` or ``~/.cache/dml-bench``).
-    cache: bool = True
+    cut: str = doc("after_last", help="after_last: cache the trunk's output map; before_last: cache the last "
+                                      "stage's input (the last stage then trains).")
+    grid: int = bounded(4, lo=1, help="The cached map is average-pooled to grid x grid for the embedder "
+                                      "(1: global pooling).")
+    views: int = bounded(4, lo=1, help="Augmented views cached per training image; a batch takes one at random.")
+    cache: bool = doc(True, help="Keep the cached outputs on disk under $DML_BENCH_CACHE or ~/.cache/dml-bench.")
 
 
 @dataclass(frozen=True)
@@ -111,47 +136,45 @@ class ProtocolConfig:
 
     ``fold_mode`` and ``sampler`` are names checked by ``benchmark.protocol``."""
 
-    n_folds: int = bounded(4, lo=2)
-    fold_mode: str = "contiguous"
-    n_trials: int = bounded(50, lo=1)
-    n_repeats: int = bounded(10, lo=1)
-    sampler: str = "tpe"
-    n_startup_trials: int = bounded(10, lo=0)
-    #: Early stopping of unpromising search trials (``benchmark.protocol.fidelity``): ``none``, ``median``
-    #: (the running mean against the median of earlier trials, at fold ends) or ``hyperband`` (at every
-    #: validation, across folds; the default, from ``benchmarks/search_efficiency.py``; the reality-check
-    #: preset says ``none``). Slot 0, the method's defaults, is never pruned. Checked by ``benchmark.protocol``.
-    pruner: str = "hyperband"
-    #: Training iterations one search (one method on one dataset) may spend in all, over all its trials
-    #: (``benchmark.protocol.budget``); null: only ``n_trials`` bounds it.
-    budget_iterations: Optional[int] = bounded(None, lo=1)
-    #: Optuna storage URL (e.g. ``postgresql://user:pw@host/db``); None = a journal file in the run folder.
-    storage: Optional[str] = None
-    #: Seconds without a heartbeat after which another worker may take over a unit of work.
-    grace_period: int = bounded(1800, lo=1)
-    #: Seconds a worker waits before looking again for work held by other workers.
-    poll_interval: float = bounded(10.0, lo=0.0, lo_open=True)
-    #: Seconds a worker keeps retrying (with backoff) a storage database that stopped answering before it
-    #: gives up with exit status 4; its unfinished unit is then redone by the next worker. 0: give up at once.
-    storage_wait: float = bounded(120.0, lo=0.0, hi=86400.0)
-    #: ``ordered``: a method's search slots run one after another, each sampled (and pruned) against the
-    #: finished slots before it, so any number of workers gives the table of one; workers share out the
-    #: methods, datasets and repeats instead. ``concurrent``: a free worker starts the next slot at once
-    #: (TPE's constant liar stands in for running slots): faster with more workers than methods, but the
-    #: parameters then depend on the workers' timing. Checked by ``benchmark.protocol``.
-    search_order: str = "ordered"
-    #: Worker processes ``dml-bench run`` starts on this machine (all on the run's storage), or ``auto``
-    #: (every core on a CPU, one per GPU; ``benchmark.protocol.local_workers``).
-    workers: Union[int, str] = bounded(1, lo=1, hi=MAX_NUM_WORKERS, keywords=("auto",))
+    n_folds: int = bounded(4, lo=2, help="Class-disjoint cross-validation folds.")
+    fold_mode: str = doc("contiguous", help="How the training classes are dealt into folds.")
+    n_trials: int = bounded(50, lo=1, help="Hyperparameter search slots per method and dataset.")
+    n_repeats: int = bounded(10, lo=1, help="Retrainings of the best configuration from scratch, with new seeds.")
+    sampler: str = doc("tpe", help="The search's sampler (tpe: multivariate, with constant liar).")
+    n_startup_trials: int = bounded(10, lo=0, help="Random trials (after the defaults) before the sampler models "
+                                                   "the results.")
+    pruner: str = doc("hyperband", help="Early stopping of unpromising trials (median: at fold ends; hyperband: "
+                                        "at every validation).")
+    budget_iterations: Optional[int] = bounded(
+        None, lo=1, help="Training iterations one search may spend over all its trials (null: n_trials alone).")
+    storage: Optional[str] = doc(None, help="Optuna storage URL (e.g. postgresql://user@host/db); null: a journal "
+                                            "file in the run folder.")
+    grace_period: int = bounded(1800, lo=1, help="Seconds without a heartbeat after which another worker may take "
+                                                 "over a unit of work.")
+    poll_interval: float = bounded(10.0, lo=0.0, lo_open=True,
+                                   help="Seconds a worker waits before looking again for work held by others.")
+    storage_wait: float = bounded(120.0, lo=0.0, hi=86400.0,
+                                  help="Seconds a worker keeps retrying a storage database that stopped answering "
+                                       "before it gives up with exit status 4 (its unfinished unit is redone by "
+                                       "the next worker); 0: give up at once.")
+    search_order: str = doc("ordered", help="ordered: a method's search slots run one after another, each "
+                                            "sampled and pruned against the finished slots before it, so any "
+                                            "number of workers gives one worker's table; concurrent: a free "
+                                            "worker starts the next slot at once (faster with more workers than "
+                                            "methods, but the parameters depend on timing).")
+    workers: Union[int, str] = bounded(1, lo=1, hi=MAX_NUM_WORKERS, keywords=("auto",),
+                                       help="Worker processes dml-bench run starts on this machine, all on the "
+                                            "run's storage; auto: one per core on a CPU, one per GPU.")
 
 
 @dataclass(frozen=True)
 class EvaluationConfig:
     """Test-set evaluation."""
 
-    recall_at: list[int] = field(default_factory=lambda: [1])
-    #: False-accept rate of the verification report (TAR at this FAR); null turns verification off.
-    verification_far: Optional[float] = bounded(1e-3, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+    recall_at: list[int] = doc(default_factory=lambda: [1], help="The K of Recall@K (distinct positive integers).")
+    verification_far: Optional[float] = bounded(
+        1e-3, lo=0.0, hi=1.0, lo_open=True, hi_open=True,
+        help="False-accept rate of the verification report (TAR at this FAR); null turns it off.")
 
 
 @dataclass(frozen=True)
@@ -160,17 +183,18 @@ class DatasetConfig:
 
     ``name``, ``root`` and ``options`` are checked by ``benchmark.data``."""
 
-    name: str = "builtin"
-    #: The dataset's name in results and tables (default: ``name``); lets one leaderboard hold the
-    #: same dataset twice with different options, e.g. the built-in dataset at two context biases.
-    label: Optional[str] = None
-    root: Optional[str] = None
-    options: dict[str, Any] = field(default_factory=dict)
-    training: dict[str, Any] = field(default_factory=dict)
-    recall_at: Optional[list[int]] = None
-    #: Fixed (not searched) hyperparameters per method on this dataset, e.g. ``{dcml: {env_interval: 10}}``
-    #: (checked by ``benchmark.methods.dataset_params``).
-    method_params: dict[str, Any] = field(default_factory=dict)
+    name: str = doc("builtin", help="The dataset's kind (a known dataset or a generic layout).")
+    label: Optional[str] = doc(None, help="The dataset's name in results and tables (default: name); lets a "
+                                          "leaderboard hold one dataset twice.")
+    root: Optional[str] = doc(None, help="The dataset's folder or file, in its official layout.")
+    options: dict[str, Any] = doc(default_factory=dict, help="Dataset options, e.g. {context_bias: 0.9} for the "
+                                                             "built-in dataset.")
+    training: dict[str, Any] = doc(default_factory=dict, help="Training keys overridden for this dataset, e.g. "
+                                                              "{val_interval: 5}.")
+    recall_at: Optional[list[int]] = doc(None, help="This dataset's K of Recall@K (default: evaluation.recall_at).")
+    method_params: dict[str, Any] = doc(default_factory=dict, help="Fixed (not searched) hyperparameters per "
+                                                                   "method on this dataset, e.g. "
+                                                                   "{dcml: {env_interval: 10}}.")
 
     @property
     def key(self) -> str:
@@ -182,17 +206,19 @@ class DatasetConfig:
 class BenchmarkConfig:
     """A whole leaderboard: every method on every dataset, under one protocol."""
 
-    name: str = "benchmark"
-    seed: int = bounded(0, lo=0, hi=MAX_SEED)
-    device: str = "auto"
-    #: Method names (a config file may say ``all``; the assembler expands it to every registered method).
-    methods: list[str] = field(default_factory=lambda: ["contrastive"])
-    datasets: list[DatasetConfig] = field(default_factory=lambda: [DatasetConfig()])
-    model: ModelConfig = field(default_factory=ModelConfig)
-    training: TrainingConfig = field(default_factory=TrainingConfig)
-    frozen: FrozenConfig = field(default_factory=FrozenConfig)
-    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
-    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    name: str = doc("benchmark", help="The run's name: its folder results/<name> and its leaderboard in the "
+                                      "storage.")
+    seed: int = bounded(0, lo=0, hi=MAX_SEED, help="The seed every fold, trial and repeat seed derives from.")
+    device: str = doc("auto", help="auto (a GPU when there is one), cpu, cuda or cuda:N.")
+    methods: list[str] = doc(default_factory=lambda: ["contrastive"],
+                             help="Method names, or all (every registered method).")
+    datasets: list[DatasetConfig] = doc(default_factory=lambda: [DatasetConfig()],
+                                        help="The leaderboard's datasets (see datasets[] below).")
+    model: ModelConfig = doc(default_factory=ModelConfig, help="Trunk and embedder.")
+    training: TrainingConfig = doc(default_factory=TrainingConfig, help="Training of one fold.")
+    frozen: FrozenConfig = doc(default_factory=FrozenConfig, help="The frozen-trunk regime.")
+    protocol: ProtocolConfig = doc(default_factory=ProtocolConfig, help="Folds, search, repeats and storage.")
+    evaluation: EvaluationConfig = doc(default_factory=EvaluationConfig, help="Test-set evaluation.")
 
     def training_for(self, dataset: DatasetConfig) -> TrainingConfig:
         """The training config of ``dataset`` (global values overlaid with its own)."""
@@ -430,11 +456,15 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return data
 
 
+def list_presets() -> list[str]:
+    """The presets in ``configs/`` (their file names without ``.yaml``), sorted."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+
+
 def preset_path(name: str) -> Path:
     path = CONFIG_DIR / f"{name}.yaml"
     if not path.is_file():
-        known = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
-        raise ConfigError(f"unknown preset {name!r} (known: {', '.join(known)})")
+        raise ConfigError(f"unknown preset {name!r} (known: {', '.join(list_presets())})")
     return path
 
 

@@ -53,3 +53,11 @@ def cache_dir() -> Path:
         return Path(env)
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "dml-bench"
+
+
+#: How wide a LaTeX table may be (``dml-bench report --latex-width``, rendered by
+#: ``benchmark.reporting.tables``): ``column`` (a ``table`` float shrunk to the column width when
+#: wider: fits a column of a two-column venue and the text of a one-column one), ``page`` (a
+#: ``table*`` float, spanning both columns of a two-column venue, shrunk to the text width when
+#: wider) or ``none`` (a ``table`` float at its natural width).
+LATEX_WIDTHS: tuple[str, ...] = ("column", "page", "none")

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Optional
 
-from benchmark.constants import DIVERGED_METRIC
+from benchmark.constants import CONCATENATED, DIVERGED_METRIC
 from benchmark.errors import BenchmarkError
 
 FRACTION, CORRELATION, COUNT = "fraction", "correlation", "count"
@@ -92,3 +92,23 @@ def describe_metrics(*, recall_at: Iterable[int], far: Optional[float]) -> dict[
     out.update(UNCERTAINTY)
     out.update(PROTOCOL)
     return out
+
+
+#: Why the concatenated embedding has no TAR@FAR and no test FAR (see
+#: ``benchmark.evaluation.embed.evaluate_models``): the threshold needs validation classes.
+CONCATENATION_HAS_NO_THRESHOLD = (
+    "the threshold for the target FAR is chosen on a fold model's own validation classes, and the "
+    "concatenation of the fold models has none (each fold's validation classes are the other folds' "
+    "training classes), so the concatenation gets ROC AUC only")
+
+
+def is_threshold_metric(metric: str) -> bool:
+    """Whether ``metric`` needs the verification threshold chosen on validation (TAR@FAR, test FAR)."""
+    return metric == "far_at_threshold" or str(metric).startswith("tar_at_far_")
+
+
+def missing_reason(embedding: str, metric: str) -> Optional[str]:
+    """Why ``metric`` is never reported for ``embedding`` by design, or None when it should be there."""
+    if embedding == CONCATENATED and is_threshold_metric(metric):
+        return CONCATENATION_HAS_NO_THRESHOLD
+    return None

@@ -1,6 +1,6 @@
 """Retrieval metrics (P@1, R-Precision, MAP@R, Recall@K) from exact nearest neighbours.
 
-Definitions follow the reality-check protocol (``shared/PROTOCOL.md``): for a query labelled y,
+Definitions follow the reality-check protocol (``docs/explanation/protocol.md``): for a query labelled y,
 R is the number of *other* reference samples labelled y; queries with R = 0 are excluded; the
 query itself is never its own neighbour when the query set is the reference set. Neighbours are
 exact (inner product on L2-normalised embeddings, i.e. cosine / Euclidean order; ties by lower

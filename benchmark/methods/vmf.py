@@ -54,10 +54,10 @@ Densities and kernels between vMFs (μ unit vectors, κ > 0):
 
 - ``log_vmf_density(z, μ, κ)`` = log C_D(κ) + κ μᵀz.
 - ``log_nivmf_density(z, μ_c, k_c)``: the class proxy of the paper is a "non-isotropic" vMF with a
-  direction μ_c and a per-dimension concentration vector k_c (clamped at ≥ 0.1). The seed text we
-  have is only the paper's abstract, so the exact form is the authors' code (``log_ppk_vmf_vec`` in
-  ``utilities/misc.py``, used by ``criteria/proxyvmf_panc.py``, the criterion of their published
-  runs): with κ̃ = k_c ⊙ μ_c,
+  direction μ_c and a per-dimension concentration vector k_c (clamped at ≥ 0.1). The text this project
+  read of the paper is its abstract, so the exact form is the authors' public code (in their repository,
+  ``log_ppk_vmf_vec`` in ``utilities/misc.py``, used by ``criteria/proxyvmf_panc.py``, the criterion of
+  their published runs; see ``docs/explanation/seed-methods.md``): with κ̃ = k_c ⊙ μ_c,
 
       l(z, c) = log C_D(‖κ̃‖) + ⟨κ̃, z⟩ + Σ_d log k_{c,d} − log ‖κ̃‖.
 
@@ -65,7 +65,7 @@ Densities and kernels between vMFs (μ unit vectors, κ > 0):
   authors' log-determinant term. Note that as a function of z this is a vMF with direction κ̃/‖κ̃‖
   and concentration ‖κ̃‖ (isotropic around κ̃); the per-dimension k_c acts through that direction and
   the constant. ``transform_z=True`` gives the genuinely non-isotropic variant of the authors'
-  ``criteria/proxynca_nivmf.py``, where z is first mapped to (k_c ⊙ z)/‖k_c ⊙ z‖:
+  ``criteria/proxynca_nivmf.py`` (in their repository), where z is first mapped to (k_c ⊙ z)/‖k_c ⊙ z‖:
   l(z, c) = log C_D(‖κ̃‖) + ⟨κ̃, k_c⊙z⟩/‖k_c⊙z‖ + Σ_d log k_{c,d} − log ‖κ̃‖.
 - ``ppk_vmf(μ₁, κ₁, μ₂, κ₂, ρ)``: log of the probability product kernel ∫ p₁^ρ p₂^ρ dz
   = ρ(log C_D(κ₁) + log C_D(κ₂)) − log C_D(ρ‖κ₁μ₁ + κ₂μ₂‖) (ρ = 1: expected likelihood,

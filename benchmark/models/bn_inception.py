@@ -28,7 +28,7 @@ from torch import nn
 from benchmark.errors import ConfigError
 from benchmark.models.input_norm import InputRenormalisation
 from benchmark.models.names import check_weights_file
-from benchmark.models.trunks import Trunk
+from benchmark.models.trunk_base import Trunk, TrunkBuilder, register_trunk
 
 WEIGHTS_FILE = "bn_inception-52deb4733.pth"
 #: Where the ``pretrainedmodels`` port publishes the file (named in the message when it is missing).
@@ -212,3 +212,9 @@ def bn_inception(*, pretrained: bool, weights: Optional[str] = None) -> BNIncept
                               f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
         trunk.load_port_state_dict(state, str(path))
     return trunk
+
+
+register_trunk(TrunkBuilder(exact="bn_inception",
+                            build=lambda name, *, pretrained, weights=None: bn_inception(pretrained=pretrained,
+                                                                                          weights=weights),
+                            find_weights=lambda name, weights: find_weights(weights)))

@@ -31,7 +31,7 @@ from benchmark.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from benchmark.errors import ConfigError
 from benchmark.models.input_norm import InputRenormalisation
 from benchmark.models.names import TIMM_PREFIX, check_timm_name, check_weights_file
-from benchmark.models.trunks import Trunk
+from benchmark.models.trunk_base import Trunk, TrunkBuilder, register_trunk
 
 #: Files of a timm model's Hugging Face repo, in the order timm's own loader tries them.
 HF_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -170,3 +170,7 @@ def timm_trunk(trunk: str, *, pretrained: bool, weights: Optional[str] = None) -
     size = tuple(cfg.get("input_size") or (3, 224, 224))[1:]
     return TimmTrunk(model, name, mean=cfg.get("mean") or IMAGENET_MEAN, std=cfg.get("std") or IMAGENET_STD,
                      input_size=size)
+
+
+register_trunk(TrunkBuilder(prefix=TIMM_PREFIX, build=timm_trunk,
+                            find_weights=lambda name, weights: find_weights(name[len(TIMM_PREFIX):], weights)))

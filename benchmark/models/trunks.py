@@ -3,9 +3,10 @@
 Every trunk exposes ``feature_map(x)`` (B x C x H x W, for methods that attend over it),
 ``pool(fmap)`` (B x C) and ``out_dim`` (C). ``build_trunk`` makes any trunk a config names
 (``benchmark.models.names``): the small CNN and torchvision's ResNet-50 and GoogLeNet here,
-BN-Inception in ``bn_inception``, timm models in ``timm_trunk``. ImageNet weights come through
-torchvision's weight API (they are read from torchvision's cache; nothing here downloads on its own
-when offline); BN-Inception's and timm's only from files already on disk.
+BN-Inception in ``bn_inception``, timm models in ``timm_trunk``: those two depend on the trunk contract
+(``trunk_base``) and register their builders there; this module imports them so that they are registered.
+ImageNet weights come through torchvision's weight API (they are read from torchvision's cache; nothing here
+downloads on its own when offline); BN-Inception's and timm's only from files already on disk.
 """
 
 from __future__ import annotations
@@ -17,75 +18,15 @@ from torch import nn
 
 from benchmark.errors import ConfigError
 from benchmark.models.input_norm import InputRenormalisation
-from benchmark.models.names import TIMM_PREFIX, TRUNKS
+from benchmark.models.names import TRUNKS
+from benchmark.models.trunk_base import TRUNK_BUILDERS, Trunk, WrappedTrunk, builder_for
 
+# the trunks in their own modules register their builders when imported (they import trunk_base, not this module)
+from benchmark.models import bn_inception as _bn_inception  # noqa: F401,E402
+from benchmark.models import timm_trunk as _timm_trunk  # noqa: F401,E402
 
-class Trunk(nn.Module):
-    """Base class: ``forward`` = ``pool(feature_map(x))``.
-
-    ``out_dim`` is the width of ``pool``'s output, ``channels`` that of ``feature_map``'s (the same
-    for global average pooling). ``example_input(size)`` is a zero input of the shape ``feature_map``
-    takes (an image batch here; cached trunk outputs for ``CachedTrunk``).
-    """
-
-    out_dim: int
-
-    @property
-    def label(self) -> str:
-        """The trunk's name in messages."""
-        return type(self).__name__
-
-    @property
-    def channels(self) -> int:
-        return self.out_dim
-
-    def example_input(self, size: int) -> torch.Tensor:
-        param = next(self.parameters(), None)
-        device = param.device if param is not None else torch.device("cpu")
-        dtype = param.dtype if param is not None else torch.float32
-        return torch.zeros(1, 3, size, size, device=device, dtype=dtype)
-
-    def split_last_stage(self) -> tuple[nn.Module, nn.Module]:
-        """``(stages before the last, last stage)``: ``feature_map(x) == last(before(x))``."""
-        raise NotImplementedError(f"{type(self).__name__} has no stages to split")
-
-    def feature_map(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def pool(self, fmap: torch.Tensor) -> torch.Tensor:
-        return fmap.mean(dim=(2, 3))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(self.feature_map(x))
-
-
-class WrappedTrunk(Trunk):
-    """A trunk around another one (kept as ``.trunk``), delegating ``feature_map``, ``pool`` and ``out_dim``.
-
-    Methods that change the trunk (a new pooling, a frozen trunk) subclass it and override one piece.
-    """
-
-    def __init__(self, trunk: Trunk) -> None:
-        super().__init__()
-        self.trunk = trunk
-        self.out_dim = trunk.out_dim
-
-    @property
-    def label(self) -> str:
-        return self.trunk.label
-
-    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
-        return self.trunk.feature_map(x)
-
-    def pool(self, fmap: torch.Tensor) -> torch.Tensor:
-        return self.trunk.pool(fmap)
-
-    @property
-    def channels(self) -> int:
-        return self.trunk.channels
-
-    def example_input(self, size: int) -> torch.Tensor:
-        return self.trunk.example_input(size)
+__all__ = ["Trunk", "WrappedTrunk", "SmallCNN", "TorchvisionTrunk", "build_trunk", "check_pretrained_weights",
+           "freeze_batchnorm", "TRUNK_BUILDERS"]
 
 
 class SmallCNN(Trunk):
@@ -183,14 +124,9 @@ def build_trunk(name: str, *, pretrained: bool, weights: Optional[str] = None) -
     """
     if name == "small_cnn":
         return SmallCNN()
-    if name == "bn_inception":
-        from benchmark.models.bn_inception import bn_inception
-
-        return bn_inception(pretrained=pretrained, weights=weights)
-    if name.startswith(TIMM_PREFIX):
-        from benchmark.models.timm_trunk import timm_trunk
-
-        return timm_trunk(name, pretrained=pretrained, weights=weights)
+    builder = builder_for(name)
+    if builder is not None:
+        return builder.build(name, pretrained=pretrained, weights=weights)
     if name in ("resnet50", "googlenet"):
         try:
             return TorchvisionTrunk(name, pretrained)
@@ -208,14 +144,9 @@ def check_pretrained_weights(name: str, *, pretrained: bool, weights: Optional[s
     """
     if not pretrained:
         return
-    if name == "bn_inception":
-        from benchmark.models.bn_inception import find_weights
-
-        find_weights(weights)
-    elif name.startswith(TIMM_PREFIX):
-        from benchmark.models.timm_trunk import find_weights as find_timm_weights
-
-        find_timm_weights(name[len(TIMM_PREFIX):], weights)
+    builder = builder_for(name)
+    if builder is not None:
+        builder.find_weights(name, weights)
 
 
 def freeze_batchnorm(module: nn.Module) -> None:

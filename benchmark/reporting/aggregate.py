@@ -171,6 +171,8 @@ def t_half_width(values: Sequence[float], confidence: float = 0.95) -> float:
     n = x.size
     if n < 2:
         return math.nan
+    if np.ptp(x) == 0:  # identical values (scipy would warn of precision loss on their rounding residue)
+        return 0.0
     sem = float(stats.sem(x))
     if sem == 0.0:
         return 0.0

@@ -2,7 +2,8 @@
 significantly different.
 
 :func:`plot_cd_diagram` draws any such diagram from positions and groups; :func:`write_cd_diagrams`
-makes one per (embedding, metric) of a run:
+makes one per (embedding, metric) of a run with at least three ranked methods (Pretrained is not ranked;
+with two, the pairwise tests say all there is):
 
 * with at least two datasets, the positions are the average ranks and the bars join methods
   within Nemenyi's critical difference (drawn as a scale bar);
@@ -34,6 +35,11 @@ from benchmark.reporting.ranking import (
 from benchmark.reporting.significance import ALPHA, compare_pairs
 
 _EMB = {"concatenated": "concatenated", "separated": "separated"}
+#: The fewest ranked methods a diagram is drawn for: with two, their order is all it could show (the
+#: pairwise tests say whether it is significant).
+MIN_CD_METHODS = 3
+#: The diagram ``report.html`` shows (the others are linked): the headline metric.
+HEADLINE = ("concatenated", "map_at_r")
 
 
 def plot_cd_diagram(ranks: Mapping[str, float], groups: Sequence[Sequence[str]], *,
@@ -92,7 +98,7 @@ def cd_diagram_stems(agg: pd.DataFrame) -> list[str]:
     """The file stems :func:`write_cd_diagrams` writes for ``agg``, in its order."""
     ranks = average_ranks(_diagram_frame(agg))
     counts = ranks.groupby(["embedding", "metric"], sort=False).size()
-    return [cd_stem(str(e), str(m)) for (e, m), n in counts.items() if n >= 2]
+    return [cd_stem(str(e), str(m)) for (e, m), n in counts.items() if n >= MIN_CD_METHODS]
 
 
 def cd_stem(embedding: str, metric: str) -> str:
@@ -102,7 +108,7 @@ def cd_stem(embedding: str, metric: str) -> str:
 
 def write_cd_diagrams(agg: pd.DataFrame, out_dir: str | os.PathLike, *,
                       alpha: float = ALPHA) -> list[Path]:
-    """One diagram per (embedding, metric) with at least two ranked methods, for the main metrics
+    """One diagram per (embedding, metric) with at least ``MIN_CD_METHODS`` ranked methods, for the main metrics
     (P@1, RP, MAP@R) when the run has them, else for every metric; returns the paths
     (``cd_<embedding>_<metric>.png`` and ``.pdf``)."""
     display = dict(zip(agg["method"], agg["display_name"]))
@@ -112,7 +118,7 @@ def write_cd_diagrams(agg: pd.DataFrame, out_dir: str | os.PathLike, *,
     tests = friedman_tests(agg)
     paths: list[Path] = []
     for (emb, metric), grp in ranks_df.groupby(["embedding", "metric"], sort=False):
-        if len(grp) < 2:
+        if len(grp) < MIN_CD_METHODS:
             continue
         avg = dict(zip(grp["method"], grp["average_rank"]))
         n = int(grp["n_datasets"].iloc[0])

@@ -32,6 +32,7 @@ from benchmark.reporting.power import pairwise_power
 from benchmark.reporting.ranking import average_ranks, friedman_tests
 from benchmark.reporting.significance import (
     ALPHA,
+    constant,
     oriented,
     pairwise_comparisons,
     significance_group,
@@ -78,6 +79,21 @@ def significance_groups(agg: pd.DataFrame, *, alpha: float = ALPHA) -> pd.DataFr
     return pd.DataFrame(rows, columns=list(GROUP_COLUMNS))
 
 
+def constant_repeats_note(agg: pd.DataFrame, pairs: pd.DataFrame) -> str | None:
+    """One sentence counting the tested pairs with a side whose repeats are all identical (zero spread,
+    e.g. a false-accept rate at its floor), saying what the tests do then; None when there are none."""
+    values = {(r.dataset, r.embedding, r.metric, r.method): r.values for r in agg.itertuples(index=False)}
+    tested = pairs[pairs["p_value"].notna()]
+    flat = [constant(values.get((r.dataset, r.embedding, r.metric, r.method_a), ()))
+            or constant(values.get((r.dataset, r.embedding, r.metric, r.method_b), ()))
+            for r in tested.itertuples(index=False)]
+    if not any(flat):
+        return None
+    return (f"{sum(flat)} of {len(flat)} tested pairs have a method whose repeats are all identical (zero "
+            "spread): Welch's test then rests on the other method's spread, and with both constant gives "
+            "p = 1 when equal, 0 when not (Hedges' g n/a)")
+
+
 def analyse_run(run_dir: str | os.PathLike, *, alpha: float = ALPHA,
                 difference: float = TARGET_DIFFERENCE) -> RunAnalysis:
     """Compute every frame of :class:`RunAnalysis` from ``run_dir``'s CSV files."""
@@ -94,6 +110,9 @@ def analyse_run(run_dir: str | os.PathLike, *, alpha: float = ALPHA,
         diagnostics = search_diagnostics(read_trials(run_dir / "trials.csv"))
     else:
         notes.append("trials.csv not recorded: no search diagnostics")
+    note = constant_repeats_note(agg, pairs)
+    if note:
+        notes.append(note)
     cost = run_cost_table(run_dir)
     if not (run_dir / "cost.csv").exists():
         notes.append("cost.csv not recorded (a run folder from before cost recording): no cost "

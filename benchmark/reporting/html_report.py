@@ -1,5 +1,11 @@
 """``report.html``: one self-contained page per run (tables, figures, diagnostics, warnings).
 
+A table of contents links its sections: findings; per dataset the retrieval (P@1, RP, MAP@R),
+Recall@K and other-metrics tables with their bars and the best method against each other one;
+ranks across datasets with the headline critical-difference diagram (concatenated MAP@R; the
+others linked, or one line where fewer than three methods are ranked); search diagnostics with
+the optimisation histories; cost; validation curves.
+
 The page is rendered from the run's CSV files only, through :class:`~benchmark.reporting.findings.RunAnalysis`;
 figures are PNGs embedded as base64 data URIs and the style sheet is inline, so the page needs no
 network and no other file. Figures are taken from ``plots/`` when the report just wrote them,
@@ -17,11 +23,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark.constants import CONCATENATED, METRICS
+from benchmark.constants import CONCATENATED, METRICS, PRETRAINED
 from benchmark.io import atomic_write_text
 from benchmark.reporting.aggregate import SEPARATED, metric_labels, read_curves, read_trials
-from benchmark.reporting.cd_diagram import cd_diagram_stems, write_cd_diagrams
+from benchmark.reporting.cd_diagram import HEADLINE, MIN_CD_METHODS, cd_diagram_stems, cd_stem, write_cd_diagrams
 from benchmark.reporting.findings import TARGET_DIFFERENCE, RunAnalysis, analyse_run, summary_lines
+from benchmark.metric_catalog import recall_key
 from benchmark.reporting.plots import (
     safe_stem,
     plot_metric_bars,
@@ -30,7 +37,13 @@ from benchmark.reporting.plots import (
 )
 from benchmark.reporting.power import POWER
 from benchmark.reporting.significance import ALPHA, TEST_LEGEND, oriented
-from benchmark.reporting.tables import DATASET_DISPLAY
+from benchmark.reporting.tables import (
+    DATASET_DISPLAY,
+    empty_columns,
+    empty_columns_note,
+    other_metrics,
+    recall_ks,
+)
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px;color:#222;max-width:1150px}
@@ -41,6 +54,8 @@ td:first-child,th:first-child{text-align:left}
 tr.group td{background:#eaf6ea}.warn{color:#a40}.note{color:#555;font-size:.9em}
 ul.findings li{margin:2px 0}img{max-width:100%;border:1px solid #eee;margin:6px 0}
 .legend{font-size:.85em;color:#444}
+nav.toc{background:#f6f6fa;border:1px solid #dde;padding:6px 14px;font-size:.9em;display:inline-block}
+nav.toc ul{margin:2px 0;padding-left:18px}
 """
 
 
@@ -77,25 +92,30 @@ def _img(path: Path, alt: str) -> str:
     return f'<img alt="{_esc(alt)}" src="data:image/png;base64,{data}">'
 
 
-def _results_table(a: RunAnalysis, dataset: str) -> str:
+def _results_table(a: RunAnalysis, dataset: str, metrics: list[str]) -> str:
+    """The table of ``metrics`` on ``dataset`` (both embeddings); a column no method has a value for is
+    left out with a note saying why (as in the Markdown, text and LaTeX tables)."""
     sub = a.agg[a.agg["dataset"] == dataset]
-    metrics = [m for m in METRICS if m in set(sub["metric"])] or list(pd.unique(sub["metric"]))
-    columns = [(e, m) for e in (CONCATENATED, SEPARATED) for m in metrics
-               if ((sub["embedding"] == e) & (sub["metric"] == m)).any()]
+    labels = metric_labels(sub)
+    dims = dict(zip(sub["embedding"], sub["dim"]))
+    candidates = [(e, m) for e in (CONCATENATED, SEPARATED) for m in metrics
+                  if e in set(sub["embedding"])]
+    empty = empty_columns(a.agg, dataset, candidates)
+    columns = [c for c in candidates if c not in empty]
     groups = {(r.embedding, r.metric): set(r.group)
               for r in a.groups[a.groups["dataset"] == dataset].itertuples(index=False)}
-    labels = metric_labels(sub)
     best: dict[tuple[str, str], float] = {}
     for emb, metric in columns:
         column = sub[(sub["embedding"] == emb) & (sub["metric"] == metric)]
         means = column["mean"].dropna()
         if len(means):
             best[(emb, metric)] = means.max() if column["higher_is_better"].iloc[0] else means.min()
-    dims = dict(zip(sub["embedding"], sub["dim"]))
     headers = ["Method"] + [f"{'Concat.' if e == CONCATENATED else 'Sep.'} ({dims[e]}-d) {_esc(labels[m])}"
                             for e, m in columns] + ["n"]
     rows = []
     for method, display in dict.fromkeys(zip(sub["method"], sub["display_name"])):
+        if not ((sub["method"] == method) & sub["metric"].isin(metrics)).any():
+            continue
         row = [_esc(display)]
         ns = []
         for emb, metric in columns:
@@ -114,7 +134,8 @@ def _results_table(a: RunAnalysis, dataset: str) -> str:
             row.append(text)
         row.append(str(max(ns)) if ns else "—")
         rows.append(row)
-    return _table(headers, rows)
+    note = f"<p class='note'>{_esc(empty_columns_note(empty, labels, dims))}</p>" if empty else ""
+    return _table(headers, rows) + note
 
 
 def _pairwise_table(a: RunAnalysis, dataset: str, emb: str, metric: str) -> str:
@@ -156,6 +177,9 @@ def _figures(run_dir: Path, a: RunAnalysis, plot_dir: Path | None, tmp: Path) ->
     datasets = [str(d) for d in pd.unique(a.agg["dataset"])]
     for dataset in datasets:
         plot_metric_bars(a.agg, dataset, tmp)
+        ks = recall_ks(a.agg, dataset)
+        if any(k > 1 for k in ks):
+            plot_metric_bars(a.agg, dataset, tmp, name="recall", metrics=[recall_key(k) for k in ks])
     labels = {k: m.label for k, m in a.manifest.metrics.items()}
     write_cd_diagrams(a.agg, tmp)
     if (run_dir / "trials.csv").exists():
@@ -172,18 +196,17 @@ def render_html(run_dir: str | os.PathLike, analysis: RunAnalysis | None = None,
     a = analysis or analyse_run(run_dir)
     with tempfile.TemporaryDirectory() as tmp_name:
         figs = _figures(run_dir, a, Path(plot_dir) if plot_dir else None, Path(tmp_name))
-        return _page(run_dir, a, figs)
+        # figures kept beside the page (plots/) can be linked; drawn into a temporary folder, they cannot
+        return _page(run_dir, a, figs, linkable=figs != Path(tmp_name))
 
 
-def _page(run_dir: Path, a: RunAnalysis, figs: Path) -> str:
-    out = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-           f"<title>dml-bench report: {_esc(run_dir.name)}</title><style>{_STYLE}</style></head><body>",
-           f"<h1>dml-bench report: {_esc(run_dir.name)}</h1>",
-           "<p class='legend'>Values in percent: mean ± half-width of the 95% Student-t interval "
-           "over n repeats (a single evaluation, such as Pretrained, has no ±). <b>Bold</b>: best "
-           f"mean of the column. †: the significance group, the best method with at least two "
-           f"repeats and those not significantly worse than it ({_esc(TEST_LEGEND)}).</p>",
-           "<h2>Findings</h2><ul class='findings'>"]
+def _anchor(*parts: str) -> str:
+    return "-".join(safe_stem(p).lower() for p in parts)
+
+
+def _page(run_dir: Path, a: RunAnalysis, figs: Path, *, linkable: bool = False) -> str:
+    toc: list[tuple[int, str, str]] = [(1, "findings", "Findings")]  # (level, anchor, title)
+    out = ["<h2 id='findings'>Findings</h2><ul class='findings'>"]
     for line in summary_lines(a):
         cls = " class='warn'" if line.startswith("search ") or "not recorded" in line else ""
         out.append(f"<li{cls}>{_esc(line)}</li>")
@@ -191,12 +214,31 @@ def _page(run_dir: Path, a: RunAnalysis, figs: Path) -> str:
 
     for dataset in [str(d) for d in pd.unique(a.agg["dataset"])]:
         name = DATASET_DISPLAY.get(dataset, dataset)
-        out.append(f"<h2>{_esc(name)}</h2>")
-        out.append(_results_table(a, dataset))
-        png = figs / f"{safe_stem(dataset)}_metrics.png"
-        if png.exists():
-            out.append(_img(png, f"{dataset} metrics"))
+        toc.append((1, _anchor("dataset", dataset), name))
+        out.append(f"<a id='{_anchor('dataset', dataset)}'></a><h2>{_esc(name)}</h2>")
+        present = set(a.agg.loc[a.agg["dataset"] == dataset, "metric"])
+        main = [m for m in METRICS if m in present]
+        ks = recall_ks(a.agg, dataset)
+        sections = []
+        if main:
+            sections.append(("retrieval", "Retrieval metrics", main, f"{safe_stem(dataset)}_metrics.png"))
+        if any(k > 1 for k in ks):
+            sections.append(("recall", "Recall@K", [recall_key(k) for k in ks], f"{safe_stem(dataset)}_recall.png"))
+        others = other_metrics(a.agg, dataset)
+        if others:
+            sections.append(("other", "Other metrics", others, None))
+        if not sections:  # none of the known kinds: every metric in one table
+            sections.append(("retrieval", "Results", sorted(present), f"{safe_stem(dataset)}_metrics.png"))
+        for key, title, metrics, png_name in sections:
+            toc.append((2, _anchor(dataset, key), title))
+            out.append(f"<h3 id='{_anchor(dataset, key)}'>{_esc(title)}</h3>")
+            out.append(_results_table(a, dataset, metrics))
+            png = figs / png_name if png_name else None
+            if png is not None and png.exists():
+                out.append(_img(png, f"{dataset} {title}"))
         sub = a.pairwise[a.pairwise["dataset"] == dataset]
+        toc.append((2, _anchor(dataset, "pairs"), "The best against each other method"))
+        out.append(f"<a id='{_anchor(dataset, 'pairs')}'></a>")
         for emb, metric in dict.fromkeys(zip(sub["embedding"], sub["metric"])):
             if metric not in METRICS and set(METRICS) & set(sub["metric"]):
                 continue
@@ -211,7 +253,8 @@ def _page(run_dir: Path, a: RunAnalysis, figs: Path) -> str:
                    f"at that power. Every metric's pairs: <code>tables/{_esc(dataset)}_pairwise.csv"
                    "</code>.</p>")
 
-    out.append("<h2>Ranks across datasets</h2>")
+    toc.append((1, "ranks", "Ranks across datasets"))
+    out.append("<h2 id='ranks'>Ranks across datasets</h2>")
     if a.ranks.empty:
         out.append("<p>No method was ranked.</p>")
     else:
@@ -231,12 +274,10 @@ def _page(run_dir: Path, a: RunAnalysis, figs: Path) -> str:
             out.append(_frame_table(fr, {"chi2": lambda v: _num(v, ".2f"), "p_value": _num,
                                          "iman_davenport_p": _num,
                                          "critical_difference": lambda v: _num(v, ".2f")}))
-        for stem in cd_diagram_stems(a.agg):
-            png = figs / f"{stem}.png"
-            if png.exists():
-                out.append(_img(png, stem))
+        out.append(_cd_section(run_dir, a, figs, linkable=linkable))
 
-    out.append("<h2>Search diagnostics</h2>")
+    toc.append((1, "search", "Search diagnostics"))
+    out.append("<h2 id='search'>Search diagnostics</h2>")
     if a.diagnostics is None:
         out.append("<p class='note'>trials.csv not recorded: no search diagnostics.</p>")
     else:
@@ -252,7 +293,8 @@ def _page(run_dir: Path, a: RunAnalysis, figs: Path) -> str:
             if png.exists():
                 out.append(_img(png, png.stem))
 
-    out.append("<h2>Cost</h2>")
+    toc.append((1, "cost", "Cost"))
+    out.append("<h2 id='cost'>Cost</h2>")
     if a.cost.empty:
         out.append("<p class='note'>Cost not recorded.</p>")
     else:
@@ -267,10 +309,65 @@ def _page(run_dir: Path, a: RunAnalysis, figs: Path) -> str:
     curves = [p for p in (figs / f"{safe_stem(str(d))}_validation.png"
                           for d in pd.unique(a.agg["dataset"])) if p.exists()]
     if curves:
-        out.append("<h2>Validation curves</h2>")
+        toc.append((1, "curves", "Validation curves"))
+        out.append("<h2 id='curves'>Validation curves</h2>")
         out += [_img(png, png.stem) for png in curves]
     out.append("</body></html>")
-    return "\n".join(out) + "\n"
+    head = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+            f"<title>dml-bench report: {_esc(run_dir.name)}</title><style>{_STYLE}</style></head><body>",
+            f"<h1>dml-bench report: {_esc(run_dir.name)}</h1>",
+            "<p class='legend'>Values in percent: mean ± half-width of the 95% Student-t interval "
+            "over n repeats (a single evaluation, such as Pretrained, has no ±). <b>Bold</b>: best "
+            f"mean of the column. †: the significance group, the best method with at least two "
+            f"repeats and those not significantly worse than it ({_esc(TEST_LEGEND)}).</p>",
+            _toc(toc)]
+    return "\n".join(head + out) + "\n"
+
+
+def _toc(entries: list[tuple[int, str, str]]) -> str:
+    """A nested list of links to the page's sections (level 1: a section, level 2: inside the last one)."""
+    html_ = ["<nav class='toc' id='contents'><b>Contents</b><ul>"]
+    open_sub = False
+    for level, anchor, title in entries:
+        if level == 2 and not open_sub:
+            html_[-1] = html_[-1].removesuffix("</li>")
+            html_.append("<ul>")
+            open_sub = True
+        elif level == 1 and open_sub:
+            html_.append("</ul></li>")
+            open_sub = False
+        html_.append(f"<li><a href='#{anchor}'>{_esc(title)}</a></li>")
+    if open_sub:
+        html_.append("</ul></li>")
+    html_.append("</ul></nav>")
+    return "".join(html_)
+
+
+def _cd_section(run_dir: Path, a: RunAnalysis, figs: Path, *, linkable: bool) -> str:
+    """The headline metric's critical-difference diagram, links to the others, or one line saying why
+    there is none (fewer than ``MIN_CD_METHODS`` ranked methods)."""
+    ranked = a.ranks[a.ranks["method"] != PRETRAINED]
+    counts = ranked.groupby(["embedding", "metric"], sort=False)["method"].nunique()
+    if counts.empty or counts.max() < MIN_CD_METHODS:
+        n = int(counts.max()) if not counts.empty else 0
+        return (f"<p class='note'>No critical-difference diagram: {n} method{'s' if n != 1 else ''} ranked "
+                f"(Pretrained is not), and a diagram needs at least {MIN_CD_METHODS}; the pairwise tables "
+                "above compare them.</p>")
+    stems = [st for st in cd_diagram_stems(a.agg) if (figs / f"{st}.png").exists()]
+    if not stems:
+        return ""
+    headline = cd_stem(*HEADLINE) if cd_stem(*HEADLINE) in stems else stems[0]
+    out = [_img(figs / f"{headline}.png", headline)]
+    others = [st for st in stems if st != headline]
+    if others:
+        if linkable:
+            links = ", ".join(f"<a href='{_esc((figs / f'{st}.png').relative_to(run_dir).as_posix())}'>{_esc(st)}</a>"
+                              if (figs / f"{st}.png").is_relative_to(run_dir) else _esc(st) for st in others)
+            out.append(f"<p class='note'>Other critical-difference diagrams: {links} (PNG and PDF in plots/).</p>")
+        else:
+            out.append(f"<p class='note'>Other critical-difference diagrams ({', '.join(map(_esc, others))}) are "
+                       "written to plots/ by <code>dml-bench report</code> without --no-plots.</p>")
+    return "\n".join(out)
 
 
 def write_html_report(run_dir: str | os.PathLike, analysis: RunAnalysis | None = None, *,

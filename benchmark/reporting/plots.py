@@ -7,6 +7,7 @@ it wrote; :func:`write_plots` makes whatever the run folder's CSV files allow.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from benchmark.constants import CONCATENATED, METRICS
 from benchmark.io import atomic_write
@@ -110,40 +112,71 @@ def plot_metric_bars(agg: pd.DataFrame, dataset: str, out_dir: str | os.PathLike
     return save_figure(fig, Path(out_dir), f"{safe_stem(dataset)}_{safe_stem(name)}")
 
 
+def _fold_mean(text: object) -> float:
+    """The mean of a ``fold_values`` JSON list (NaN when empty, missing or malformed)."""
+    try:
+        values = [float(v) for v in json.loads(str(text)) if v is not None]
+    except (TypeError, ValueError):
+        return math.nan
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else math.nan
+
+
 def plot_optimisation_history(trials_df: pd.DataFrame, out_dir: str | os.PathLike, *,
                               display_names: Mapping[str, str] | None = None) -> list[Path]:
     """Per dataset, one panel per method: each trial's value and the running best, with the
     last fifth of the trials shaded (a best found there means the search may not have converged).
 
-    ``display_names`` maps method names to the panel titles (default: the method names).
-    Trials not in state COMPLETE (or without a value) are left out. Writes
-    ``<dataset>_optimisation.png`` and ``.pdf`` per dataset under ``out_dir``.
+    COMPLETE trials are dots (their validation MAP@R); PRUNED trials are crosses at the mean of
+    the folds they finished (``fold_values``), or at the bottom of the panel when they finished
+    none; the running best is over COMPLETE trials. Trial numbers are integer ticks. FAILED and
+    unfinished trials are left out. ``display_names`` maps method names to the panel titles
+    (default: the method names). Writes ``<dataset>_optimisation.png`` and ``.pdf`` per dataset
+    under ``out_dir``.
     """
     df = trials_df.copy()
     df["value"] = pd.to_numeric(df["value"], errors="coerce")
     df["trial"] = pd.to_numeric(df["trial"], errors="coerce")
-    if "state" in df:
-        state = df["state"].astype(str).str.upper()
-        df = df[state.isin(["COMPLETE", "TRIALSTATE.COMPLETE"])]
-    df = df.dropna(subset=["value", "trial"])
+    state = (df["state"].astype(str).str.upper().str.replace("TRIALSTATE.", "", regex=False)
+             if "state" in df else pd.Series("COMPLETE", index=df.index))
+    df["_pruned"] = state == "PRUNED"
+    df = df[((state == "COMPLETE") & df["value"].notna()) | df["_pruned"]].dropna(subset=["trial"])
+    fold_means = (pd.Series([_fold_mean(t) for t in df["fold_values"]], index=df.index, dtype=float)
+                  if "fold_values" in df else pd.Series(math.nan, index=df.index, dtype=float))
+    df["value"] = df["value"].where(~df["_pruned"], fold_means)
     paths: list[Path] = []
     for dataset, dgrp in df.groupby("dataset", sort=False):
         methods = list(pd.unique(dgrp["method"]))
         fig, axes = _grid(len(methods))
         for ax, method in zip(axes, methods):
             grp = dgrp[dgrp["method"] == method].sort_values("trial")
+            done, pruned = grp[~grp["_pruned"]], grp[grp["_pruned"]]
             if len(grp) > 1:  # the last fifth of the budget: a best found there is a warning
                 first_late = grp["trial"].iloc[int(math.floor((1 - LATE_FRACTION) * len(grp)))]
                 ax.axvspan(first_late - 0.5, grp["trial"].iloc[-1] + 0.5, color="0.9",
                            label=f"last {LATE_FRACTION:.0%} of trials")
-            ax.scatter(grp["trial"], 100 * grp["value"], s=10, alpha=0.6, label="trial")
-            ax.step(grp["trial"], 100 * grp["value"].cummax(), where="post", color="C3",
-                    label="best so far")
+            if len(done):
+                ax.scatter(done["trial"], 100 * done["value"], s=10, alpha=0.6, label="trial")
+                ax.step(done["trial"], 100 * done["value"].cummax(), where="post", color="C3",
+                        label="best so far")
+            scored = pruned[pruned["value"].notna()]
+            if len(scored):
+                ax.scatter(scored["trial"], 100 * scored["value"], s=22, marker="x", color="0.35",
+                           label="pruned (mean of its folds so far)")
+            unscored = pruned[pruned["value"].isna()]
+            if len(unscored):  # no fold finished: at the bottom of the panel
+                ax.scatter(unscored["trial"], np.full(len(unscored), 0.03), s=22, marker="x", color="0.6",
+                           transform=ax.get_xaxis_transform(), label="pruned (no fold finished)")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_title(str((display_names or {}).get(method, method)), fontsize=9)
             ax.set_xlabel("trial")
             ax.set_ylabel("validation MAP@R (%)")
             ax.grid(alpha=0.3)
-        axes[0].legend(fontsize=7)
+        legend: dict[str, object] = {}  # every panel's entries (pruned trials may be in any of them)
+        for ax in axes:
+            for handle, text in zip(*ax.get_legend_handles_labels()):
+                legend.setdefault(text, handle)
+        axes[0].legend(list(legend.values()), list(legend), fontsize=7)
         fig.suptitle(f"{dataset}: hyperparameter search")
         paths += save_figure(fig, Path(out_dir), f"{safe_stem(dataset)}_optimisation")
     return paths

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from benchmark.reporting.significance import ALPHA
+from benchmark.reporting.significance import ALPHA, sample_variance
 
 #: Power the minimal detectable difference and the needed repeats are computed for.
 POWER = 0.8
@@ -63,7 +63,7 @@ def min_detectable_difference(a: Sequence[float], b: Sequence[float], *, alpha: 
     a, b = _sample(a), _sample(b)
     if a.size < 2 or b.size < 2:
         return math.nan
-    va, vb = float(a.var(ddof=1)), float(b.var(ddof=1))
+    va, vb = sample_variance(a), sample_variance(b)  # exactly 0 for identical repeats
     if va == 0.0 and vb == 0.0:
         return math.nan
     se = math.sqrt(va / a.size + vb / b.size)
@@ -88,7 +88,7 @@ def repeats_needed(a: Sequence[float], b: Sequence[float], difference: float, *,
     a, b = _sample(a), _sample(b)
     if a.size < 2 or b.size < 2 or difference == 0:
         return math.nan
-    va, vb = float(a.var(ddof=1)), float(b.var(ddof=1))
+    va, vb = sample_variance(a), sample_variance(b)  # exactly 0 for identical repeats
     if va == 0.0 and vb == 0.0:
         return math.nan
 

@@ -3,9 +3,11 @@
 For one dataset, embedding and metric, every pair of methods (A, B) is compared on its repeats
 (independent retrainings, so unpaired):
 
-* Welch's two-sample t-test (``scipy.stats.ttest_ind(equal_var=False)``), two-sided. Two
-  constant and equal samples get p = 1 (nothing distinguishes them); scipy's p = 0 is kept for
-  two constant but different samples.
+* Welch's two-sample t-test (the formulas of ``scipy.stats.ttest_ind(equal_var=False)``),
+  two-sided. Identical repeats have variance exactly 0 (not numpy's rounding residue, on which
+  scipy warns of "catastrophic cancellation"): one constant side leaves the other's spread; two
+  constant and equal samples get p = 1 (nothing distinguishes them), two constant but different
+  samples p = 0.
 * Holm's step-down correction (:func:`holm`) over the family of all tested pairs of the column.
 * The effect: the mean difference A − B with its Welch 95% interval, and Hedges' g (pooled
   standard deviation, small-sample correction) with the usual normal-approximation interval
@@ -64,19 +66,37 @@ def holm(p_values: Sequence[float]) -> np.ndarray:
     return out
 
 
+def sample_variance(x: np.ndarray) -> float:
+    """The sample variance (ddof 1), exactly 0 for identical values (numpy's rounding of the mean
+    leaves a tiny positive variance that scipy warns about and a t-test would divide by)."""
+    return 0.0 if x.size < 2 or np.ptp(x) == 0 else float(x.var(ddof=1))
+
+
+def constant(values: Sequence[float]) -> bool:
+    """Whether ``values`` has at least two values and all are identical (zero spread)."""
+    x = _clean(values)
+    return x.size >= 2 and np.ptp(x) == 0
+
+
 def welch_test(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float]:
-    """(t, df, two-sided p) of Welch's test of ``a`` against ``b``; NaNs when n < 2 on a side."""
+    """(t, df, two-sided p) of Welch's test of ``a`` against ``b``; NaNs when n < 2 on a side.
+
+    Computed directly (the same formulas as ``scipy.stats.ttest_ind(equal_var=False)``), so that a
+    side of identical repeats has variance exactly 0: the test then rests on the other side's spread.
+    """
     a, b = _clean(a), _clean(b)
     if a.size < 2 or b.size < 2:
         return math.nan, math.nan, math.nan
-    va, vb = a.var(ddof=1), b.var(ddof=1)
+    va, vb = sample_variance(a), sample_variance(b)
     if va == 0.0 and vb == 0.0:
         if a.mean() == b.mean():
             return 0.0, math.nan, 1.0
         sign = 1.0 if a.mean() > b.mean() else -1.0
         return sign * math.inf, math.nan, 0.0
-    res = stats.ttest_ind(a, b, equal_var=False)
-    return float(res.statistic), float(res.df), float(res.pvalue)
+    sa, sb = va / a.size, vb / b.size
+    t = float(a.mean() - b.mean()) / math.sqrt(sa + sb)
+    df = (sa + sb) ** 2 / (sa ** 2 / (a.size - 1) + sb ** 2 / (b.size - 1))
+    return t, float(df), float(2.0 * stats.t.sf(abs(t), df))
 
 
 def mean_difference_ci(a: Sequence[float], b: Sequence[float],
@@ -91,7 +111,7 @@ def mean_difference_ci(a: Sequence[float], b: Sequence[float],
     diff = float(a.mean() - b.mean())
     if a.size < 2 or b.size < 2:
         return diff, math.nan, math.nan
-    sa, sb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    sa, sb = sample_variance(a) / a.size, sample_variance(b) / b.size
     se = math.sqrt(sa + sb)
     if se == 0.0:
         return diff, diff, diff
@@ -111,7 +131,7 @@ def hedges_g(a: Sequence[float], b: Sequence[float],
     na, nb = a.size, b.size
     if na < 2 or nb < 2:
         return math.nan, math.nan, math.nan
-    pooled = math.sqrt(((na - 1) * a.var(ddof=1) + (nb - 1) * b.var(ddof=1)) / (na + nb - 2))
+    pooled = math.sqrt(((na - 1) * sample_variance(a) + (nb - 1) * sample_variance(b)) / (na + nb - 2))
     if pooled == 0.0:
         return math.nan, math.nan, math.nan
     g = (1.0 - 3.0 / (4.0 * (na + nb) - 9.0)) * float(a.mean() - b.mean()) / pooled

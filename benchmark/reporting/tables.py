@@ -8,7 +8,11 @@ confidence interval over the repeats; a single evaluation, such as Pretrained, h
 A Recall@K layout serves query/gallery datasets (In-shop).
 
 Only the aggregated frame (:func:`benchmark.reporting.aggregate.aggregate`) is read; published
-numbers, when asked for, are shown beside ours as ``26.53 ± 0.29 (pub. 26.70, −0.17)``.
+numbers, when asked for, form a block of rows below ours, each cell the paper's value and ours minus
+it, ``26.70 (−0.17)``. A column no method has a value for (the concatenation's TAR@FAR) is left out,
+with a note giving the reason :func:`benchmark.metric_catalog.missing_reason` states. LaTeX tables
+fit a column or the page (``LATEX_WIDTHS``): shrunk to ``\\linewidth`` when wider, the embeddings
+stacked as row blocks above a number of columns.
 The best mean of each column (the lowest for a lower-is-better metric such as a false-accept
 rate) is bold (Markdown, LaTeX). A dagger (``†``, LaTeX ``$^\\dagger$``)
 marks, in every format, the column's significance group: the best method tested (at least two
@@ -30,17 +34,17 @@ from typing import Literal
 import pandas as pd
 from tabulate import tabulate
 
-from benchmark.constants import CONCATENATED, DIVERGED_METRIC, METRICS
+from benchmark.constants import CONCATENATED, DIVERGED_METRIC, LATEX_WIDTHS, METRICS
 from benchmark.errors import BenchmarkError
 from benchmark.io import atomic_write, atomic_write_text
-from benchmark.metric_catalog import FRACTION
+from benchmark.metric_catalog import FRACTION, missing_reason
 from benchmark.reporting.aggregate import (
     SEPARATED,
     aggregate_run,
     aggregate_to_csv_frame,
     metric_labels,
 )
-from benchmark.reporting.published import compare_with_published
+from benchmark.reporting.published import compare_with_published, published_datasets
 from benchmark.reporting.significance import TEST_LEGEND, significance_group
 
 Fmt = Literal["markdown", "text", "latex"]
@@ -58,6 +62,9 @@ DATASET_DISPLAY = {"cub200": "CUB-200-2011", "cars196": "Cars196",
 _GROUP_NAMES = {CONCATENATED: ("Concatenated", "Concat."), SEPARATED: ("Separated", "Sep.")}
 _RECALL_RE = re.compile(r"^recall_at_(\d+)$")
 _MISSING = {"markdown": "—", "text": "—", "latex": "---"}
+#: Per LaTeX width, the most value columns set side by side: a wider table with the same metrics per
+#: embedding is stacked instead (one block of rows per embedding).
+_MAX_SIDE_BY_SIDE = {"column": 3, "page": 6, "none": 10**6}
 #: The significance-group marker per format.
 DIVERGED_MARK = {"markdown": " ‡", "text": " ‡", "latex": "$^\\ddagger$"}
 DIVERGED_LEGEND = ("‡: training diverged (non-finite loss) in some folds of this method's repeats; those folds "
@@ -129,9 +136,7 @@ def _compare_text(row: pd.Series, fmt: str) -> str:
     decimals = int(row["published_decimals"]) if pd.notna(row["published_decimals"]) else 2
     pub = f"{float(row['published']):.{decimals}f}"
     diff = _signed(float(row["difference"]), fmt)
-    if fmt == "latex":
-        return f" {{\\scriptsize(pub.\\ {pub}, {diff})}}"
-    return f" (pub. {pub}, {diff})"
+    return f"{pub} ({diff})"
 
 
 def _best_and_group(values: dict[str, _Cell], higher: bool) -> tuple[set[str], set[str]]:
@@ -148,11 +153,40 @@ def _best_and_group(values: dict[str, _Cell], higher: bool) -> tuple[set[str], s
     return best, group
 
 
+def empty_columns(agg: pd.DataFrame, dataset: str,
+                  columns: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The (embedding, metric) of ``columns`` for which no method of ``dataset`` has a finite mean, among
+    the embeddings and metrics the dataset has (one a run does not make is not a column at all)."""
+    sub = agg[agg["dataset"] == dataset]
+    embeddings, metrics = set(sub["embedding"]), set(sub["metric"])
+    present = set(zip(sub.loc[sub["mean"].notna(), "embedding"], sub.loc[sub["mean"].notna(), "metric"]))
+    return [c for c in columns if c not in present and c[0] in embeddings and c[1] in metrics]
+
+
+def empty_columns_note(columns: Sequence[tuple[str, str]], labels: Mapping[str, str],
+                       dims: Mapping[str, int]) -> str:
+    """One sentence per reason saying which ``columns`` (embedding, metric) are left out and why:
+    the metric catalog's reason (:func:`benchmark.metric_catalog.missing_reason`) or, for a column
+    the harness should have filled, that ``results.csv`` has no value for it."""
+    by_reason: dict[str, list[str]] = {}
+    for emb, metric in columns:
+        by_reason.setdefault(missing_reason(emb, metric) or "", []).append(
+            f"{_group_title(emb, dims)} {labels.get(metric, metric)}")
+    sentences = []
+    for reason, names in by_reason.items():
+        what = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+        sentences.append(f"Not shown (no method has a value): {what}: {reason}." if reason else
+                         f"Not shown (no method has a value in results.csv): {what}.")
+    return " ".join(sentences)
+
+
 def _render(agg: pd.DataFrame, dataset: str, columns: Sequence[tuple[str, str]], *, fmt: str,
             compare: CompareArg, show_n: bool, notes: bool, caption: str | None, label: str | None,
-            what: str) -> str:
+            what: str, latex_width: str = "column") -> str:
     if fmt not in FORMATS:
         raise BenchmarkError(f"unknown table format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if latex_width not in LATEX_WIDTHS:
+        raise BenchmarkError(f"unknown LaTeX width {latex_width!r}; expected one of {', '.join(LATEX_WIDTHS)}")
     if dataset not in set(agg["dataset"]):
         raise BenchmarkError(f"no results for dataset {dataset!r} (datasets: "
                              f"{', '.join(map(str, pd.unique(agg['dataset'])))})")
@@ -165,6 +199,15 @@ def _render(agg: pd.DataFrame, dataset: str, columns: Sequence[tuple[str, str]],
     if not methods:
         raise BenchmarkError(f"dataset {dataset!r} has none of the requested columns "
                              f"{[f'{e}/{k}' for e, k in columns]}")
+    # an embedding or a metric the run does not have is not a column; a column no method has a value for
+    # (the concatenation's TAR@FAR, which the separated embedding has) is left out, with a note saying why
+    columns = [c for c in columns if c[0] in set(sub["embedding"]) and c[1] in set(sub["metric"])] or list(columns)
+    empty = empty_columns(agg, dataset, columns)
+    if len(empty) < len(columns):
+        columns = [c for c in columns if c not in empty]
+    else:
+        empty = []
+    empty_note = empty_columns_note(empty, labels, dims) if empty else ""
     shown = set(columns)
     comparison = {key: row for key, row in _comparison(agg, dataset, compare).items()
                   if (key[1], key[2]) in shown}
@@ -174,12 +217,15 @@ def _render(agg: pd.DataFrame, dataset: str, columns: Sequence[tuple[str, str]],
         vals = {m: cells[(m, emb, metric)] for m, _ in methods if (m, emb, metric) in cells}
         marks[(emb, metric)] = _best_and_group(vals, bool(higher.get(metric, True)))
 
+    def name_cell(display: str) -> str:
+        return (latex_escape(display) if fmt == "latex" else display.replace("|", "\\|")
+                if fmt == "markdown" else display)
+
     diverged = {m for m, _ in methods if any(c.mean > 0 for (cm, _, k), c in cells.items()
                                              if cm == m and k == DIVERGED_METRIC)}
     body: list[list[str]] = []
     for method, display in methods:
-        row = [latex_escape(display) if fmt == "latex" else display.replace("|", "\\|")
-               if fmt == "markdown" else display]
+        row = [name_cell(display)]
         if method in diverged:
             row[0] += DIVERGED_MARK[fmt]
         for emb, metric in columns:
@@ -193,14 +239,21 @@ def _render(agg: pd.DataFrame, dataset: str, columns: Sequence[tuple[str, str]],
                 text = f"\\textbf{{{text}}}" if fmt == "latex" else f"**{text}**"
             if method in group:
                 text += GROUP_MARK[fmt]
-            comp = comparison.get((method, emb, metric))
-            if comp is not None:
-                text += _compare_text(comp, fmt)
             row.append(text)
         if show_n:
             ns = [cells[(method, e, k)].n for e, k in columns if (method, e, k) in cells]
             row.append(str(max(ns)) if ns else _MISSING[fmt])
         body.append(row)
+    # the published numbers: a block of rows below ours (the paper's name, its value and our difference)
+    published: list[list[str]] = []
+    for method, _ in methods:
+        rows = [comparison.get((method, e, k)) for e, k in columns]
+        if all(r is None for r in rows):
+            continue
+        first = next(r for r in rows if r is not None)
+        published.append([name_cell(str(first["published_method"]))]
+                         + [_MISSING[fmt] if r is None else _compare_text(r, fmt) for r in rows]
+                         + ([""] if show_n else []))
 
     groups = list(dict.fromkeys(emb for emb, _ in columns))
     conf = agg.attrs.get("confidence", 0.95)
@@ -218,13 +271,18 @@ def _render(agg: pd.DataFrame, dataset: str, columns: Sequence[tuple[str, str]],
     if fmt == "latex":
         return _latex(body, columns, groups, dims, labels, show_n=show_n, dataset=dataset, name=name,
                       conf_text=conf_text, caption=caption, label=label, what=what,
-                      compared=bool(comparison), sources=sources, dims_note=dims_note, best_note=best_note)
+                      published=published, sources=sources, dims_note=dims_note, best_note=best_note,
+                      empty_note=empty_note, width=latex_width)
 
     headers = ["Method"] + [f"{_GROUP_NAMES.get(e, (e, e))[1]} {labels.get(k, k)}"
                             if len(groups) > 1 else labels.get(k, k) for e, k in columns]
     if show_n:
         headers.append("n")
-    table = tabulate(body, headers=headers, tablefmt="github" if fmt == "markdown" else "simple",
+    rows = body
+    if published:
+        title = "*Published*" if fmt == "markdown" else "Published:"
+        rows = body + [[title] + [""] * (len(headers) - 1)] + published
+    table = tabulate(rows, headers=headers, tablefmt="github" if fmt == "markdown" else "simple",
                      disable_numparse=True,
                      colalign=("left",) + ("right",) * (len(headers) - 1))
     if not notes:
@@ -242,10 +300,13 @@ def _render(agg: pd.DataFrame, dataset: str, columns: Sequence[tuple[str, str]],
         lines.append(GROUP_LEGEND)
     if diverged:
         lines.append(DIVERGED_LEGEND)
-    if comparison:
-        lines.append("(pub. X, ±d): the published value and our difference in percentage points"
-                     + (f" (from {', '.join(sources)})" if sources else "") + "."
+    if published:
+        lines.append("Published: the value each paper prints and, in brackets, ours minus it in percentage "
+                     "points" + (f" (from {', '.join(sources)}; every matched row with its ± in "
+                                 f"tables/{dataset}_vs_published.csv)" if sources else "") + "."
                      + (f" {dims_note}" if dims_note else ""))
+    if empty_note:
+        lines.append(empty_note)
     joiner = "\n\n" if fmt == "markdown" else "\n"
     return table + "\n\n" + joiner.join(lines) + "\n"
 
@@ -257,8 +318,9 @@ def _group_title(emb: str, dims: Mapping[str, int]) -> str:
 
 def _latex(body: list[list[str]], columns: Sequence[tuple[str, str]], groups: list[str],
            dims: Mapping[str, int], labels: Mapping[str, str], *, show_n: bool, dataset: str, name: str, conf_text: str,
-           caption: str | None, label: str | None, what: str, compared: bool,
-           sources: list[str], dims_note: str = "", best_note: str = "Bold: best mean per column.") -> str:
+           caption: str | None, label: str | None, what: str, published: list[list[str]],
+           sources: list[str], dims_note: str = "", best_note: str = "Bold: best mean per column.",
+           empty_note: str = "", width: str = "column") -> str:
     ncols = len(columns)
     spec = "l" + "c" * ncols + ("c" if show_n else "")
     conf_tex = conf_text.replace("%", r"\%")
@@ -269,40 +331,67 @@ def _latex(body: list[list[str]], columns: Sequence[tuple[str, str]], groups: li
                    "best method with at least two repeats and those not significantly worse "
                    "than it (two-sided Welch $t$-test over repeats, Holm-corrected over all "
                    "pairs of the column, $\\alpha = 0.05$).")
-        if compared:
-            caption += (" In brackets: the published value and our difference in percentage "
-                        "points" + (f" ({latex_escape(', '.join(sources))})" if sources else "")
+        if published:
+            caption += (" Published: the value each paper prints and, in brackets, ours minus it in "
+                        "percentage points" + (f" ({latex_escape(', '.join(sources))})" if sources else "")
                         + "." + (f" {latex_escape(dims_note)}" if dims_note else ""))
+        if empty_note:
+            caption += " " + latex_escape(empty_note)
     label = label or f"tab:dml-bench-{re.sub(r'[^A-Za-z0-9-]+', '-', dataset)}"
+    env = "table*" if width == "page" else "table"
+    needs = "\\usepackage{booktabs}" + ("" if width == "none" else " and \\usepackage{graphicx}")
     lines = [
-        f"% dml-bench: {what} on {dataset} (generated; needs \\usepackage{{booktabs}}).",
+        f"% dml-bench: {what} on {dataset} (generated; needs {needs}).",
         "% Bold: best mean per column; dagger: not significantly worse than the best (Welch, Holm, 0.05).",
-        "\\begin{table}[t]",
+        f"\\begin{{{env}}}[t]",
         "\\centering",
         "\\small",
         f"\\caption{{{caption}}}",
         f"\\label{{{label}}}",
-        f"\\begin{{tabular}}{{{spec}}}",
-        "\\toprule",
     ]
-    if len(groups) > 1 or groups[0] in _GROUP_NAMES:
+    if width != "none":  # measured in box 0, shrunk to the line width only when wider
+        lines += [f"% report --latex-width {width}: shrunk to \\linewidth when wider (graphicx's \\resizebox).",
+                  "\\setbox0=\\hbox{%"]
+    metric_sets = [[k for e, k in columns if e == g] for g in groups]
+    stacked = (len(groups) > 1 and all(m == metric_sets[0] for m in metric_sets)
+               and len(columns) > _MAX_SIDE_BY_SIDE[width])
+    if stacked:  # one block of rows per embedding: half as wide
+        spec = "l" + "c" * len(metric_sets[0]) + ("c" if show_n else "")
+    lines += [f"\\begin{{tabular}}{{{spec}}}", "\\toprule"]
+    if not stacked and (len(groups) > 1 or groups[0] in _GROUP_NAMES):
         spans: list[tuple[str, int, int]] = []
         col = 2
         for emb in groups:
-            width = sum(1 for e, _ in columns if e == emb)
-            spans.append((emb, col, col + width - 1))
-            col += width
+            width_ = sum(1 for e, _ in columns if e == emb)
+            spans.append((emb, col, col + width_ - 1))
+            col += width_
         head = " & ".join(f"\\multicolumn{{{b - a + 1}}}{{c}}{{{latex_escape(_group_title(e, dims))}}}"
                           for e, a, b in spans)
         lines.append(" & " + head + (" & " if show_n else "") + " \\\\")
         lines.append(" ".join(f"\\cmidrule(lr){{{a}-{b}}}" for _, a, b in spans))
-    sub = ["Method"] + [latex_escape(labels.get(k, k)) for _, k in columns]
-    if show_n:
-        sub.append("$n$")
+    shown = metric_sets[0] if stacked else [k for _, k in columns]
+    sub = ["Method"] + [latex_escape(labels.get(k, k)) for k in shown] + (["$n$"] if show_n else [])
     lines.append(" & ".join(sub) + " \\\\")
-    lines.append("\\midrule")
-    lines.extend(" & ".join(row) + " \\\\" for row in body)
-    lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
+    published_title = f"\\multicolumn{{{len(sub)}}}{{l}}{{\\emph{{Published}} (ours $-$ published)}} \\\\"
+    if not stacked:
+        lines.append("\\midrule")
+        lines.extend(" & ".join(row) + " \\\\" for row in body)
+        if published:
+            lines += ["\\midrule", published_title]
+            lines.extend(" & ".join(row) + " \\\\" for row in published)
+    else:
+        for g in groups:
+            idx = [1 + i for i, (e, _) in enumerate(columns) if e == g] + ([len(columns) + 1] if show_n else [])
+            lines += ["\\midrule",
+                      f"\\multicolumn{{{len(sub)}}}{{l}}{{\\emph{{{latex_escape(_group_title(g, dims))}}}}} \\\\"]
+            lines.extend(" & ".join([row[0]] + [row[i] for i in idx]) + " \\\\" for row in body)
+            if published:
+                lines.append(published_title)
+                lines.extend(" & ".join([row[0]] + [row[i] for i in idx]) + " \\\\" for row in published)
+    lines += ["\\bottomrule", "\\end{tabular}"]
+    if width != "none":
+        lines += ["}%", "\\ifdim\\wd0>\\linewidth\\resizebox{\\linewidth}{!}{\\box0}\\else\\box0\\fi"]
+    lines.append(f"\\end{{{env}}}")
     return "\n".join(lines) + "\n"
 
 
@@ -310,21 +399,25 @@ def render_table(agg: pd.DataFrame, dataset: str, *, fmt: Fmt = "markdown",
                  metrics: Sequence[str] = METRICS,
                  embeddings: Sequence[str] = (CONCATENATED, SEPARATED),
                  compare: CompareArg = None, show_n: bool = True, notes: bool = True,
-                 caption: str | None = None, label: str | None = None) -> str:
+                 caption: str | None = None, label: str | None = None,
+                 latex_width: str = "column", what: str = "Results") -> str:
     """The papers' table of ``dataset``: methods x (embedding group x metric), in percent.
 
     ``fmt`` is "markdown" (GitHub pipe table, best in bold), "text" (tabulate "simple") or
     "latex" (a booktabs ``table`` ready to ``\\input``: ``\\multicolumn`` group headers with
     ``\\cmidrule``, ``$\\pm$``, best mean per column in bold, the significance group marked
-    with a dagger). Group headers give each embedding's dimension and columns each metric's
+    with a dagger; ``latex_width`` one of :data:`LATEX_WIDTHS`). A column no method has a value
+    for is left out, with a note (the caption in LaTeX) saying why. Published numbers form a
+    block of rows below ours. Group headers give each embedding's dimension and columns each metric's
     label, as ``agg``'s rows have them from the run's manifest. ``compare`` adds published
-    numbers (see ``CompareArg``). ``show_n`` adds the number of repeats; ``notes``
+    numbers (see ``CompareArg``). ``what`` names the table in its legend or caption. ``show_n`` adds the number
+    of repeats; ``notes``
     (Markdown/text) adds the legend below the table. Raises
     :class:`BenchmarkError` for an unknown format or dataset.
     """
     columns = [(e, m) for e in embeddings for m in metrics]
     return _render(agg, dataset, columns, fmt=fmt, compare=compare, show_n=show_n,
-                   notes=notes, caption=caption, label=label, what="Results")
+                   notes=notes, caption=caption, label=label, what=what, latex_width=latex_width)
 
 
 def recall_ks(agg: pd.DataFrame, dataset: str) -> list[int]:
@@ -337,7 +430,8 @@ def render_recall_table(agg: pd.DataFrame, dataset: str,
                         ks: Sequence[int] = (1, 10, 20, 30, 40, 50), *, fmt: Fmt = "markdown",
                         embeddings: Sequence[str] = (CONCATENATED, SEPARATED),
                         compare: CompareArg = None, show_n: bool = True, notes: bool = True,
-                        caption: str | None = None, label: str | None = None) -> str:
+                        caption: str | None = None, label: str | None = None,
+                        latex_width: str = "column") -> str:
     """Recall@K table (query/gallery datasets such as In-shop): methods x (embedding x R@K).
 
     Only the ``ks`` present in ``agg`` for ``dataset`` are shown; none present raises
@@ -352,10 +446,10 @@ def render_recall_table(agg: pd.DataFrame, dataset: str,
     if label is None:
         label = f"tab:dml-bench-{re.sub(r'[^A-Za-z0-9-]+', '-', dataset)}-recall"
     return _render(agg, dataset, columns, fmt=fmt, compare=compare, show_n=show_n,
-                   notes=notes, caption=caption, label=label, what="Recall@K")
+                   notes=notes, caption=caption, label=label, what="Recall@K", latex_width=latex_width)
 
 
-def _other_metrics(agg: pd.DataFrame, dataset: str) -> list[str]:
+def other_metrics(agg: pd.DataFrame, dataset: str) -> list[str]:
     """The dataset's fractions (printed in percent) other than the main and Recall@K metrics, e.g. the
     verification metrics; correlations and counts are not percentages and stay out."""
     sub = agg[(agg["dataset"] == dataset) & (agg["unit"] == FRACTION)]
@@ -363,21 +457,87 @@ def _other_metrics(agg: pd.DataFrame, dataset: str) -> list[str]:
             if m not in METRICS and not _RECALL_RE.match(str(m)) and m != DIVERGED_METRIC]
 
 
+def dataset_comparison(agg: pd.DataFrame, dataset: str, compare: CompareArg) -> pd.DataFrame | None:
+    """The matched published rows of ``dataset`` (see ``CompareArg``), or None when there are none.
+
+    ``compare=True`` asks for the dataset's default published table, which a dataset may not have (None).
+    """
+    if compare is None or compare is False:
+        return None
+    if isinstance(compare, pd.DataFrame) and "difference" in compare.columns:
+        comp = compare[compare["dataset"] == dataset]
+    else:
+        try:
+            comp = compare_with_published(agg[agg["dataset"] == dataset], None if compare is True else compare)
+        except BenchmarkError:
+            if compare is not True and not isinstance(compare, pd.DataFrame):
+                raise
+            return None
+    return comp if len(comp) else None
+
+
+def comparison_note(agg: pd.DataFrame, dataset: str) -> str | None:
+    """One line for ``--compare published`` when ``dataset`` has no published numbers to show (none
+    transcribed, or none for this run's methods), naming what there is; None when there are some."""
+    have = published_datasets()
+    if dataset not in have:
+        return (f"no published numbers for {dataset}: published tables exist for {', '.join(have)} "
+                "(results/published/)")
+    if dataset_comparison(agg, dataset, True) is None:
+        return (f"no published numbers for this run's methods on {dataset} (the published tables name "
+                "their methods by display name; see results/published/)")
+    return None
+
+
+def dataset_tables(agg: pd.DataFrame, dataset: str, fmt: str, *, compare: CompareArg = None,
+                   latex_width: str = "column") -> list[tuple[str, str]]:
+    """Every table of ``dataset`` in ``fmt``, as (file name under ``tables/``, text).
+
+    Markdown and text: one file ``<dataset>.md`` / ``.txt`` with the main table (P@1, RP, MAP@R), the
+    Recall@K table when the dataset has ``recall_at_K`` with K > 1, and a table of the other metrics the
+    manifest gives as fractions (verification). LaTeX: one ``table`` each, ``<dataset>.tex`` (the main
+    table, or the first there is), ``<dataset>_recall.tex`` and ``<dataset>_other.tex``. ``compare`` is a
+    comparison frame for ``dataset`` (:func:`dataset_comparison`) or any ``CompareArg``.
+    """
+    sub = agg[agg["dataset"] == dataset]
+    ks = recall_ks(agg, dataset)
+    others = other_metrics(agg, dataset)
+    kwargs = {"fmt": fmt, "compare": compare, "latex_width": latex_width}
+    sections: list[tuple[str, str, str]] = []  # (file suffix, title, table)
+    if set(METRICS) & set(sub["metric"]):
+        sections.append(("", "Retrieval metrics", render_table(agg, dataset, **kwargs)))
+    if any(k > 1 for k in ks):
+        sections.append(("_recall", "Recall@K", render_recall_table(agg, dataset, ks, **kwargs)))
+    if others:
+        label = f"tab:dml-bench-{re.sub(r'[^A-Za-z0-9-]+', '-', dataset)}-other"
+        sections.append(("_other", "Other metrics",
+                         render_table(agg, dataset, metrics=others, label=label, what="Other metrics", **kwargs)))
+    if not sections:
+        return []
+    if fmt == "latex":
+        return [(f"{dataset}{suffix if i else ''}.tex", body) for i, (suffix, _, body) in enumerate(sections)]
+    name = DATASET_DISPLAY.get(dataset, dataset)
+    if fmt == "markdown":
+        text = f"# {name}\n\n" + "\n".join(f"## {title}\n\n{body}" for _, title, body in sections)
+    else:
+        text = f"{name}\n{'=' * len(name)}\n\n" + "\n".join(
+            f"{title}\n{'-' * len(title)}\n{body}" for _, title, body in sections)
+    return [(f"{dataset}{EXTENSIONS[fmt]}", text)]
+
+
 def write_reports(run_dir: str | os.PathLike, *, formats: Sequence[str] = FORMATS,
-                  compare: CompareArg = None) -> list[Path]:
+                  compare: CompareArg = None, latex_width: str = "column") -> list[Path]:
     """Aggregate ``run_dir/results.csv`` and write ``run_dir/tables/``; return the paths written.
 
-    Per dataset, ``<dataset>.md`` / ``.txt`` hold the main table (P@1, RP, MAP@R), the Recall@K
-    table when the dataset has ``recall_at_K`` metrics with K > 1, and a table of the other
-    metrics the manifest gives as fractions (verification); ``<dataset>.tex`` holds the main
-    table (or the Recall@K one when the main metrics are absent) and ``<dataset>_recall.tex``
-    the Recall@K table besides. With ``compare`` (True: each dataset's default published
-    table), ``<dataset>_vs_published.csv`` lists the matched rows. ``aggregate.csv`` holds the
-    whole aggregate. Writes are atomic.
+    Per dataset and format, the files of :func:`dataset_tables`. With ``compare`` (True: each
+    dataset's default published table), ``<dataset>_vs_published.csv`` lists the matched rows.
+    ``aggregate.csv`` holds the whole aggregate. Writes are atomic.
     """
     bad = [f for f in formats if f not in FORMATS]
     if bad:
         raise BenchmarkError(f"unknown table format(s) {bad}; expected some of {FORMATS}")
+    if latex_width not in LATEX_WIDTHS:
+        raise BenchmarkError(f"unknown LaTeX width {latex_width!r}; expected one of {', '.join(LATEX_WIDTHS)}")
     run_dir = Path(run_dir)
     agg = aggregate_run(run_dir)
     out_dir = run_dir / "tables"
@@ -385,55 +545,11 @@ def write_reports(run_dir: str | os.PathLike, *, formats: Sequence[str] = FORMAT
                             lambda p: aggregate_to_csv_frame(agg).to_csv(p, index=False))]
     for dataset in pd.unique(agg["dataset"]):
         dataset = str(dataset)
-        sub = agg[agg["dataset"] == dataset]
-        comp: CompareArg = None
-        if compare is not None and compare is not False:
-            if isinstance(compare, pd.DataFrame) and "difference" in compare.columns:
-                comp = compare[compare["dataset"] == dataset]
-            else:
-                try:
-                    comp = compare_with_published(sub, None if compare is True else compare)
-                except BenchmarkError:
-                    if compare is not True and not isinstance(compare, pd.DataFrame):
-                        raise
-                    comp = None
-            if comp is not None and len(comp):
-                frame = comp
-                written.append(atomic_write(out_dir / f"{dataset}_vs_published.csv",
-                                            lambda p, f=frame: f.to_csv(p, index=False)))
-            else:
-                comp = None
-        has_main = bool(set(METRICS) & set(sub["metric"]))
-        ks = recall_ks(agg, dataset)
-        has_recall = any(k > 1 for k in ks)
-        others = _other_metrics(agg, dataset)
-        name = DATASET_DISPLAY.get(dataset, dataset)
+        comp = dataset_comparison(agg, dataset, compare)
+        if comp is not None:
+            written.append(atomic_write(out_dir / f"{dataset}_vs_published.csv",
+                                        lambda p, f=comp: f.to_csv(p, index=False)))
         for fmt in formats:
-            kwargs = {"fmt": fmt, "compare": comp}
-            if fmt == "latex":
-                if has_main:
-                    written.append(atomic_write_text(out_dir / f"{dataset}.tex",
-                                                     render_table(agg, dataset, **kwargs)))
-                if has_recall:
-                    target = f"{dataset}_recall.tex" if has_main else f"{dataset}.tex"
-                    written.append(atomic_write_text(
-                        out_dir / target, render_recall_table(agg, dataset, ks, **kwargs)))
-                continue
-            sections: list[tuple[str, str]] = []
-            if has_main:
-                sections.append(("Retrieval metrics", render_table(agg, dataset, **kwargs)))
-            if has_recall:
-                sections.append(("Recall@K", render_recall_table(agg, dataset, ks, **kwargs)))
-            if others:
-                sections.append(("Other metrics",
-                                 render_table(agg, dataset, metrics=others, **kwargs)))
-            if not sections:
-                continue
-            if fmt == "markdown":
-                text = f"# {name}\n\n" + "\n".join(f"## {title}\n\n{body}"
-                                                   for title, body in sections)
-            else:
-                text = f"{name}\n{'=' * len(name)}\n\n" + "\n".join(
-                    f"{title}\n{'-' * len(title)}\n{body}" for title, body in sections)
-            written.append(atomic_write_text(out_dir / f"{dataset}{EXTENSIONS[fmt]}", text))
+            for name, text in dataset_tables(agg, dataset, fmt, compare=comp, latex_width=latex_width):
+                written.append(atomic_write_text(out_dir / name, text))
     return written

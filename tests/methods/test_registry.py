@@ -128,4 +128,4 @@ def test_describe_methods_mentions_every_method_and_parameter():
         assert spec.name in text and spec.display_name in text
         for name, param in spec.search_space.items():
             assert f"{name} {param.describe()}" in text
-    assert "[1e-05, 100] (log)" in text  # NT-Xent's temperature, as PROTOCOL.md has it
+    assert "[1e-05, 100] (log)" in text  # NT-Xent's temperature, as docs/explanation/protocol.md has it

@@ -14,7 +14,7 @@ from benchmark.errors import BenchmarkError
 from benchmark.manifest import manifest_for, write_manifest
 from benchmark.metric_catalog import VALIDATION_METRIC
 from benchmark.reporting import plots
-from benchmark.reporting.aggregate import aggregate
+from benchmark.reporting.aggregate import aggregate, read_trials
 from benchmark.reporting.plots import (
     plot_metric_bars,
     plot_optimisation_history,
@@ -89,3 +89,34 @@ def test_metric_bars_legend_names_each_embedding_with_its_dimension(monkeypatch,
     assert fig.axes[0].get_title() == "P@1"
     with pytest.raises(BenchmarkError, match="fold2"):  # 4 folds' rows are not this manifest's run
         aggregate(fake_results(), two_folds)
+
+
+def test_optimisation_history_has_integer_trial_ticks_and_draws_pruned_trials(monkeypatch, tmp_path):
+    """trials.csv on disk with COMPLETE, PRUNED (with and without a finished fold) and FAIL trials."""
+    figures = []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, out_dir, stem: figures.append(fig) or [])
+    rows = [("triplet", "cub200", 0, "COMPLETE", 0.20, "{}", "[0.2, 0.2]"),
+            ("triplet", "cub200", 1, "PRUNED", "", "{}", "[0.10, 0.14]"),
+            ("triplet", "cub200", 2, "COMPLETE", 0.25, "{}", "[0.25, 0.25]"),
+            ("triplet", "cub200", 3, "PRUNED", "", "{}", "[]"),
+            ("triplet", "cub200", 4, "FAIL", "", "{}", "[]"),
+            ("triplet", "cub200", 5, "COMPLETE", 0.22, "{}", "[0.22, 0.22]"),
+            # two trials: matplotlib's default ticks would be 0, 0.2, ..., 1
+            ("contrastive", "cub200", 0, "COMPLETE", 0.20, "{}", "[0.2, 0.2]"),
+            ("contrastive", "cub200", 1, "COMPLETE", 0.21, "{}", "[0.21, 0.21]")]
+    pd.DataFrame(rows, columns=list(TRIAL_COLUMNS[:7])).to_csv(tmp_path / "trials.csv", index=False)
+    plot_optimisation_history(read_trials(tmp_path / "trials.csv"), tmp_path)
+    (fig,) = figures
+    fig.canvas.draw()
+    for panel in fig.axes[:2]:
+        ticks = [t for t in panel.get_xticks() if panel.get_xlim()[0] <= t <= panel.get_xlim()[1]]
+        assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks), ticks
+    ax = fig.axes[0]
+    crosses = {c.get_label(): c.get_offsets() for c in ax.collections if c.get_label().startswith("pruned")}
+    # trial 1 at the mean of the folds it finished; trial 3 (none finished) at the bottom of the panel
+    assert crosses["pruned (mean of its folds so far)"].tolist() == [[1.0, pytest.approx(12.0)]]
+    assert crosses["pruned (no fold finished)"][:, 0].tolist() == [3.0]
+    dots = next(c for c in ax.collections if c.get_label() == "trial").get_offsets()
+    assert dots[:, 0].tolist() == [0.0, 2.0, 5.0]  # COMPLETE only; the failed trial 4 is not drawn
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "pruned (mean of its folds so far)" in legend and "pruned (no fold finished)" in legend

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -53,6 +54,22 @@ def test_welch_small_and_degenerate_samples():
     assert all(math.isnan(x) for x in welch_test([0.5, math.nan], [0.4, 0.6]))  # NaN dropped
     assert welch_test([0.3, 0.3], [0.3, 0.3])[2] == 1.0  # constant ties
     assert welch_test([0.4, 0.4], [0.3, 0.3])[2] == 0.0
+
+
+def test_identical_repeats_have_zero_variance_and_raise_no_library_warning():
+    """Identical repeats (e.g. a false-accept rate stuck at one value): scipy's moment calculation warns of
+    "catastrophic cancellation" on them; the tests here take their variance as exactly 0."""
+    flat, varied = [0.26] * 4, [0.30, 0.31, 0.32, 0.31]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the test
+        t, df, p = welch_test(flat, varied)
+        diff, lo, hi = mean_difference_ci(flat, varied)
+        g = hedges_g(flat, [0.26] * 3)
+    se = math.sqrt(np.var(varied, ddof=1) / 4)  # the constant side adds nothing
+    assert t == pytest.approx((0.26 - 0.31) / se) and df == pytest.approx(3.0)
+    assert p == pytest.approx(2 * stats.t.sf(abs(t), 3))
+    assert (lo, hi) == pytest.approx((diff - stats.t.ppf(0.975, 3) * se, diff + stats.t.ppf(0.975, 3) * se))
+    assert all(math.isnan(x) for x in g)  # no spread on either side: no standardised effect
 
 
 def test_mean_difference_interval():

@@ -55,7 +55,8 @@ def test_a_two_fold_run_says_256_dim_and_subset_of_columns():
 
 
 def test_latex_structure_and_bold_on_best_row():
-    tex = render_table(paper_like_agg(), "cub200", fmt="latex")
+    tex = render_table(paper_like_agg(), "cub200", fmt="latex", latex_width="page")  # the papers' layout
+    assert tex.count(r"\begin{table*}[t]") == 1 and tex.count(r"\end{table*}") == 1
     for token in (r"\toprule", r"\midrule", r"\bottomrule", r"\cmidrule(lr){2-4}",
                   r"\multicolumn{3}{c}{Concatenated (512-dim)}",
                   r"\multicolumn{3}{c}{Separated (128-dim)}", r"\begin{tabular}{lccccccc}"):
@@ -68,6 +69,25 @@ def test_latex_structure_and_bold_on_best_row():
     assert pretrained[1] == "51.05"
     assert contrastive[3] == r"\textbf{26.53 $\pm$ 0.29}"
     assert "underline" not in tex and "Welch" in tex and "Holm" in tex
+
+
+def test_latex_widths_column_stacks_the_embeddings_and_none_keeps_the_natural_width():
+    column = render_table(paper_like_agg(), "cub200", fmt="latex")  # the default: --latex-width column
+    assert r"\begin{table}[t]" in column and "table*" not in column
+    assert r"\begin{tabular}{lcccc}" in column  # 3 metrics + n: one block of rows per embedding
+    blocks = column.split(r"\multicolumn{5}{l}{\emph{")
+    assert [b.split("}")[0] for b in blocks[1:]] == ["Concatenated (512-dim)", "Separated (128-dim)"]
+    concat_rows = [ln for ln in blocks[1].splitlines() if ln.startswith("Contrastive &")]
+    sep_rows = [ln for ln in blocks[2].splitlines() if ln.startswith("Contrastive &")]
+    assert concat_rows == [r"Contrastive & \textbf{68.13 $\pm$ 0.31} & \textbf{37.24 $\pm$ 0.28} & "
+                           r"\textbf{26.53 $\pm$ 0.29} & 10 \\"]
+    assert sep_rows and r"59.73 $\pm$ 0.40" in sep_rows[0] and "68.13" not in sep_rows[0]
+    # shrunk to the line width only when wider than it
+    assert r"\ifdim\wd0>\linewidth\resizebox{\linewidth}{!}{\box0}\else\box0\fi" in column
+    natural = render_table(paper_like_agg(), "cub200", fmt="latex", latex_width="none")
+    assert "resizebox" not in natural and r"\begin{tabular}{lccccccc}" in natural
+    with pytest.raises(BenchmarkError, match="LaTeX width 'wide'"):
+        render_table(paper_like_agg(), "cub200", fmt="latex", latex_width="wide")
 
 
 def _agg_with_values(values: dict[str, list[float]], metric: str = "map_at_r"):
@@ -140,17 +160,30 @@ def test_missing_cell_and_errors():
         render_table(make_agg(cells), "sop")
 
 
-def test_compare_inline():
+def _md_rows(md: str) -> list[list[str]]:
+    return [[c.strip() for c in ln.split("|")[1:-1]] for ln in md.splitlines() if ln.startswith("| ")]
+
+
+def test_compare_published_is_a_block_of_rows_below_ours():
     agg = paper_like_agg()
     agg.loc[(agg["method"] == "contrastive") & (agg["embedding"] == "concatenated")
             & (agg["metric"] == "map_at_r"), "mean"] = 0.2640
-    txt = render_table(agg, "cub200", fmt="text", compare="cub200")
-    assert "26.40 ± 0.29 (pub. 26.53, −0.13)" in txt
-    assert "24.70 ± 0.13 (pub. 24.70, +0.00)" in txt
     md = render_table(agg, "cub200", fmt="markdown", compare="cub200")
-    assert "**26.40 ± 0.29** (pub. 26.53, −0.13)" in md
-    tex = render_table(agg, "cub200", fmt="latex", compare=True)
-    assert r"(pub.\ 26.53, $-$0.13)" in tex
+    rows = _md_rows(md)
+    header, names = rows[0], [r[0] for r in rows]
+    assert names == ["Method", "Pretrained", "Contrastive", "MS", "*Published*", "Pretrained", "Contrastive",
+                     "MS"]
+    ours, published = dict(zip(header, rows[2])), dict(zip(header, rows[6]))
+    assert ours["Concat. MAP@R"] == "**26.40 ± 0.29**"  # our cell keeps its width: no published text in it
+    assert published["Concat. MAP@R"] == "26.53 (−0.13)"  # the paper's value and ours minus it
+    assert dict(zip(header, rows[7]))["Concat. MAP@R"] == "24.70 (+0.00)"
+    assert max(len(c) for r in rows for c in r[1:]) <= len("**68.13 ± 0.31** †")
+    assert "dcml_icml2022_cub200" in md and "cub200_vs_published.csv" in md
+    txt = render_table(agg, "cub200", fmt="text", compare="cub200")
+    assert "Published:" in txt and "26.53 (−0.13)" in txt and "(pub." not in txt
+    tex = render_table(agg, "cub200", fmt="latex", compare=True, latex_width="page")
+    assert r"\multicolumn{8}{l}{\emph{Published} (ours $-$ published)} \\" in tex
+    assert r"26.53 ($-$0.13)" in tex
 
 
 def test_recall_table():
@@ -164,8 +197,8 @@ def test_recall_table():
     txt = render_recall_table(agg, "inshop", (1, 10), fmt="text", compare=True,
                               embeddings=("concatenated",))
     assert "R@20" not in txt
-    assert "82.10 ± 0.20 (pub. 89.7, −7.60)" in txt
-    tex = render_recall_table(agg, "inshop", fmt="latex")
+    assert "82.10 ± 0.20" in txt and "89.7 (−7.60)" in txt
+    tex = render_recall_table(agg, "inshop", fmt="latex", latex_width="none")
     assert r"\multicolumn{6}{c}{Concatenated (512-dim)}" in tex
     assert _latex_row(tex, "MS")[1] == r"\textbf{82.10 $\pm$ 0.20}"
     with pytest.raises(BenchmarkError, match="recall_at"):
@@ -181,14 +214,14 @@ def test_write_reports(tmp_path):
                      "cub200_vs_published.csv"]
     md = (tmp_path / "tables" / "cub200.md").read_text(encoding="utf-8")
     assert md.startswith("# CUB-200-2011")
-    assert "(pub. 51.05," in md
+    assert "*Published*" in md and "51.05 (" in md
     assert not [p for p in (tmp_path / "tables").iterdir() if p.name.startswith(".")]
     assert write_reports(tmp_path, formats=("latex",))[1].suffix == ".tex"
     with pytest.raises(BenchmarkError):
         write_reports(tmp_path, formats=("html",))
 
 
-def test_other_metrics_table_prints_labels_and_bolds_the_lowest_false_accept_rate(tmp_path):
+def testother_metrics_table_prints_labels_and_bolds_the_lowest_false_accept_rate(tmp_path):
     """The verification metrics of a 2-fold run: labels, not raw keys; a FAR's best is the minimum."""
     import pandas as pd
 
@@ -213,11 +246,17 @@ def test_other_metrics_table_prints_labels_and_bolds_the_lowest_false_accept_rat
     assert "Spearman" not in md  # a correlation is not a percentage: not in these tables
     lines = [[c.strip() for c in line.split("|")[1:-1]] for line in other.splitlines() if line.startswith("| ")]
     header, body = lines[0], {cells[0]: dict(zip(lines[0], cells)) for cells in lines[1:]}
-    assert "Sep. TAR@FAR=1e-3" in header and "Sep. test FAR (target 1e-3)" in header
+    # the concatenation has no TAR@FAR and no test FAR (no validation classes of its own to set the threshold
+    # on): its two empty columns are left out, and the note says why; only the separated columns remain
+    assert header == ["Method", "TAR@FAR=1e-3", "test FAR (target 1e-3)", "n"]
+    assert ("Not shown (no method has a value): Concatenated (256-dim) TAR@FAR=1e-3 and Concatenated (256-dim) "
+            "test FAR (target 1e-3): the threshold for the target FAR is chosen on a fold model's own validation "
+            "classes, and the concatenation of the fold models has none") in other
+    assert "—" not in other
     # B has the highest TAR and the lowest FAR: both bold; A's higher FAR is not
-    assert body["B"]["Sep. TAR@FAR=1e-3"].startswith("**71.00")
-    assert body["B"]["Sep. test FAR (target 1e-3)"].startswith("**0.11")
-    assert "**" not in body["A"]["Sep. test FAR (target 1e-3)"]
+    assert body["B"]["TAR@FAR=1e-3"].startswith("**71.00")
+    assert body["B"]["test FAR (target 1e-3)"].startswith("**0.11")
+    assert "**" not in body["A"]["test FAR (target 1e-3)"]
     assert "Bold: best mean per column (the lowest for test FAR (target 1e-3))." in other
     assert "separated (128-dim)" in md and "concatenated (256-dim)" in md
 
@@ -226,7 +265,7 @@ def test_other_metrics_table_prints_labels_and_bolds_the_lowest_false_accept_rat
 def test_latex_compiles(tmp_path):
     agg = paper_like_agg()
     body = render_table(agg, "cub200", fmt="latex", compare="cub200")
-    doc = ("\\documentclass{article}\n\\usepackage[T1]{fontenc}\n\\usepackage{booktabs}\n"
+    doc = ("\\documentclass{article}\n\\usepackage[T1]{fontenc}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n"
            "\\begin{document}\n" + body + "\\end{document}\n")
     (tmp_path / "t.tex").write_text(doc, encoding="utf-8")
     proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "t.tex"],
@@ -242,7 +281,7 @@ def test_a_method_whose_repeats_diverged_is_marked_and_explained():
 
     from benchmark.constants import DIVERGED_METRIC, RESULT_COLUMNS
     from benchmark.reporting import aggregate
-    from benchmark.reporting.tables import DIVERGED_LEGEND, _other_metrics
+    from benchmark.reporting.tables import DIVERGED_LEGEND, other_metrics
     from tests.reporting.helpers import fake_results
 
     df = fake_results()
@@ -253,6 +292,6 @@ def test_a_method_whose_repeats_diverged_is_marked_and_explained():
     rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ")}
     assert "Triplet ‡" in rows and "Contrastive" in rows and "Contrastive ‡" not in rows
     assert DIVERGED_LEGEND in text
-    assert DIVERGED_METRIC not in _other_metrics(agg, "cub200")
+    assert DIVERGED_METRIC not in other_metrics(agg, "cub200")
     clean = render_table(aggregate(df, MANIFEST), "cub200", fmt="markdown", metrics=("precision_at_1",))
     assert "‡" not in clean

@@ -28,7 +28,8 @@ Environment weights w = softmax_E(Ω) ∈ R^{N_train×E}, Ω a logit table over 
     L       = mean_j L_env,j + α mean_j P_j + β R_θ + γ mean_j R_j + L_erm,   L_erm = mean_i CE(l^erm_i, y_i)
 
 R_j uses the head output z before L2 normalisation, as the authors' ``RegLoss``. "Normalised by its
-size" (METHODS.md) is the authors' ``at_reg``: the Frobenius distance divided by the matrix's L1 norm.
+size" (``docs/explanation/seed-methods.md``) is the authors' ``at_reg``: the Frobenius distance divided by the
+matrix's L1 norm.
 
 Environment inference (``DCML.on_epoch_start``)
 -----------------------------------------------
@@ -64,10 +65,11 @@ Cars   1e-5    1e-2    1e-4    161.5  0.4324  7.41e-3   2, 5 epochs
 SOP    1e-4    1e-2    1e-6    100    0.3364  2.16e-3   2, 10 epochs (B=64, 2 per class)
 =====  ======  ======  ======  =====  ======  ========  ====================
 
-(METHODS.md gives s = 100 for Cars; the authors' Cars script uses s = 161.5, m = 0.4324.) Attention
-lr 2e-6 = 2× trunk lr; head lr = trunk lr. Defaults here: the CUB values.
+(``docs/explanation/seed-methods.md`` gives s = 100 for Cars; the authors' Cars script uses s = 161.5,
+m = 0.4324.) Attention lr 2e-6 = 2× trunk lr; head lr = trunk lr. Defaults here: the CUB values.
 
-Search space: α [1e-6, 1e-3] log, β [1e-3, 1e-1] log, γ [1e-6, 1e-1] log, E ∈ {2, 3, 4} (METHODS.md);
+Search space (``docs/explanation/seed-methods.md``): α [1e-6, 1e-3] log, β [1e-3, 1e-1] log, γ [1e-6, 1e-1] log,
+E ∈ {2, 3, 4};
 s [50, 200] log (geometric centre 100, covers Cars' 161.5), m [0.32, 0.92] (centre 0.62, covers
 SOP's 0.34 and Cars' 0.43), ``loss_lr`` (both proxy sets) [1e-6, 1] log, default 2.53e-3.
 Fixed (not searched): ``env_interval`` 5 (set it per dataset, e.g. 10 on SOP as the authors do, with the
