@@ -134,6 +134,7 @@ class StorageProgress:
 def storage_progress(cfg: BenchmarkConfig, run_dir: Path, bench: Workbench, *, enabled: bool) -> StorageProgress:
     """A :class:`StorageProgress` of the run; opens (and, for a journal, repairs) the storage, so call it
     before any worker writes to it."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no line per study created
     storage = st.create_storage(cfg.protocol.storage, run_dir, wait=cfg.protocol.storage_wait)
     return StorageProgress(build_stages(bench, storage), enabled=enabled)
 
