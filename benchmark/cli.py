@@ -72,6 +72,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: What each text flag expects, for the one line that refuses it empty.
+TEXT_FLAGS = {"preset": "a preset name, e.g. smoke", "config": "a YAML config file",
+              "out": "a run folder, or leave the flag out for results/<config name>",
+              "methods": "comma-separated method names (see dml-bench list-methods)",
+              "datasets": "comma-separated dataset names", "device": "auto, cpu, cuda or cuda:N",
+              "storage": "an Optuna storage URL, or leave the flag out for a journal file in the run folder"}
+
+
+def check_text_flags(args: argparse.Namespace) -> None:
+    """A text flag given empty (``--methods ''``, ``--out ''``, ``--methods ,``) is refused, never ignored."""
+    for flag, expected in TEXT_FLAGS.items():
+        value = getattr(args, flag, None)
+        if value is None:
+            continue
+        empty = not value.strip() or (flag in ("methods", "datasets") and not _names(value))
+        if empty:
+            raise UsageError(f"--{flag} is empty (expected {expected})")
+
+
 def _config_from_args(args: argparse.Namespace):
     from benchmark.protocol.run_config import load_run_config
 
@@ -107,6 +126,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from benchmark.protocol.workbench import Workbench
 
     # Every check before anything is written: config keys, output folder, device, trunk weights, storage, datasets.
+    check_text_flags(args)
     cfg = _config_from_args(args)
     run_dir = Path(args.out) if args.out else RESULTS_DIR / cfg.name
     check_output_dir(run_dir)
@@ -155,6 +175,10 @@ def _report(run_dir: Path, *, formats, compare, plots: bool, print_format: str) 
 
 def cmd_report(args: argparse.Namespace) -> int:
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    if not formats:
+        raise UsageError("--format is empty (expected comma-separated formats: markdown, text, latex)")
+    if not args.run_dir.strip():
+        raise UsageError("the run folder is empty (expected dml-bench report RUN_DIR)")
     bad = sorted(set(formats) - {"markdown", "text", "latex"})
     if bad:
         raise BenchmarkError(f"unknown format {bad[0]!r} (expected markdown, text or latex)")

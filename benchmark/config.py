@@ -384,7 +384,10 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, raw = text.split("=", 1)
     if not key.strip():
         raise ConfigError(f"--set expects KEY=VALUE, got {text!r}")
-    return key.strip().split("."), yaml.safe_load(raw)
+    try:
+        return key.strip().split("."), load_yaml(raw)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {text!r}: the value is not valid YAML ({str(exc).splitlines()[0]})") from None
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
@@ -408,12 +411,48 @@ def preset_path(name: str) -> Path:
     return path
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a mapping holding one key twice (PyYAML lets the last one win).
+    Keys brought in by a merge (``<<: *anchor``) may be overridden, as YAML intends."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                try:
+                    if key in seen:
+                        raise DuplicateKeyError(key, seen[key], line)
+                    seen[key] = line
+                except TypeError:  # an unhashable key: the base class refuses it
+                    continue
+        return super().construct_mapping(node, deep=deep)
+
+
+class DuplicateKeyError(yaml.YAMLError):
+    def __init__(self, key, first: int, second: int) -> None:
+        super().__init__(f"key {key!r} is given twice, at lines {first} and {second}")
+        self.key, self.first, self.second = key, first, second
+
+
+def load_yaml(text: str):
+    """The data of a YAML document, read like ``yaml.safe_load`` but refusing duplicate keys
+    (``DuplicateKeyError``: the key and both line numbers). Every YAML file the harness reads goes through it."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def read_config_file(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} {'is not a file' if path.exists() else 'does not exist'}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
+    except DuplicateKeyError as exc:
+        raise ConfigError(f"{path}: {exc} (expected each config key once; one of the values would be "
+                          f"silently lost)") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:

@@ -341,6 +341,38 @@ CASES = [
     Case("sop_path_escapes", dataset("sop", sop_escaping), ("stray.JPG", "outside the dataset root")),
 ]
 
+# --------------------------------------------------------------------------- issue #27: inputs by kind
+
+def preset_and(*args: str) -> Callable[[Path], list[str]]:
+    """The smoke preset with extra flags (``args`` may name a flag with an empty value)."""
+    return lambda tmp: ["--preset", "smoke", *args]
+
+
+CASES += [
+    # YAML: a key given twice (PyYAML would keep the last value without a word)
+    Case("yaml_duplicate_key", config_text("name: x\nmethods: [contrastive]\nname: y\n"),
+         ("c.yaml", "'name'", "lines 1 and 3")),
+    Case("yaml_duplicate_section", config_text("name: x\ntraining:\n  batch_size: 8\nprotocol: {n_folds: 2}\n"
+                                               "training:\n  max_epochs: 1\n"),
+         ("c.yaml", "'training'", "lines 2 and 5")),
+    Case("yaml_duplicate_nested_key", config_text("name: x\ntraining:\n  batch_size: 8\n  m_per_class: 2\n"
+                                                  "  batch_size: 16\n"),
+         ("c.yaml", "'batch_size'", "lines 3 and 5")),
+    Case("yaml_duplicate_in_flow_mapping", config_text("name: x\nmodel: {trunk: small_cnn, trunk: resnet50}\n"),
+         ("c.yaml", "'trunk'", "lines 2 and 2")),
+    Case("yaml_duplicate_in_set_value", sets("training={batch_size: 8, batch_size: 16}"),
+         ("--set", "'batch_size'")),
+    # flags given empty: refused, not ignored
+    Case("methods_empty", preset_and("--methods", ""), ("--methods is empty",)),
+    Case("methods_only_commas", preset_and("--methods", " , "), ("--methods is empty",)),
+    Case("datasets_empty", preset_and("--datasets", ""), ("--datasets is empty",)),
+    Case("out_empty", preset_and("--out", ""), ("--out is empty",)),
+    Case("storage_empty", preset_and("--storage", ""), ("--storage is empty",)),
+    Case("device_empty", preset_and("--device", " "), ("--device is empty",)),
+    Case("preset_empty", lambda tmp: ["--preset", ""], ("--preset is empty",)),
+    Case("config_empty", lambda tmp: ["--config", ""], ("--config is empty",)),
+]
+
 
 @pytest.fixture(autouse=True)
 def no_cached_weights(monkeypatch, tmp_path_factory):
