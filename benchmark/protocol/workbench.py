@@ -18,7 +18,7 @@ import torch
 
 from benchmark.config import BenchmarkConfig, DatasetConfig
 from benchmark.data.base import DataSource, ImageSet
-from benchmark.data.splits import Splits, make_splits
+from benchmark.data.splits import Splits, check_evaluable, make_splits
 from benchmark.errors import DatasetError
 from benchmark.evaluation.embed import evaluate_models
 from benchmark.methods import MethodContext, get_method
@@ -66,6 +66,17 @@ def _where(source: DataSource, dcfg: DatasetConfig) -> str:
     return f"dataset {dcfg.key!r}"
 
 
+def _check_batches(splits: Splits, training, dcfg: DatasetConfig) -> None:
+    """Every fold's training classes fill a class-balanced batch (batch_size / m_per_class classes)."""
+    need = training.batch_size // training.m_per_class
+    path = "datasets[].training" if dcfg.training else "training"
+    for fold in splits.folds:
+        if len(fold.train_classes) < need:
+            raise DatasetError(f"fold {fold.index} trains on {len(fold.train_classes)} classes, but a batch of "
+                               f"{path}.batch_size {training.batch_size} with m_per_class {training.m_per_class} "
+                               f"needs {need} (expected fewer folds, or a smaller batch_size / m_per_class ratio)")
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -94,6 +105,10 @@ class Workbench:
             try:
                 splits = make_splits(source.train.labels, source.test.labels, n_folds=p.n_folds,
                                      mode=p.fold_mode, seed=self.cfg.seed)
+                check_evaluable(splits, source.train.labels,
+                                np.concatenate([source.query.labels, source.gallery.labels])
+                                if source.has_query_gallery else source.test.labels)
+                _check_batches(splits, self.cfg.training_for(dcfg), dcfg)
             except DatasetError as exc:
                 raise DatasetError(f"{_where(source, dcfg)}: {exc}") from None
             models, train_views = self.models, None
