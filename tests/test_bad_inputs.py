@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pytest
 
 from benchmark.cli import main
@@ -343,6 +344,64 @@ CASES = [
 
 # --------------------------------------------------------------------------- issue #27: inputs by kind
 
+FEATURES_CONFIG = """\
+name: bad-input
+methods: [contrastive]
+datasets: [{{name: features, root: {root}}}]
+training: {{batch_size: 4, m_per_class: 2, iterations_per_epoch: 2, max_epochs: 1, regime: frozen}}
+protocol: {{n_folds: 2, n_trials: 1, n_repeats: 1}}
+"""
+
+
+def features(write: Callable[[Path, np.ndarray, np.ndarray], Path]) -> Callable[[Path], list[str]]:
+    """A features dataset at the root ``write(tmp, features, labels)`` returns (8 classes x 4 rows of 6 values)."""
+    def make(tmp: Path) -> list[str]:
+        x = np.random.default_rng(0).normal(size=(32, 6)).astype(np.float32)
+        root = write(tmp, x, np.repeat(np.arange(8), 4))
+        (tmp / "c.yaml").write_text(FEATURES_CONFIG.format(root=root))
+        return ["--config", str(tmp / "c.yaml")]
+    return make
+
+
+def npz(**change) -> Callable[[Path, np.ndarray, np.ndarray], Path]:
+    """``feats.npz`` with the arrays ``features`` and ``labels``, changed by ``change`` (key -> f(x, y) or None)."""
+    def write(tmp: Path, x: np.ndarray, y: np.ndarray) -> Path:
+        arrays = {"features": x, "labels": y}
+        for key, f in change.items():
+            if f is None:
+                arrays.pop(key)
+            else:
+                arrays[key] = f(x, y)
+        np.savez(tmp / "feats.npz", **arrays)
+        return tmp / "feats.npz"
+    return write
+
+
+def npy_file(tmp: Path, x: np.ndarray, y: np.ndarray) -> Path:
+    np.save(tmp / "feats.npy", x)
+    return tmp / "feats.npy"
+
+
+def npy_folder_pickled_labels(tmp: Path, x: np.ndarray, y: np.ndarray) -> Path:
+    (tmp / "feats").mkdir()
+    np.save(tmp / "feats" / "features.npy", x)
+    np.save(tmp / "feats" / "labels.npy", np.array([{"id": int(v)} for v in y], dtype=object), allow_pickle=True)
+    return tmp / "feats"
+
+
+def with_nan(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    x = x.copy()
+    x[5, 2] = np.nan
+    return x
+
+
+def float_labels_with_nan(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    out = y.astype(np.float64)
+    out[9] = np.nan
+    return out
+
+
+
 def preset_and(*args: str) -> Callable[[Path], list[str]]:
     """The smoke preset with extra flags (``args`` may name a flag with an empty value)."""
     return lambda tmp: ["--preset", "smoke", *args]
@@ -378,6 +437,24 @@ CASES += [
     Case("csv_every_class_one_image", dataset("csv", lambda tmp: make_csv(tmp / "d" / "list.csv", n_classes=8,
                                                                           per_class=1)),
          ("dataset 'csv'", "the test set has 4 class(es) with at most 1 image(s)")),
+    # features files: every problem names the file and the key
+    Case("features_npy_not_npz", features(npy_file), ("feats.npy", "a single .npy array", "not an .npz archive")),
+    Case("features_labels_need_pickle", features(npz(labels=lambda x, y: np.array([str(v) for v in y] + [None])[:-1]
+                                                     .astype(object))),
+         ("feats.npz", "key 'labels' holds Python objects", "integer or string array")),
+    Case("features_folder_labels_need_pickle", features(npy_folder_pickled_labels),
+         ("labels.npy", "key 'labels' holds Python objects")),
+    Case("features_nan", features(npz(features=with_nan)), ("feats.npz", "key 'features'", "NaN", "row 5, column 2")),
+    Case("features_three_dimensional", features(npz(features=lambda x, y: x[:, :, None])),
+         ("feats.npz", "key 'features'", "N x D", "(32, 6, 1)")),
+    Case("features_integers", features(npz(features=lambda x, y: (x * 10).astype(np.int32))),
+         ("feats.npz", "key 'features'", "floating-point", "int32")),
+    Case("features_labels_missing", features(npz(labels=None, feats=lambda x, y: y)),
+         ("feats.npz", "key 'labels' is missing", "'feats'")),
+    Case("features_labels_nan", features(npz(labels=float_labels_with_nan)),
+         ("feats.npz", "key 'labels'", "NaN", "row 9")),
+    Case("features_labels_short", features(npz(labels=lambda x, y: y[:-1])),
+         ("feats.npz", "key 'labels'", "one label per row", "(31,)")),
 ]
 
 
