@@ -389,6 +389,20 @@ def npy_folder_pickled_labels(tmp: Path, x: np.ndarray, y: np.ndarray) -> Path:
     return tmp / "feats"
 
 
+def csv_lines(*, replace: dict[int, str], integer_labels: bool = False) -> Callable[[Path], Path]:
+    """``list.csv`` (8 classes x 3 images, header on line 1) with the given lines replaced; a row's
+    image may be new (``images/new.jpg`` is written)."""
+    def build(tmp: Path) -> Path:
+        path = make_csv(tmp / "data" / "list.csv", n_classes=8, per_class=3, string_labels=not integer_labels)
+        write_image(path.parent / "images" / "new.jpg", 99)
+        lines = path.read_text().splitlines()
+        for lineno, text in replace.items():
+            lines[lineno - 1] = text
+        path.write_text("\n".join(lines) + "\n")
+        return path
+    return build
+
+
 def with_nan(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     x = x.copy()
     x[5, 2] = np.nan
@@ -455,6 +469,22 @@ CASES += [
          ("feats.npz", "key 'labels'", "NaN", "row 9")),
     Case("features_labels_short", features(npz(labels=lambda x, y: y[:-1])),
          ("feats.npz", "key 'labels'", "one label per row", "(31,)")),
+    # CSV files: strict parsing, the file and line named
+    Case("csv_unclosed_quote", dataset("csv", csv_lines(replace={3: '"images/0_1.jpg,cat_0'})),
+         ("list.csv:3:", "malformed CSV row", "unclosed quote")),
+    Case("csv_quote_runs_over_lines", dataset("csv", csv_lines(replace={3: 'images/0_1.jpg,"cat_0',
+                                                                        6: 'images/1_1.jpg,cat_1"'})),
+         ("list.csv:3:", "runs on to line 6")),
+    Case("csv_stray_quote", dataset("csv", csv_lines(replace={4: 'images/0_2.jpg,"cat"_0'})),
+         ("list.csv:4:", "malformed CSV row")),
+    Case("csv_extra_column", dataset("csv", csv_lines(replace={5: "images/1_0.jpg,cat_1,oops"})),
+         ("list.csv:5:", "expected 2 columns", "found 3")),
+    Case("csv_nan_label_among_integers", dataset("csv", csv_lines(replace={7: "images/new.jpg,NaN"},
+                                                                  integer_labels=True)),
+         ("list.csv:7:", "the label is missing", "'NaN'")),
+    Case("csv_word_among_integer_labels", dataset("csv", csv_lines(replace={9: "images/new.jpg,twenty"},
+                                                                   integer_labels=True)),
+         ("list.csv:9:", "'twenty' is not an integer", "all integer class ids or all class names")),
 ]
 
 

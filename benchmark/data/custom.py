@@ -108,17 +108,40 @@ def load_image_folder(root: str | Path, *, image_size: int = 227, resize: int = 
 _INT = re.compile(r"[+-]?\d+")
 
 
+#: Labels that spreadsheets and pandas write for a missing value (compared in lower case).
+MISSING_LABELS = ("nan", "na", "n/a", "<na>", "null", "none", "nat")
+
+
+def _check_labels(path: Path, rows: list[tuple[int, str, str, str | None]]) -> None:
+    """No missing-value label (``NaN`` & co.), and integer ids or names, not a mix (a stray word among
+    integer ids, e.g. a missing value, would become a class of its own)."""
+    for lineno, _, label, _ in rows:
+        if label.lower() in MISSING_LABELS:
+            raise DatasetError(f"{path}:{lineno}: the label is missing ({excerpt(label)}); expected a class for "
+                               f"every row")
+    ints = [(lineno, label) for lineno, _, label, _ in rows if _INT.fullmatch(label)]
+    if ints and len(ints) < len(rows):
+        words = [(lineno, label) for lineno, _, label, _ in rows if not _INT.fullmatch(label)]
+        odd, usual = (words, ints) if len(ints) >= len(words) else (ints, words)
+        kind = "an integer" if odd is ints else "not an integer"
+        raise DatasetError(f"{path}:{odd[0][0]}: label {excerpt(odd[0][1])} is {kind}, unlike {len(usual)} other "
+                           f"rows (e.g. line {usual[0][0]}: {excerpt(usual[0][1])}); expected all integer class ids "
+                           f"or all class names")
+
+
 def load_csv(path: str | Path, *, image_size: int = 227, resize: int = 256) -> DataSource:
     """A CSV file with header ``path,label`` and an optional ``split`` column (``train``/``test``).
 
     Relative paths are resolved against the CSV's folder. Integer labels are kept; otherwise the
-    labels are mapped to 0, 1, ... in sorted order (names in ``info["class_names"]``). Without a
+    labels are mapped to 0, 1, ... in sorted order (names in ``info["class_names"]``); a mix of both,
+    a missing label (``NaN``, ``NA``, ``null``, ...) and a quoted field running over a line end are refused. Without a
     ``split`` column the first half of the sorted classes is train, the rest test.
     """
     path = require_file(Path(path), CSV_LAYOUT)
+    start = 1  # the line where the record being read starts (a quoted field may span lines)
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f)
+            reader = csv.reader(f, strict=True)
             header = [c.strip() for c in next(reader, [])]
             unknown = [c for c in header if c not in CSV_COLUMNS]
             if unknown or "path" not in header or "label" not in header or len(set(header)) != len(header):
@@ -126,10 +149,14 @@ def load_csv(path: str | Path, *, image_size: int = 227, resize: int = 256) -> D
                                    f"found {excerpt(','.join(header))}")
             col = {c: header.index(c) for c in header}
             rows = []  # (line number, path, label, split)
+            start = reader.line_num + 1
             for fields in reader:
+                lineno, start = start, reader.line_num + 1
+                if lineno != reader.line_num:
+                    raise DatasetError(f"{path}:{lineno}: a quoted field runs on to line {reader.line_num} (an "
+                                       f"unclosed quote?); expected one row per line")
                 if not any(f.strip() for f in fields):
                     continue
-                lineno = reader.line_num
                 if len(fields) != len(header):
                     raise DatasetError(f"{path}:{lineno}: expected {len(header)} columns ({','.join(header)}), "
                                        f"found {len(fields)}: {excerpt(','.join(fields))}")
@@ -142,13 +169,15 @@ def load_csv(path: str | Path, *, image_size: int = 227, resize: int = 256) -> D
                     raise DatasetError(f"{path}:{lineno}: expected split train or test, found {excerpt(split)}")
                 rows.append((lineno, values["path"], values["label"], split))
     except csv.Error as exc:
-        raise DatasetError(f"{path}: malformed CSV ({exc})") from None
+        hint = " (an unclosed quote?)" if "end of data" in str(exc) else ""
+        raise DatasetError(f"{path}:{start}: malformed CSV row ({exc}){hint}; expected {CSV_LAYOUT}") from None
     except UnicodeDecodeError as exc:
         raise DatasetError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
     if not rows:
         raise DatasetError(f"{path}: no rows after the header (expected {CSV_LAYOUT})")
 
     raw_labels = [r[2] for r in rows]
+    _check_labels(path, rows)
     info: dict = {"csv": str(path)}
     if all(_INT.fullmatch(v) for v in raw_labels):
         labels = np.array([int(v) for v in raw_labels], dtype=np.int64)
