@@ -11,14 +11,17 @@ the dataset cases use tiny image folders with an untrained trunk, so the whole t
 from __future__ import annotations
 
 import os
+import struct
 import subprocess
 import sys
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from benchmark.cli import main
 from tests.data.fixtures import make_csv, make_cub, make_image_folder, make_sop, write_corrupt_image, write_image
@@ -403,6 +406,32 @@ def csv_lines(*, replace: dict[int, str], integer_labels: bool = False) -> Calla
     return build
 
 
+def png_header_only(path: Path, width: int, height: int) -> None:
+    """A PNG whose header says ``width x height`` (1-bit grey) and whose data is a few bytes: PIL's
+    decompression-bomb check sees the size without anything large on disk."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b""))
+
+
+def bomb(side: int) -> Callable[[Path], None]:
+    return lambda root: png_header_only(root / "class_f" / "big.png", side, side)
+
+
+def float_pixels(root: Path) -> None:
+    Image.fromarray(np.ones((8, 8), dtype=np.float32)).save(root / "class_g" / "depth.tif")
+
+
+def truncated(name: str) -> Callable[[Path], None]:
+    """A noisy 64 x 64 image ``class_a/<name>`` cut to half its bytes."""
+    def damage(root: Path) -> None:
+        path = root / "class_a" / name
+        Image.fromarray(np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(path)
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return damage
+
+
 def with_nan(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     x = x.copy()
     x[5, 2] = np.nan
@@ -485,6 +514,17 @@ CASES += [
     Case("csv_word_among_integer_labels", dataset("csv", csv_lines(replace={9: "images/new.jpg,twenty"},
                                                                    integer_labels=True)),
          ("list.csv:9:", "'twenty' is not an integer", "all integer class ids or all class names")),
+    # images: refused at the header check (before the run folder), one line naming the file
+    Case("image_decompression_bomb", dataset("folder", folder_with(bomb(20_000))),
+         ("class_f/big.png", "too large to decode safely", "exceeds limit of 178956970", "decompression-bomb")),
+    Case("image_over_bomb_warning_limit", dataset("folder", folder_with(bomb(10_000))),
+         ("class_f/big.png", "too large to decode safely", "exceeds limit of 89478485")),
+    Case("image_float_pixels", dataset("folder", folder_with(float_pixels)),
+         ("class_g/depth.tif", "pixel mode F", "no conversion to 8-bit RGB")),
+    Case("image_truncated_jpeg", dataset("folder", folder_with(truncated("0.jpg"))),
+         ("class_a/0.jpg", "image file is truncated")),
+    Case("image_truncated_png", dataset("folder", folder_with(truncated("cut.png"))),
+         ("class_a/cut.png", "corrupt or unreadable image")),
 ]
 
 
