@@ -151,11 +151,10 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 def _report(run_dir: Path, *, formats, compare, plots: bool, print_format: str) -> int:
     from benchmark.reporting import aggregate_run, render_table, write_plots, write_reports
+    from benchmark.reporting.run_files import check_run_files
     from benchmark.reporting.run_report import write_run_report
 
-    results = run_dir / "results.csv"
-    if not results.is_file():
-        raise BenchmarkError(f"{results} does not exist (is {run_dir} a run folder?)")
+    check_run_files(run_dir)  # every file it reads, before anything is written
     written = write_reports(run_dir, formats=tuple(formats), compare=compare)
     if plots:
         written += write_plots(run_dir)

@@ -596,3 +596,67 @@ def test_bad_input_in_a_real_process(case, tmp_path):
     check_error(proc.stderr, case)
     assert not (tmp_path / "run").exists()
     assert listing(tmp_path) == before
+
+
+# --------------------------------------------------------------------------- issue #27: report inputs
+
+def _replace_line(path: Path, lineno: int, edit: Callable[[str], str]) -> None:
+    lines = path.read_text().splitlines()
+    lines[lineno - 1] = edit(lines[lineno - 1])
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _set_cell(name: str, lineno: int, column: str, value: str) -> Callable[[Path], None]:
+    def damage(run: Path) -> None:
+        header = (run / name).read_text().splitlines()[0].split(",")
+        _replace_line(run / name, lineno, lambda line: ",".join(value if c == column else v
+                                                                for c, v in zip(header, line.split(","))))
+    return damage
+
+
+REPORT_CASES = [
+    ("trials_malformed_row", lambda run: _replace_line(run / "trials.csv", 4, lambda line: line + ",1,2,3"),
+     ("trials.csv", "line 4")),
+    ("trials_word_in_value", _set_cell("trials.csv", 3, "value", "oops"), ("trials.csv", "'value'", "row 3", "oops")),
+    ("curves_word_in_epoch", _set_cell("curves.csv", 5, "epoch", "three"), ("curves.csv", "'epoch'", "row 5")),
+    ("cost_wrong_header", lambda run: _replace_line(run / "cost.csv", 1, lambda line: line.replace("unit", "units")),
+     ("cost.csv", "wrong header", "'units'")),
+    ("manifest_truncated", lambda run: (run / "manifest.json").write_text((run / "manifest.json").read_text()[:40]),
+     ("manifest.json",)),
+    ("results_word_in_value", _set_cell("results.csv", 6, "value", "n/a!"), ("results.csv", "'value'", "row 6")),
+    ("config_duplicate_key", lambda run: (run / "config.resolved.yaml").write_text(
+        "training: {batch_size: 32}\ndatasets: [{name: cub200}]\ntraining: {batch_size: 64}\n"),
+     ("config.resolved.yaml", "'training'", "lines 1 and 3")),
+]
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, bytes]]:
+    """Every file under ``root`` with its modification time (ns) and bytes."""
+    return {str(p.relative_to(root)): (p.stat().st_mtime_ns, p.read_bytes()) for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("damage, expect", [c[1:] for c in REPORT_CASES], ids=[c[0] for c in REPORT_CASES])
+def test_report_refuses_a_damaged_run_folder_before_writing_anything(damage, expect, tmp_path, capsys):
+    from tests.reporting.fixtures import write_run_folder
+
+    run = write_run_folder(tmp_path / "run")
+    (run / "tables").mkdir()
+    (run / "tables" / "cub200.md").write_text("an earlier report's table\n")
+    damage(run)
+    before = snapshot(run)  # any file written, rewritten or touched would show
+    assert main(["report", str(run)]) == 2
+    check_error(capsys.readouterr().err, Case("report", lambda tmp: [], expect))
+    assert snapshot(run) == before
+
+
+def test_report_refusal_in_a_real_process(tmp_path):
+    from tests.reporting.fixtures import write_run_folder
+
+    run = write_run_folder(tmp_path / "run")
+    REPORT_CASES[0][1](run)
+    before = snapshot(run)
+    proc = subprocess.run([sys.executable, str(REPO / "run_benchmark.py"), "report", str(run)], cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    check_error(proc.stderr, Case("report", lambda tmp: [], REPORT_CASES[0][2]))
+    assert snapshot(run) == before
