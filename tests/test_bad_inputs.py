@@ -432,6 +432,19 @@ def truncated(name: str) -> Callable[[Path], None]:
     return damage
 
 
+def link_to_nowhere(root: Path) -> None:
+    (root / "class_c" / "gone.jpg").symlink_to(root.parent / "unmounted" / "gone.jpg")
+
+
+def link_loop(root: Path) -> None:
+    (root / "class_d" / "a.jpg").symlink_to(root / "class_d" / "b.jpg")
+    (root / "class_d" / "b.jpg").symlink_to(root / "class_d" / "a.jpg")
+
+
+def named_pipe(root: Path) -> None:
+    os.mkfifo(root / "class_e" / "stream.png")
+
+
 def with_nan(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     x = x.copy()
     x[5, 2] = np.nan
@@ -525,6 +538,11 @@ CASES += [
          ("class_a/0.jpg", "image file is truncated")),
     Case("image_truncated_png", dataset("folder", folder_with(truncated("cut.png"))),
          ("class_a/cut.png", "corrupt or unreadable image")),
+    # image names that are not files: refused, not skipped (the dataset would be silently smaller)
+    Case("image_link_broken", dataset("folder", folder_with(link_to_nowhere)),
+         ("class_c/gone.jpg", "broken symbolic link", "unmounted/gone.jpg")),
+    Case("image_link_loop", dataset("folder", folder_with(link_loop)), ("class_d/a.jpg", "symbolic link loop")),
+    Case("image_named_pipe", dataset("folder", folder_with(named_pipe)), ("class_e/stream.png", "not a regular file")),
 ]
 
 

@@ -7,6 +7,7 @@ where there is one), and says what was expected and what was found.
 from __future__ import annotations
 
 import csv
+import errno
 import os
 import re
 from pathlib import Path
@@ -51,9 +52,31 @@ def _images_under(folder: Path) -> list[Path]:
             if not d.startswith("."):
                 _refuse_link(Path(here) / d, "a folder inside a class folder")
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        images += [Path(here) / f for f in files if Path(f).suffix.lower() in IMAGE_EXTENSIONS
-                   and not f.startswith(".") and os.path.isfile(Path(here) / f)]
+        for f in sorted(files):
+            path = Path(here) / f
+            if Path(f).suffix.lower() in IMAGE_EXTENSIONS and not f.startswith("."):
+                _require_image_file(path)
+                images.append(path)
     return sorted(images)
+
+
+def _require_image_file(path: Path) -> None:
+    """An image name must be a regular file: a broken or looping link (e.g. into an unmounted data store)
+    or a pipe is refused, not skipped (a dataset silently smaller than the user's is worse)."""
+    if os.path.isfile(path):
+        return
+    what = "not a regular file"
+    if path.is_symlink():
+        try:
+            path.resolve(strict=True)
+        except RuntimeError:  # a loop, before Python 3.13
+            what = "a symbolic link loop"
+        except OSError as exc:
+            what = ("a symbolic link loop" if exc.errno == errno.ELOOP
+                    else f"a broken symbolic link (to {os.readlink(path)}, which does not exist)")
+        else:
+            what = "a symbolic link to something other than a file"
+    raise DatasetError(f"{path}: {what}; expected an image file (remove it, or restore what it points to)")
 
 
 def _class_folders(folder: Path) -> list[tuple[str, list[Path]]]:
