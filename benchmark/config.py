@@ -27,6 +27,11 @@ MAX_SEED = 2**63 - 1
 MAX_EMBEDDING_DIM = 65_536
 #: Data-loading processes; more would exhaust process or memory limits before helping.
 MAX_NUM_WORKERS = 256
+#: Folds, trials and repeats: a larger count is a typo (a million trials of the smallest unit is years of
+#: compute), and counts near 2**63 would overflow the storage's and numpy's integers mid-run.
+MAX_COUNT = 1_000_000
+#: Seconds (grace period, poll interval): a week; more is a typo, and ``time.sleep`` overflows past ~2**63 ns.
+MAX_SECONDS = 7 * 24 * 3600
 
 
 def bounded(default: Any, *, lo: Optional[float] = None, hi: Optional[float] = None, lo_open: bool = False,
@@ -110,12 +115,12 @@ class ProtocolConfig:
 
     ``fold_mode`` and ``sampler`` are names checked by ``benchmark.protocol``."""
 
-    n_folds: int = bounded(4, lo=2)
+    n_folds: int = bounded(4, lo=2, hi=MAX_COUNT)
     fold_mode: str = "contiguous"
-    n_trials: int = bounded(50, lo=1)
-    n_repeats: int = bounded(10, lo=1)
+    n_trials: int = bounded(50, lo=1, hi=MAX_COUNT)
+    n_repeats: int = bounded(10, lo=1, hi=MAX_COUNT)
     sampler: str = "tpe"
-    n_startup_trials: int = bounded(10, lo=0)
+    n_startup_trials: int = bounded(10, lo=0, hi=MAX_COUNT)
     #: Early stopping of unpromising search trials (``benchmark.protocol.fidelity``): ``none``, ``median``
     #: (the running mean against the median of earlier trials, at fold ends) or ``hyperband`` (at every
     #: validation, across folds; the default, from ``benchmarks/search_efficiency.py``; the reality-check
@@ -127,9 +132,9 @@ class ProtocolConfig:
     #: Optuna storage URL (e.g. ``postgresql://user:pw@host/db``); None = a journal file in the run folder.
     storage: Optional[str] = None
     #: Seconds without a heartbeat after which another worker may take over a unit of work.
-    grace_period: int = bounded(1800, lo=1)
+    grace_period: int = bounded(1800, lo=1, hi=MAX_SECONDS)
     #: Seconds a worker waits before looking again for work held by other workers.
-    poll_interval: float = bounded(10.0, lo=0.0, lo_open=True)
+    poll_interval: float = bounded(10.0, lo=0.0, hi=MAX_SECONDS, lo_open=True)
 
 
 @dataclass(frozen=True)

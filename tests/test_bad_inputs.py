@@ -543,6 +543,10 @@ CASES += [
          ("class_c/gone.jpg", "broken symbolic link", "unmounted/gone.jpg")),
     Case("image_link_loop", dataset("folder", folder_with(link_loop)), ("class_d/a.jpg", "symbolic link loop")),
     Case("image_named_pipe", dataset("folder", folder_with(named_pipe)), ("class_e/stream.png", "not a regular file")),
+    # counts and seconds past any real run (they ran: 2e23 units planned; time.sleep overflowed)
+    Case("trials_huge", smoke("--trials", "99999999999999999999999"), ("protocol.n_trials", "[1, 1000000]")),
+    Case("repeats_huge", smoke("--repeats", str(2**63)), ("protocol.n_repeats", "[1, 1000000]")),
+    Case("poll_interval_huge", sets("protocol.poll_interval=1e300"), ("protocol.poll_interval", "604800")),
 ]
 
 
