@@ -144,9 +144,9 @@ class FileImageSet(ImageSet):
         for p in self.paths:
             try:
                 st = os.stat(p)
-                h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+                h.update(os.fsencode(p) + f"\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
             except OSError:
-                h.update(f"{p}\0missing\n".encode())
+                h.update(os.fsencode(p) + b"\0missing\n")  # (fsencode: a file name need not be UTF-8)
         return h.hexdigest()
 
 

@@ -168,8 +168,11 @@ def load_csv(path: str | Path, *, image_size: int = 227, resize: int = 256) -> D
             header = [c.strip() for c in next(reader, [])]
             unknown = [c for c in header if c not in CSV_COLUMNS]
             if unknown or "path" not in header or "label" not in header or len(set(header)) != len(header):
+                line = ",".join(header)
+                other = next((name for sep, name in ((";", "semicolons"), ("\t", "tabs")) if sep in line), None)
+                hint = f" (separated by {other}? save it with commas)" if other and len(header) == 1 else ""
                 raise DatasetError(f"{path}:1: expected the header path,label or path,label,split, "
-                                   f"found {excerpt(','.join(header))}")
+                                   f"found {excerpt(line)}{hint}")
             col = {c: header.index(c) for c in header}
             rows = []  # (line number, path, label, split)
             start = reader.line_num + 1

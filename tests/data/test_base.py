@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -63,3 +65,16 @@ def test_truncated_file_is_one_line_naming_the_file(tmp_path):
     (tmp_path / "t.jpg").write_bytes(data[: len(data) // 2])
     with pytest.raises(DatasetError, match=r"t\.jpg: corrupt or unreadable image \(OSError: image file is truncated"):
         loaded(tmp_path / "t.jpg")
+
+
+def test_fingerprint_of_a_file_name_that_is_not_utf8(tmp_path):
+    """A lab's old files named in Latin-1: the frozen regime's cache key must still be computed."""
+    from tests.data.fixtures import write_image
+
+    write_image(tmp_path / "a.jpg", 1)
+    latin1 = os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9.jpg")
+    (tmp_path / "a.jpg").rename(latin1)
+    one = FileImageSet([latin1], [0]).fingerprint()
+    assert one != FileImageSet([tmp_path / "cafe.jpg"], [0]).fingerprint()
+    assert one == FileImageSet([latin1], [0]).fingerprint()
+    assert np.asarray(FileImageSet([latin1], [0]).load(0)).shape[2] == 3

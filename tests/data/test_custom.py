@@ -151,6 +151,8 @@ def test_csv_from_a_spreadsheet_with_bom_crlf_and_quoted_fields_reads_like_a_pla
      r"data\.csv:3: malformed CSV row \(unexpected end of data\) \(an unclosed quote\?\)"),
     ('path,label\nimages/0_0.jpg,"a\nimages/0_1.jpg,a"\nimages/1_0.jpg,b\n',
      r"data\.csv:2: a quoted field runs on to line 3"),
+    ("path;label\nimages/0_0.jpg;a\n", r"data\.csv:1: expected the header .* found 'path;label' \(separated by "
+                                          r"semicolons\? save it with commas\)"),
     ("path,label\nimages/0_0.jpg,10\nimages/0_1.jpg,nan\nimages/1_0.jpg,20\n",
      r"data\.csv:3: the label is missing \('nan'\)"),
     ("path,label\nimages/0_0.jpg,10\nimages/0_1.jpg,10\nimages/1_0.jpg,b\nimages/1_1.jpg,20\n",
