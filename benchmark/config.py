@@ -263,9 +263,9 @@ def _build(cls: type, data: Any, path: str) -> Any:
         raise ConfigError(f"config section {path or 'top level'!r} must be a mapping, got {data!r}")
     hints = get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
+    unknown = sorted((k for k in data if k not in fields), key=str)  # (YAML keys may be numbers or null)
     if unknown:
-        where = f"{path}.{unknown[0]}" if path else unknown[0]
+        where = f"{path}.{unknown[0]}" if path else str(unknown[0])
         raise ConfigError(f"unknown config key {where!r} (known keys{' of ' + path if path else ''}: "
                           f"{', '.join(sorted(fields))})")
     kwargs = {}

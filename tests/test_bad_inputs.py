@@ -547,6 +547,10 @@ CASES += [
     Case("trials_huge", smoke("--trials", "99999999999999999999999"), ("protocol.n_trials", "[1, 1000000]")),
     Case("repeats_huge", smoke("--repeats", str(2**63)), ("protocol.n_repeats", "[1, 1000000]")),
     Case("poll_interval_huge", sets("protocol.poll_interval=1e300"), ("protocol.poll_interval", "604800")),
+    # YAML keys that are numbers or null beside words (sorting the unknown keys raised TypeError)
+    Case("config_number_and_word_keys", config_text("1: a\nfoo: b\n"), ("unknown config key '1'",)),
+    Case("config_null_key_in_section", config_text("name: x\nmodel: {1: a, trunk: small_cnn, null: c}\n"),
+         ("unknown config key 'model.1'",)),
 ]
 
 
