@@ -445,6 +445,15 @@ def named_pipe(root: Path) -> None:
     os.mkfifo(root / "class_e" / "stream.png")
 
 
+def out_with_stored_config(text: str) -> Callable[[Path], list[str]]:
+    """An earlier run folder whose ``config.resolved.yaml`` now holds ``text`` (edited by hand, or cut short)."""
+    def make(tmp: Path) -> list[str]:
+        (tmp / "old").mkdir()
+        (tmp / "old" / "config.resolved.yaml").write_text(text)
+        return ["--preset", "smoke", "--out", str(tmp / "old")]
+    return make
+
+
 def with_nan(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     x = x.copy()
     x[5, 2] = np.nan
@@ -551,6 +560,11 @@ CASES += [
     Case("config_number_and_word_keys", config_text("1: a\nfoo: b\n"), ("unknown config key '1'",)),
     Case("config_null_key_in_section", config_text("name: x\nmodel: {1: a, trunk: small_cnn, null: c}\n"),
          ("unknown config key 'model.1'",)),
+    # a run folder's stored config damaged: named, not a traceback from the YAML reader
+    Case("stored_config_not_yaml", out_with_stored_config("name: smoke\nseed: [0\n"),
+         ("config.resolved.yaml", "cannot be read as the run's config", "another --out")),
+    Case("stored_config_duplicate_key", out_with_stored_config("name: smoke\nseed: 0\nseed: 1\n"),
+         ("config.resolved.yaml", "'seed'", "lines 2 and 3")),
 ]
 
 
