@@ -75,6 +75,11 @@ WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 IMAGE_MODES = PLAIN_MODES + ALPHA_MODES + WIDE_MODES + ("P",)
 
 
+#: Version of ``to_rgb`` (part of a file dataset's fingerprint): 2 scales 16-bit grey and composites alpha on
+#: white, where 1 (PIL's ``convert("RGB")``) clipped the one and dropped the other.
+RGB_CONVERSION = 2
+
+
 def to_rgb(img: Image.Image) -> Image.Image:
     """``img`` as an 8-bit RGB image, converted by its real mode (see ``PLAIN_MODES``, ``ALPHA_MODES``,
     ``WIDE_MODES``; a palette image with a transparent colour counts as one with alpha); ValueError for
@@ -139,8 +144,10 @@ class FileImageSet(ImageSet):
         return FileImageSet(self.paths, self.labels, transform)
 
     def fingerprint(self) -> str:
-        """Paths, sizes and modification times of the files, and the labels (the pixels are not read)."""
+        """Paths, sizes and modification times of the files, the labels (the pixels are not read) and the version
+        of ``to_rgb`` (outputs cached from images converted otherwise are not reused)."""
         h = hashlib.sha256(self.labels.tobytes())
+        h.update(f"to_rgb v{RGB_CONVERSION}\n".encode())
         for p in self.paths:
             try:
                 st = os.stat(p)
