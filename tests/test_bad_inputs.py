@@ -565,6 +565,11 @@ CASES += [
          ("config.resolved.yaml", "cannot be read as the run's config", "another --out")),
     Case("stored_config_duplicate_key", out_with_stored_config("name: smoke\nseed: 0\nseed: 1\n"),
          ("config.resolved.yaml", "'seed'", "lines 2 and 3")),
+    # output folder names past the file system's limits (a traceback from is_dir: ENAMETOOLONG)
+    Case("out_name_too_long", lambda tmp: ["--preset", "smoke", "--out", str(tmp / ("a" * 300))],
+         ("cannot be created", "300 bytes long", "255")),
+    Case("out_path_too_long", lambda tmp: ["--preset", "smoke", "--out", str(tmp.joinpath(*["b" * 200] * 20))],
+         ("cannot be used", "choose a shorter --out")),
 ]
 
 
