@@ -197,7 +197,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return cmd_run(args, argv)
         return cmd_report(args)
     except BenchmarkError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        # one line whatever the message quotes (a file name may hold a line break)
+        print("error: " + str(exc).replace("\r", "\\r").replace("\n", "\\n"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: the unit in progress was recorded as failed and will be redone; "

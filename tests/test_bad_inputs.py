@@ -454,6 +454,10 @@ def out_with_stored_config(text: str) -> Callable[[Path], list[str]]:
     return make
 
 
+def corrupt_image_named_with_a_line_break(root: Path) -> None:
+    write_corrupt_image(root / "class_b" / "scan\n2.jpg")
+
+
 def with_nan(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     x = x.copy()
     x[5, 2] = np.nan
@@ -570,6 +574,9 @@ CASES += [
          ("cannot be created", "300 bytes long", "255")),
     Case("out_path_too_long", lambda tmp: ["--preset", "smoke", "--out", str(tmp.joinpath(*["b" * 200] * 20))],
          ("cannot be used", "choose a shorter --out")),
+    # a file name with a line break: still one line (the break shown as \\n)
+    Case("image_name_with_line_break", dataset("folder", folder_with(corrupt_image_named_with_a_line_break)),
+         ("class_b/scan\\n2.jpg", "corrupt")),
 ]
 
 
