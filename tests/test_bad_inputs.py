@@ -577,6 +577,13 @@ CASES += [
     # a file name with a line break: still one line (the break shown as \\n)
     Case("image_name_with_line_break", dataset("folder", folder_with(corrupt_image_named_with_a_line_break)),
          ("class_b/scan\\n2.jpg", "corrupt")),
+    # labels marking "unlabelled" and Windows paths, as a lab's own lists have them
+    Case("csv_negative_label", dataset("csv", csv_lines(replace={8: "images/new.jpg,-1"}, integer_labels=True)),
+         ("list.csv:8:", "label -1 is negative", "unlabelled")),
+    Case("features_negative_labels", features(npz(labels=lambda x, y: np.where(np.arange(len(y)) == 3, -1, y))),
+         ("feats.npz", "key 'labels'", "1 negative label(s) (-1 at row 3")),
+    Case("csv_windows_path", dataset("csv", csv_lines(replace={4: "images\\0_2.jpg,cat_0"})),
+         ("images\\0_2.jpg: image file is missing", "list.csv:4", "a Windows path?")),
 ]
 
 

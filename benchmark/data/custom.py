@@ -136,13 +136,17 @@ MISSING_LABELS = ("nan", "na", "n/a", "<na>", "null", "none", "nat")
 
 
 def _check_labels(path: Path, rows: list[tuple[int, str, str, str | None]]) -> None:
-    """No missing-value label (``NaN`` & co.), and integer ids or names, not a mix (a stray word among
+    """No missing-value label (``NaN`` & co.), no negative id, and integer ids or names, not a mix (a stray word among
     integer ids, e.g. a missing value, would become a class of its own)."""
     for lineno, _, label, _ in rows:
         if label.lower() in MISSING_LABELS:
             raise DatasetError(f"{path}:{lineno}: the label is missing ({excerpt(label)}); expected a class for "
                                f"every row")
     ints = [(lineno, label) for lineno, _, label, _ in rows if _INT.fullmatch(label)]
+    negative = next(((lineno, label) for lineno, label in ints if int(label) < 0), None)
+    if negative is not None:
+        raise DatasetError(f"{path}:{negative[0]}: label {negative[1]} is negative (often a mark for unlabelled "
+                           f"images); expected class ids >= 0 (leave unlabelled images out)")
     if ints and len(ints) < len(rows):
         words = [(lineno, label) for lineno, _, label, _ in rows if not _INT.fullmatch(label)]
         odd, usual = (words, ints) if len(ints) >= len(words) else (ints, words)

@@ -130,6 +130,11 @@ def _labels(arrays: dict, where: dict, root: Path, n: int) -> np.ndarray:
                                f"row {int(np.flatnonzero(bad)[0])}; expected an integer class id for every row")
     if not np.issubdtype(y.dtype, np.integer):
         raise DatasetError(f"{path}: key 'labels' must hold integers or class names, found dtype {y.dtype}")
+    negative = np.flatnonzero(y < 0)
+    if len(negative):
+        raise DatasetError(f"{path}: key 'labels' holds {len(negative)} negative label(s) ({int(y[negative[0]])} at row "
+                           f"{int(negative[0])}; often a mark for unlabelled samples); expected class ids >= 0 "
+                           f"(leave unlabelled samples out)")
     return y.astype(np.int64)
 
 

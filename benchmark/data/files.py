@@ -89,7 +89,8 @@ def check_images_exist(paths: Sequence[Path], listed_in: Callable[[int], str]) -
     """Every image file must exist; the first missing one is reported with where it was listed."""
     for i, p in enumerate(paths):
         if not os.path.exists(p):
-            raise DatasetError(f"{p}: image file is missing (listed in {listed_in(i)})")
+            hint = "; a Windows path? write / between folders" if "\\" in str(p) and os.sep == "/" else ""
+            raise DatasetError(f"{p}: image file is missing (listed in {listed_in(i)}{hint})")
 
 
 def warn_if_not_published(name: str, n_classes: int, n_images: int, classes: int, images: int,
