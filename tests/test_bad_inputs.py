@@ -502,7 +502,7 @@ CASES += [
     # fold counts against the classes, before the run folder exists (else: a failure at the first evaluation)
     Case("folds_one_validation_class_each", smoke("--folds", "20"), ("20 class-disjoint folds", "at most 10")),
     Case("folds_leave_too_few_batch_classes", sets("training.batch_size=64"),
-         ("dataset 'builtin'", "fold 0 trains on 10 classes", "batch_size 64", "needs 16")),
+         ("dataset 'builtin'", "a fold trains on only 10 classes", "batch of 64", "needs 16")),
     Case("csv_every_class_one_image", dataset("csv", lambda tmp: make_csv(tmp / "d" / "list.csv", n_classes=8,
                                                                           per_class=1)),
          ("dataset 'csv'", "the test set has 4 class(es) with at most 1 image(s)")),

@@ -66,15 +66,15 @@ def _where(source: DataSource, dcfg: DatasetConfig) -> str:
     return f"dataset {dcfg.key!r}"
 
 
-def _check_batches(splits: Splits, training, dcfg: DatasetConfig) -> None:
-    """Every fold's training classes fill a class-balanced batch (batch_size / m_per_class classes)."""
-    need = training.batch_size // training.m_per_class
-    path = "datasets[].training" if dcfg.training else "training"
-    for fold in splits.folds:
-        if len(fold.train_classes) < need:
-            raise DatasetError(f"fold {fold.index} trains on {len(fold.train_classes)} classes, but a batch of "
-                               f"{path}.batch_size {training.batch_size} with m_per_class {training.m_per_class} "
-                               f"needs {need} (expected fewer folds, or a smaller batch_size / m_per_class ratio)")
+def _check_batches(splits: Splits, training) -> None:
+    """Every fold's training classes fill a class-balanced batch (batch_size / m_per_class classes); checked
+    before the frozen regime computes anything from the dataset."""
+    needed = training.batch_size // training.m_per_class
+    fewest = min(len(f.train_classes) for f in splits.folds)
+    if fewest < needed:
+        raise DatasetError(f"a fold trains on only {fewest} classes, but a batch of {training.batch_size} with "
+                           f"m_per_class={training.m_per_class} needs {needed} (expected fewer folds, or fewer "
+                           f"classes per batch)")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -108,7 +108,7 @@ class Workbench:
                 check_evaluable(splits, source.train.labels,
                                 np.concatenate([source.query.labels, source.gallery.labels])
                                 if source.has_query_gallery else source.test.labels)
-                _check_batches(splits, self.cfg.training_for(dcfg), dcfg)
+                _check_batches(splits, self.cfg.training_for(dcfg))
             except DatasetError as exc:
                 raise DatasetError(f"{_where(source, dcfg)}: {exc}") from None
             models, train_views = self.models, None
@@ -136,13 +136,7 @@ class Workbench:
     def load_all(self) -> None:
         """Load and split every dataset of the config now (bad data fails here, before any work)."""
         for dcfg in self.cfg.datasets:
-            data = self.dataset(dcfg)
-            t = self.cfg.training_for(dcfg)
-            needed = t.batch_size // t.m_per_class
-            fewest = min(f.num_classes for f in data.folds)
-            if fewest < needed:
-                raise DatasetError(f"{_where(data.source, dcfg)}: a fold trains on only {fewest} classes, but a "
-                                   f"batch of {t.batch_size} with m_per_class={t.m_per_class} needs {needed}")
+            self.dataset(dcfg)  # (its folds are checked against the batch's classes there)
 
     def train_folds(self, method_name: str, params: dict, dcfg: DatasetConfig, seed_key: tuple, *,
                     on_fold_end: Optional[Callable[[int, FoldResult], None]] = None,
