@@ -3,7 +3,7 @@
 ``root`` is either an ``.npz`` file or a folder of ``.npy`` files, holding
 
 * ``features``: ``N x D`` floating-point values (finite),
-* ``labels``: ``N`` integer class ids, or class names (strings; ids in sorted order),
+* ``labels``: ``N`` (or ``N x 1``) integer class ids, or class names (strings; ids in sorted order),
 * ``split`` (optional): ``N`` values ``train``/``test`` (or ``0``/``1``); the two sides must be class-disjoint.
   Without it the first half of the sorted class ids trains (the CUB / Cars196 rule).
 
@@ -106,13 +106,22 @@ def _features(arrays: dict, where: dict, root: Path) -> np.ndarray:
         row, col = map(int, np.argwhere(bad)[0])
         raise DatasetError(f"{path}: key 'features' holds {int(bad.sum())} NaN or infinite value(s), "
                            f"the first at row {row}, column {col}")
-    return x.astype(np.float32)
+    with np.errstate(over="ignore"):
+        out = x.astype(np.float32)
+    bad = ~np.isfinite(out)
+    if bad.any():  # finite in float64, beyond float32's range (about 3.4e38)
+        row, col = map(int, np.argwhere(bad)[0])
+        raise DatasetError(f"{path}: key 'features' holds {int(bad.sum())} value(s) beyond float32's range, the first "
+                           f"{float(x[row, col]):.3g} at row {row}, column {col} (expected features of a usable scale)")
+    return out
 
 
 def _labels(arrays: dict, where: dict, root: Path, n: int) -> np.ndarray:
     if "labels" not in arrays:
         raise DatasetError(f"{root}: key 'labels' is missing (expected {FEATURES_LAYOUT})")
     y, path = arrays["labels"], where["labels"]
+    if y.ndim == 2 and y.shape[1] == 1:  # a column (N x 1), as pandas and scikit-learn often give it
+        y = y[:, 0]
     if y.ndim != 1 or len(y) != n:
         raise DatasetError(f"{path}: key 'labels' must hold one label per row of 'features' ({n}), "
                            f"found shape {y.shape}")
