@@ -458,6 +458,15 @@ def corrupt_image_named_with_a_line_break(root: Path) -> None:
     write_corrupt_image(root / "class_b" / "scan\n2.jpg")
 
 
+def train_val_test(tmp: Path) -> Path:
+    """An ImageNet-style layout: train/, val/ and test/ class folders (val/ would be silently left out)."""
+    for split, classes in (("train", "abcd"), ("val", "ef"), ("test", "ghij")):
+        for c in classes:
+            for i in range(2):
+                write_image(tmp / "tvt" / split / f"class_{c}" / f"{i}.jpg", ord(c) * 10 + i)
+    return tmp / "tvt"
+
+
 def with_nan(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     x = x.copy()
     x[5, 2] = np.nan
@@ -584,6 +593,8 @@ CASES += [
          ("feats.npz", "key 'labels'", "1 negative label(s) (-1 at row 3")),
     Case("csv_windows_path", dataset("csv", csv_lines(replace={4: "images\\0_2.jpg,cat_0"})),
          ("images\\0_2.jpg: image file is missing", "list.csv:4", "a Windows path?")),
+    Case("folder_train_val_test", dataset("folder", train_val_test), ("tvt: holds train/ and test/ and also val/",
+                                                                      "would be left out")),
 ]
 
 

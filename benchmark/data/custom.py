@@ -109,6 +109,13 @@ def load_image_folder(root: str | Path, *, image_size: int = 227, resize: int = 
     if train_dir.is_dir() or test_dir.is_dir():
         missing = test_dir if train_dir.is_dir() else train_dir
         require_dir(missing, f"both {train_dir} and {test_dir}, each with one sub-folder per class")
+        others = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
+                        and p.name not in ("train", "test"))
+        if others:
+            raise DatasetError(f"{root}: holds train/ and test/ and also {', '.join(f'{n}/' for n in others[:3])}"
+                               f"{' ...' if len(others) > 3 else ''}, which would be left out; expected only train/ "
+                               f"and test/ (the protocol makes its own validation folds from train/: move a val/ "
+                               f"split's classes into train/ or out of the root)")
         train_classes, test_classes = _class_folders(train_dir), _class_folders(test_dir)
         shared = sorted({n for n, _ in train_classes} & {n for n, _ in test_classes})
         if shared:
