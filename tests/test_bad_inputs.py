@@ -595,6 +595,9 @@ CASES += [
          ("images\\0_2.jpg: image file is missing", "list.csv:4", "a Windows path?")),
     Case("folder_train_val_test", dataset("folder", train_val_test), ("tvt: holds train/ and test/ and also val/",
                                                                       "would be left out")),
+    # a relative root, as a batch job started in another folder sees it (the test runs in its tmp folder)
+    Case("folder_relative_root_missing", dataset("folder", lambda tmp: Path("my_images")),
+         ("my_images: folder not found in the current folder", "test_bad_input_is_refused")),
 ]
 
 

@@ -25,15 +25,20 @@ Files = tuple[Sequence[Path], Sequence[int]]
 def require_dir(path: Path, expected: str) -> Path:
     """``path`` if it is a folder, else ``DatasetError`` saying what the folder should hold."""
     if not path.is_dir():
-        found = "is not a folder" if path.exists() else "folder not found"
+        found = "is not a folder" if path.exists() else f"folder not found{_relative_to_cwd(path)}"
         raise DatasetError(f"{path}: {found} (expected {expected})")
     return path
+
+
+def _relative_to_cwd(path: Path) -> str:
+    """Where a relative path was looked for (a batch job may start in another folder than the user's shell)."""
+    return "" if path.is_absolute() else f" in the current folder {Path.cwd()}"
 
 
 def require_file(path: Path, expected: str) -> Path:
     """``path`` if it is a file, else ``DatasetError`` saying what the file should be."""
     if not path.is_file():
-        found = "is not a file" if path.exists() else "file not found"
+        found = "is not a file" if path.exists() else f"file not found{_relative_to_cwd(path)}"
         raise DatasetError(f"{path}: {found} (expected {expected})")
     return path
 
