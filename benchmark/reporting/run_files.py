@@ -32,7 +32,11 @@ def check_run_files(run_dir: str | os.PathLike) -> None:
     results = run_dir / "results.csv"
     if not results.is_file():
         raise BenchmarkError(f"{results} does not exist (is {run_dir} a run folder?)")
-    aggregate(read_results(results), read_manifest(run_dir))
+    rows = read_results(results)
+    if rows.empty:
+        raise BenchmarkError(f"{results} holds no results yet (only its header): no unit of work has finished; run "
+                             f"the same 'dml-bench run' command to continue the run, then report")
+    aggregate(rows, read_manifest(run_dir))
     for name, (reader, columns) in NUMERIC_COLUMNS.items():
         path = run_dir / name
         if not path.exists():
