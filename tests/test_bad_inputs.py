@@ -739,3 +739,22 @@ def test_report_refusal_in_a_real_process(tmp_path):
     assert proc.returncode == 2, proc.stderr
     check_error(proc.stderr, Case("report", lambda tmp: [], REPORT_CASES[0][2]))
     assert snapshot(run) == before
+
+
+@pytest.mark.parametrize("args, expect", [(["--format", ""], "--format is empty"),
+                                          (["--format", " , "], "--format is empty")])
+def test_report_flag_given_empty_is_refused(args, expect, tmp_path, capsys):
+    from tests.reporting.fixtures import write_run_folder
+
+    run = write_run_folder(tmp_path / "run")
+    before = snapshot(run)
+    assert main(["report", str(run), *args]) == 2
+    check_error(capsys.readouterr().err, Case("report", lambda tmp: [], (expect,)))
+    assert snapshot(run) == before
+
+
+def test_report_of_an_empty_run_folder_name_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", ""]) == 2
+    check_error(capsys.readouterr().err, Case("report", lambda tmp: [], ("the run folder is empty",)))
+    assert listing(tmp_path) == set()
