@@ -702,7 +702,8 @@ REPORT_CASES = [
     ("manifest_truncated", lambda run: (run / "manifest.json").write_text((run / "manifest.json").read_text()[:40]),
      ("manifest.json",)),
     ("results_word_in_value", _set_cell("results.csv", 6, "value", "n/a!"), ("results.csv", "'value'", "row 6")),
-    ("results_header_only", lambda run: _keep_header_only(run / "results.csv"), ("results.csv", "holds no results yet")),
+    ("results_header_only", lambda run: _keep_header_only(run / "results.csv"),
+     ("results.csv", "holds no results yet")),
     ("config_duplicate_key", lambda run: (run / "config.resolved.yaml").write_text(
         "training: {batch_size: 32}\ndatasets: [{name: cub200}]\ntraining: {batch_size: 64}\n"),
      ("config.resolved.yaml", "'training'", "lines 1 and 3")),

@@ -141,8 +141,9 @@ def _labels(arrays: dict, where: dict, root: Path, n: int) -> np.ndarray:
         raise DatasetError(f"{path}: key 'labels' must hold integers or class names, found dtype {y.dtype}")
     negative = np.flatnonzero(y < 0)
     if len(negative):
-        raise DatasetError(f"{path}: key 'labels' holds {len(negative)} negative label(s) ({int(y[negative[0]])} at row "
-                           f"{int(negative[0])}; often a mark for unlabelled samples); expected class ids >= 0 "
+        first = int(negative[0])
+        raise DatasetError(f"{path}: key 'labels' holds {len(negative)} negative label(s) ({int(y[first])} at row "
+                           f"{first}; often a mark for unlabelled samples); expected class ids >= 0 "
                            f"(leave unlabelled samples out)")
     return y.astype(np.int64)
 

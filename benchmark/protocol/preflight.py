@@ -51,7 +51,8 @@ def _check_name_lengths(path: Path) -> None:
                               f"is {len(os.fsencode(part))} bytes long, over the file system's {name_max}")
     if len(absolute) + INNER_NAME_ROOM > path_max:
         raise RunDirError(f"output folder {excerpt_path(path)} cannot be used: its path is {len(absolute)} bytes "
-                          f"long, and the run's files need it under {path_max - INNER_NAME_ROOM} (choose a shorter --out)")
+                          f"long, and the run's files need it under {path_max - INNER_NAME_ROOM} (choose a shorter "
+                          f"--out)")
 
 
 def excerpt_path(path: Path | str, limit: int = 80) -> str:
