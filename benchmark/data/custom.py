@@ -177,6 +177,9 @@ def load_csv(path: str | Path, *, image_size: int = 227, resize: int = 256) -> D
         with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f, strict=True)
             header = [c.strip() for c in next(reader, [])]
+            width = len(header)  # a spreadsheet may add empty columns at the end: their cells must stay empty
+            while header and not header[-1] and len(header) > 1:
+                header.pop()
             unknown = [c for c in header if c not in CSV_COLUMNS]
             if unknown or "path" not in header or "label" not in header or len(set(header)) != len(header):
                 line = ",".join(header)
@@ -194,6 +197,8 @@ def load_csv(path: str | Path, *, image_size: int = 227, resize: int = 256) -> D
                                        f"unclosed quote?); expected one row per line")
                 if not any(f.strip() for f in fields):
                     continue
+                if len(fields) == width > len(header) and not any(f.strip() for f in fields[len(header):]):
+                    fields = fields[:len(header)]
                 if len(fields) != len(header):
                     raise DatasetError(f"{path}:{lineno}: expected {len(header)} columns ({','.join(header)}), "
                                        f"found {len(fields)}: {excerpt(','.join(fields))}")

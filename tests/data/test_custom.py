@@ -163,3 +163,18 @@ def test_csv_strict_parsing_names_the_line(tmp_path, text, message):
     (tmp_path / "data.csv").write_text(text)
     with pytest.raises(DatasetError, match=message):
         load_csv(tmp_path / "data.csv")
+
+
+def test_csv_with_empty_trailing_columns_from_a_spreadsheet_reads_like_a_plain_one(tmp_path):
+    plain = load_csv(make_csv(tmp_path / "data.csv", n_classes=4, per_class=2), **SIZE)
+    lines = (tmp_path / "data.csv").read_text().splitlines()
+    (tmp_path / "wide.csv").write_text("\n".join(line + ",," for line in lines) + "\n")
+    wide = load_csv(tmp_path / "wide.csv", **SIZE)
+    assert wide.train.paths == plain.train.paths and wide.test.labels.tolist() == plain.test.labels.tolist()
+
+
+def test_csv_value_in_an_unnamed_trailing_column_is_refused(tmp_path):
+    make_csv(tmp_path / "data.csv", n_classes=2, per_class=2)
+    (tmp_path / "data.csv").write_text("path,label,\nimages/0_0.jpg,a,\nimages/0_1.jpg,a,oops\n")
+    with pytest.raises(DatasetError, match=r"data\.csv:3: expected 2 columns \(path,label\), found 3"):
+        load_csv(tmp_path / "data.csv")
