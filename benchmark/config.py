@@ -392,7 +392,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     try:
         return key.strip().split("."), load_yaml(raw)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {text!r}: the value is not valid YAML ({str(exc).splitlines()[0]})") from None
+        raise ConfigError(f"--set {text!r}: the value is not valid YAML ({yaml_problem(exc)})") from None
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
@@ -443,6 +443,13 @@ class DuplicateKeyError(yaml.YAMLError):
         self.key, self.first, self.second = key, first, second
 
 
+def yaml_problem(exc: Exception) -> str:
+    """One line for a YAML (or decoding, or reading) error: PyYAML's problem and the line it is at."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem and exc.problem_mark is not None:
+        return f"{exc.problem} at line {exc.problem_mark.line + 1}, column {exc.problem_mark.column + 1}"
+    return (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
+
+
 def load_yaml(text: str):
     """The data of a YAML document, read like ``yaml.safe_load`` but refusing duplicate keys
     (``DuplicateKeyError``: the key and both line numbers). Every YAML file the harness reads goes through it."""
@@ -463,7 +470,7 @@ def read_config_file(path: str | Path) -> dict:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        raise ConfigError(f"{path}: not valid YAML ({yaml_problem(exc)})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of config keys at the top level")
     return data

@@ -118,7 +118,8 @@ def check_evaluable(splits: Splits, train_labels: Sequence[int], test_labels: Se
 
 def _check_evaluable(labels: np.ndarray, what: str) -> None:
     classes, counts = np.unique(labels, return_counts=True)
+    remedy = "more images per class" if what == "the test set" else "fewer folds, or more images per class"
     if len(classes) < MIN_VAL_CLASSES or counts.max(initial=0) < 2:
         raise DatasetError(f"{what} has {len(classes)} class(es) with at most {counts.max(initial=0)} image(s) "
                            f"each; expected at least {MIN_VAL_CLASSES} classes and one with 2 or more images "
-                           f"(fewer folds, or more images per class)")
+                           f"({remedy})")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from benchmark.config import BenchmarkConfig, config_to_dict, load_yaml
+from benchmark.config import BenchmarkConfig, config_to_dict, load_yaml, yaml_problem
 from benchmark.errors import RunDirError
 from benchmark.io import atomic_write_json, atomic_write_text, sweep_temporary_files
 from benchmark.protocol.run_config import refuse_config_change
@@ -39,7 +39,7 @@ def read_stored_config(path: Path) -> dict:
     try:
         data = load_yaml(path.read_text(encoding="utf-8")) or {}
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise RunDirError(f"{path}: cannot be read as the run's config ({str(exc).splitlines()[0]}); restore it, "
+        raise RunDirError(f"{path}: cannot be read as the run's config ({yaml_problem(exc)}); restore it, "
                           f"or use another --out") from None
     if not isinstance(data, dict):
         raise RunDirError(f"{path}: expected a mapping of config keys (the run's config); restore it, "

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from benchmark.config import load_yaml
+from benchmark.config import load_yaml, yaml_problem
 from benchmark.errors import BenchmarkError
 from benchmark.manifest import read_manifest
 from benchmark.reporting.aggregate import _numeric, aggregate, read_cost, read_curves, read_results, read_trials
@@ -51,7 +51,7 @@ def check_run_files(run_dir: str | os.PathLike) -> None:
         try:
             data = load_yaml(config.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            raise BenchmarkError(f"{config}: cannot be read as the run's config ({str(exc).splitlines()[0]}); "
+            raise BenchmarkError(f"{config}: cannot be read as the run's config ({yaml_problem(exc)}); "
                                  f"restore it (the report takes the batch sizes from it)") from None
         if data is not None and not isinstance(data, dict):
             raise BenchmarkError(f"{config}: expected a mapping of config keys (the run's config), "
