@@ -450,6 +450,13 @@ def yaml_problem(exc: Exception) -> str:
     return (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
 
 
+def not_utf8(exc: UnicodeDecodeError) -> str:
+    """Why a text file is not UTF-8, with a hint for UTF-16 (what some Windows editors save)."""
+    utf16 = exc.start == 0 and exc.object[:2] in (b"\xff\xfe", b"\xfe\xff")
+    return (f"not a UTF-8 text file ({exc.reason} at byte {exc.start}"
+            f"{'; it looks like UTF-16: save it as UTF-8' if utf16 else ''})")
+
+
 def load_yaml(text: str):
     """The data of a YAML document, read like ``yaml.safe_load`` but refusing duplicate keys
     (``DuplicateKeyError``: the key and both line numbers). Every YAML file the harness reads goes through it."""
@@ -466,7 +473,7 @@ def read_config_file(path: str | Path) -> dict:
         raise ConfigError(f"{path}: {exc} (expected each config key once; one of the values would be "
                           f"silently lost)") from None
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
+        raise ConfigError(f"{path}: {not_utf8(exc)}") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     except yaml.YAMLError as exc:

@@ -598,6 +598,9 @@ CASES += [
     # a relative root, as a batch job started in another folder sees it (the test runs in its tmp folder)
     Case("folder_relative_root_missing", dataset("folder", lambda tmp: Path("my_images")),
          ("my_images: folder not found in the current folder", "test_bad_input_is_refused")),
+    # a config saved as UTF-16 (some Windows editors)
+    Case("config_utf16", lambda tmp: (tmp / "c.yaml").write_bytes("name: x\n".encode("utf-16")) and
+         ["--config", str(tmp / "c.yaml")], ("c.yaml", "not a UTF-8 text file", "looks like UTF-16")),
 ]
 
 

@@ -24,6 +24,7 @@ from benchmark.data.files import (
     require_dir,
     require_file,
 )
+from benchmark.config import not_utf8
 from benchmark.errors import DatasetError
 
 
@@ -214,7 +215,7 @@ def load_csv(path: str | Path, *, image_size: int = 227, resize: int = 256) -> D
         hint = " (an unclosed quote?)" if "end of data" in str(exc) else ""
         raise DatasetError(f"{path}:{start}: malformed CSV row ({exc}){hint}; expected {CSV_LAYOUT}") from None
     except UnicodeDecodeError as exc:
-        raise DatasetError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
+        raise DatasetError(f"{path}: {not_utf8(exc)}") from None
     if not rows:
         raise DatasetError(f"{path}: no rows after the header (expected {CSV_LAYOUT})")
 

@@ -16,6 +16,7 @@ import numpy as np
 from benchmark.data.base import DataSource, FileImageSet
 from benchmark.data.splits import first_half_classes
 from benchmark.data.transforms import imagenet_eval_transform, imagenet_train_transform
+from benchmark.config import not_utf8
 from benchmark.errors import DatasetError
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ def read_text_lines(path: Path) -> list[str]:
     try:
         return path.read_text(encoding="utf-8-sig").splitlines()
     except UnicodeDecodeError as exc:
-        raise DatasetError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
+        raise DatasetError(f"{path}: {not_utf8(exc)}") from None
     except OSError as exc:
         raise DatasetError(f"{path}: cannot be read ({exc.strerror or exc})") from None
 
