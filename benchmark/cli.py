@@ -120,7 +120,7 @@ def cmd_list_methods(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from benchmark.models.trunks import check_pretrained_weights
     from benchmark.protocol.leaderboard import run_leaderboard
-    from benchmark.protocol.preflight import check_device, check_output_dir, check_precision
+    from benchmark.protocol.preflight import check_device, check_outside_datasets, check_output_dir, check_precision
     from benchmark.protocol.run_dir import attach_log, prepare_run_dir
     from benchmark.protocol.storage_check import check_storage_url
     from benchmark.protocol.workbench import Workbench
@@ -130,6 +130,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     cfg = _config_from_args(args)
     run_dir = Path(args.out) if args.out else RESULTS_DIR / cfg.name
     check_output_dir(run_dir)
+    check_outside_datasets(run_dir, cfg)
     check_device(cfg.device)
     check_precision(cfg)
     check_pretrained_weights(cfg.model.trunk, pretrained=cfg.model.pretrained, weights=cfg.model.weights)

@@ -467,6 +467,13 @@ def train_val_test(tmp: Path) -> Path:
     return tmp / "tvt"
 
 
+def out_inside(name: str, build: Callable[[Path], Path]) -> Callable[[Path], list[str]]:
+    """A dataset config with ``--out`` inside the dataset's root."""
+    def make(tmp: Path) -> list[str]:
+        return [*dataset(name, build)(tmp), "--out", str(tmp / "imgs" / "results")]
+    return make
+
+
 def with_nan(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     x = x.copy()
     x[5, 2] = np.nan
@@ -601,6 +608,8 @@ CASES += [
     # a config saved as UTF-16 (some Windows editors)
     Case("config_utf16", lambda tmp: (tmp / "c.yaml").write_bytes("name: x\n".encode("utf-16")) and
          ["--config", str(tmp / "c.yaml")], ("c.yaml", "not a UTF-8 text file", "looks like UTF-16")),
+    # results written into the data (a folder dataset would read the run's plots as a class next time)
+    Case("out_inside_folder_dataset", out_inside("folder", folder), ("imgs/results", "inside the root of datasets[0]")),
 ]
 
 

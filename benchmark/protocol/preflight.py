@@ -90,6 +90,24 @@ def check_output_dir(path: Path) -> None:
         raise RunDirError(f"output folder {path} cannot be created: {base} is not writable")
 
 
+#: Datasets that take every image under their root (the others read only the files their lists name).
+WALKED_DATASETS = ("folder",)
+
+
+def check_outside_datasets(run_dir: Path, cfg) -> None:
+    """The run folder lies outside the root of every dataset that walks its root (a folder dataset would read
+    the run's plots as a class on the next run); ``RunDirError`` naming both otherwise."""
+    out = os.path.realpath(Path(run_dir).expanduser())
+    for i, d in enumerate(cfg.datasets):
+        if d.root is None or d.name not in WALKED_DATASETS:
+            continue
+        folder = os.path.realpath(Path(d.root).expanduser())
+        if out == folder or out.startswith(folder.rstrip(os.sep) + os.sep):
+            raise RunDirError(f"output folder {run_dir} is inside the root of datasets[{i}] ({d.root}); expected it "
+                              f"outside the dataset (a folder dataset would read the run's files as images), "
+                              f"choose another --out")
+
+
 def check_device(device: str) -> None:
     """``cuda`` / ``cuda:N`` must name a GPU this machine has (``auto`` and ``cpu`` always work)."""
     match = re.fullmatch(r"cuda(?::(\d+))?", device)
