@@ -438,6 +438,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 
 class DuplicateKeyError(yaml.YAMLError):
+    """A YAML mapping gives ``key`` twice, at lines ``first`` and ``second`` (1-based)."""
+
     def __init__(self, key, first: int, second: int) -> None:
         super().__init__(f"key {key!r} is given twice, at lines {first} and {second}")
         self.key, self.first, self.second = key, first, second
