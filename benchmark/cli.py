@@ -108,6 +108,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: What each text flag expects, for the one line that refuses it empty.
+TEXT_FLAGS = {"preset": "a preset name, e.g. smoke", "config": "a YAML config file",
+              "out": "a run folder, or leave the flag out for results/<config name>",
+              "methods": "comma-separated method names (see dml-bench list-methods)",
+              "datasets": "comma-separated dataset names", "device": "auto, cpu, cuda or cuda:N",
+              "storage": "an Optuna storage URL, or leave the flag out for a journal file in the run folder"}
+
+
+def check_text_flags(args: argparse.Namespace) -> None:
+    """A text flag given empty (``--methods ''``, ``--out ''``, ``--methods ,``) is refused, never ignored."""
+    for flag, expected in TEXT_FLAGS.items():
+        value = getattr(args, flag, None)
+        if value is None:
+            continue
+        empty = not value.strip() or (flag in ("methods", "datasets") and not _names(value))
+        if empty:
+            raise UsageError(f"--{flag} is empty (expected {expected})")
+
+
 def _config_from_args(args: argparse.Namespace):
     from benchmark.protocol.run_config import load_run_config
 
@@ -138,16 +157,18 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from benchmark.models.trunks import check_pretrained_weights
     from benchmark.protocol.leaderboard import run_leaderboard
     from benchmark.protocol.local_workers import plan_workers
-    from benchmark.protocol.preflight import check_device, check_output_dir, check_precision
+    from benchmark.protocol.preflight import check_device, check_outside_datasets, check_output_dir, check_precision
     from benchmark.protocol.run_dir import attach_log, prepare_run_dir
     from benchmark.protocol.storage_check import check_storage_url
     from benchmark.protocol.workbench import Workbench
 
     # Every check before anything is written: config keys, output folder, device, trunk weights, storage, datasets.
+    check_text_flags(args)
     cfg = _config_from_args(args)
     run_dir = Path(args.out) if args.out else RESULTS_DIR / cfg.name
     _set_run_dir(run_dir)
     check_output_dir(run_dir)
+    check_outside_datasets(run_dir, cfg)
     check_device(cfg.device)
     check_precision(cfg)
     check_pretrained_weights(cfg.model.trunk, pretrained=cfg.model.pretrained, weights=cfg.model.weights)
@@ -217,6 +238,7 @@ def _summarise_warnings(caught: list) -> None:
 def _write_report(run_dir: Path, *, formats, compare, plots: bool, print_format: str,
                   latex_width: str = "column") -> int:
     from benchmark.reporting import aggregate_run, write_plots, write_reports
+    from benchmark.reporting.run_files import check_run_files
     from benchmark.reporting.run_report import write_run_report
     from benchmark.reporting.tables import EXTENSIONS, comparison_note, dataset_comparison, dataset_tables
 
@@ -224,6 +246,7 @@ def _write_report(run_dir: Path, *, formats, compare, plots: bool, print_format:
     results = run_dir / "results.csv"
     if not results.is_file():
         raise BenchmarkError(f"{results} does not exist (is {run_dir} a run folder?)")
+    check_run_files(run_dir)  # every file it reads, before anything is written
     written = write_reports(run_dir, formats=tuple(formats), compare=compare, latex_width=latex_width)
     if plots:
         written += write_plots(run_dir)
@@ -288,6 +311,10 @@ def _set_run_dir(run_dir: Path) -> None:
 
 def cmd_report(args: argparse.Namespace) -> int:
     formats = list(dict.fromkeys(f.strip() for f in args.format.split(",") if f.strip()))
+    if not formats:
+        raise UsageError("--format is empty (expected comma-separated formats: markdown, text, latex)")
+    if not args.run_dir.strip():
+        raise UsageError("the run folder is empty (expected dml-bench report RUN_DIR)")
     bad = sorted(set(formats) - {"markdown", "text", "latex"})
     if bad:
         raise BenchmarkError(f"unknown format {bad[0]!r} (expected markdown, text or latex)")
@@ -311,18 +338,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return cmd_plan(args)
         return cmd_report(args)
     except BenchmarkError as exc:
-        print(f"error: {redact_text(str(exc))}", file=sys.stderr)
+        # one line whatever the message quotes (a file name may hold a line break)
+        print("error: " + one_line(redact_text(str(exc))), file=sys.stderr)
         return exc.exit_status
     except OSError as exc:
         if not is_disk_full(exc):
             raise
         error = DiskFullError(exc.filename or _run_dir or "the output folder")  # a write outside ``benchmark.io``
-        print(f"error: {error}", file=sys.stderr)
+        print("error: " + one_line(str(error)), file=sys.stderr)
         return error.exit_status
     except KeyboardInterrupt:
         print("interrupted: the unit in progress was recorded as failed and will be redone; "
               "re-run the same command to resume", file=sys.stderr)
         return 130
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line: line breaks (a file name may hold one) shown as ``\\n``."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def entry_point() -> None:

@@ -28,6 +28,11 @@ MAX_SEED = 2**63 - 1
 MAX_EMBEDDING_DIM = 65_536
 #: Data-loading processes; more would exhaust process or memory limits before helping.
 MAX_NUM_WORKERS = 256
+#: Folds, trials and repeats: a larger count is a typo (a million trials of the smallest unit is years of
+#: compute), and counts near 2**63 would overflow the storage's and numpy's integers mid-run.
+MAX_COUNT = 1_000_000
+#: Seconds (grace period, poll interval): a week; more is a typo, and ``time.sleep`` overflows past ~2**63 ns.
+MAX_SECONDS = 7 * 24 * 3600
 
 
 def bounded(default: Any, *, lo: Optional[float] = None, hi: Optional[float] = None, lo_open: bool = False,
@@ -136,12 +141,12 @@ class ProtocolConfig:
 
     ``fold_mode`` and ``sampler`` are names checked by ``benchmark.protocol``."""
 
-    n_folds: int = bounded(4, lo=2, help="Class-disjoint cross-validation folds.")
+    n_folds: int = bounded(4, lo=2, hi=MAX_COUNT, help="Class-disjoint cross-validation folds.")
     fold_mode: str = doc("contiguous", help="How the training classes are dealt into folds.")
-    n_trials: int = bounded(50, lo=1, help="Hyperparameter search slots per method and dataset.")
-    n_repeats: int = bounded(10, lo=1, help="Retrainings of the best configuration from scratch, with new seeds.")
+    n_trials: int = bounded(50, lo=1, hi=MAX_COUNT, help="Hyperparameter search slots per method and dataset.")
+    n_repeats: int = bounded(10, lo=1, hi=MAX_COUNT, help="Retrainings of the best configuration from scratch, with new seeds.")
     sampler: str = doc("tpe", help="The search's sampler (tpe: multivariate, with constant liar).")
-    n_startup_trials: int = bounded(10, lo=0, help="Random trials (after the defaults) before the sampler models "
+    n_startup_trials: int = bounded(10, lo=0, hi=MAX_COUNT, help="Random trials (after the defaults) before the sampler models "
                                                    "the results.")
     pruner: str = doc("hyperband", help="Early stopping of unpromising trials (median: at fold ends; hyperband: "
                                         "at every validation).")
@@ -149,9 +154,9 @@ class ProtocolConfig:
         None, lo=1, help="Training iterations one search may spend over all its trials (null: n_trials alone).")
     storage: Optional[str] = doc(None, help="Optuna storage URL (e.g. postgresql://user@host/db); null: a journal "
                                             "file in the run folder.")
-    grace_period: int = bounded(1800, lo=1, help="Seconds without a heartbeat after which another worker may take "
+    grace_period: int = bounded(1800, lo=1, hi=MAX_SECONDS, help="Seconds without a heartbeat after which another worker may take "
                                                  "over a unit of work.")
-    poll_interval: float = bounded(10.0, lo=0.0, lo_open=True,
+    poll_interval: float = bounded(10.0, lo=0.0, hi=MAX_SECONDS, lo_open=True,
                                    help="Seconds a worker waits before looking again for work held by others.")
     storage_wait: float = bounded(120.0, lo=0.0, hi=86400.0,
                                   help="Seconds a worker keeps retrying a storage database that stopped answering "
@@ -297,9 +302,9 @@ def _build(cls: type, data: Any, path: str) -> Any:
         raise ConfigError(f"config section {path or 'top level'!r} must be a mapping, got {data!r}")
     hints = get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
+    unknown = sorted((k for k in data if k not in fields), key=str)  # (YAML keys may be numbers or null)
     if unknown:
-        where = f"{path}.{unknown[0]}" if path else unknown[0]
+        where = f"{path}.{unknown[0]}" if path else str(unknown[0])
         raise ConfigError(f"unknown config key {where!r} (known keys{' of ' + path if path else ''}: "
                           f"{', '.join(sorted(fields))})")
     kwargs = {}
@@ -437,10 +442,10 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if key in VERBATIM_KEYS:
         return key.split("."), None if raw.strip() in ("null", "~") else raw
     try:
-        return key.split("."), yaml.safe_load(raw)
+        return key.split("."), load_yaml(raw)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {key}: the value is not valid YAML ({str(exc).splitlines()[0]}); quote it "
-                          f"if it is a string") from None
+        raise ConfigError(f"--set {key}: the value is not valid YAML ({yaml_problem(exc)}); quote it if it is "
+                          f"a string") from None
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
@@ -468,18 +473,70 @@ def preset_path(name: str) -> Path:
     return path
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a mapping holding one key twice (PyYAML lets the last one win).
+    Keys brought in by a merge (``<<: *anchor``) may be overridden, as YAML intends."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                try:
+                    if key in seen:
+                        raise DuplicateKeyError(key, seen[key], line)
+                    seen[key] = line
+                except TypeError:  # an unhashable key: the base class refuses it
+                    continue
+        return super().construct_mapping(node, deep=deep)
+
+
+class DuplicateKeyError(yaml.YAMLError):
+    """A YAML mapping gives ``key`` twice, at lines ``first`` and ``second`` (1-based)."""
+
+    def __init__(self, key, first: int, second: int) -> None:
+        super().__init__(f"key {key!r} is given twice, at lines {first} and {second}")
+        self.key, self.first, self.second = key, first, second
+
+
+def yaml_problem(exc: Exception) -> str:
+    """One line for a YAML (or decoding, or reading) error: PyYAML's problem and the line it is at."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem and exc.problem_mark is not None:
+        return f"{exc.problem} at line {exc.problem_mark.line + 1}, column {exc.problem_mark.column + 1}"
+    return (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
+
+
+def not_utf8(exc: UnicodeDecodeError) -> str:
+    """Why a text file is not UTF-8, with a hint for UTF-16 (what some Windows editors save)."""
+    utf16 = exc.start == 0 and exc.object[:2] in (b"\xff\xfe", b"\xfe\xff")
+    return (f"not a UTF-8 text file ({exc.reason} at byte {exc.start}"
+            f"{'; it looks like UTF-16: save it as UTF-8' if utf16 else ''})")
+
+
+def load_yaml(text: str):
+    """The data of a YAML document, read like ``yaml.safe_load`` but refusing duplicate keys
+    (``DuplicateKeyError``: the key and both line numbers). Every YAML file the harness reads goes through it."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def read_config_file(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} {'is not a file' if path.exists() else 'does not exist'}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
+    except DuplicateKeyError as exc:
+        raise ConfigError(f"{path}: {exc} (expected each config key once; one of the values would be "
+                          f"silently lost)") from None
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
+        raise ConfigError(f"{path}: {not_utf8(exc)}") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        raise ConfigError(f"{path}: not valid YAML ({yaml_problem(exc)})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of config keys at the top level")
     return data

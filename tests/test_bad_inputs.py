@@ -11,13 +11,17 @@ the dataset cases use tiny image folders with an untrained trunk, so the whole t
 from __future__ import annotations
 
 import os
+import struct
 import subprocess
 import sys
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from benchmark.cli import main
 from tests.data.fixtures import make_csv, make_cub, make_image_folder, make_sop, write_corrupt_image, write_image
@@ -341,6 +345,273 @@ CASES = [
     Case("sop_path_escapes", dataset("sop", sop_escaping), ("stray.JPG", "outside the dataset root")),
 ]
 
+# --------------------------------------------------------------------------- issue #27: inputs by kind
+
+FEATURES_CONFIG = """\
+name: bad-input
+methods: [contrastive]
+datasets: [{{name: features, root: {root}}}]
+training: {{batch_size: 4, m_per_class: 2, iterations_per_epoch: 2, max_epochs: 1, regime: frozen}}
+protocol: {{n_folds: 2, n_trials: 1, n_repeats: 1}}
+"""
+
+
+def features(write: Callable[[Path, np.ndarray, np.ndarray], Path]) -> Callable[[Path], list[str]]:
+    """A features dataset at the root ``write(tmp, features, labels)`` returns (8 classes x 4 rows of 6 values)."""
+    def make(tmp: Path) -> list[str]:
+        x = np.random.default_rng(0).normal(size=(32, 6)).astype(np.float32)
+        root = write(tmp, x, np.repeat(np.arange(8), 4))
+        (tmp / "c.yaml").write_text(FEATURES_CONFIG.format(root=root))
+        return ["--config", str(tmp / "c.yaml")]
+    return make
+
+
+def npz(**change) -> Callable[[Path, np.ndarray, np.ndarray], Path]:
+    """``feats.npz`` with the arrays ``features`` and ``labels``, changed by ``change`` (key -> f(x, y) or None)."""
+    def write(tmp: Path, x: np.ndarray, y: np.ndarray) -> Path:
+        arrays = {"features": x, "labels": y}
+        for key, f in change.items():
+            if f is None:
+                arrays.pop(key)
+            else:
+                arrays[key] = f(x, y)
+        np.savez(tmp / "feats.npz", **arrays)
+        return tmp / "feats.npz"
+    return write
+
+
+def npy_file(tmp: Path, x: np.ndarray, y: np.ndarray) -> Path:
+    np.save(tmp / "feats.npy", x)
+    return tmp / "feats.npy"
+
+
+def npy_folder_pickled_labels(tmp: Path, x: np.ndarray, y: np.ndarray) -> Path:
+    (tmp / "feats").mkdir()
+    np.save(tmp / "feats" / "features.npy", x)
+    np.save(tmp / "feats" / "labels.npy", np.array([{"id": int(v)} for v in y], dtype=object), allow_pickle=True)
+    return tmp / "feats"
+
+
+def csv_lines(*, replace: dict[int, str], integer_labels: bool = False) -> Callable[[Path], Path]:
+    """``list.csv`` (8 classes x 3 images, header on line 1) with the given lines replaced; a row's
+    image may be new (``images/new.jpg`` is written)."""
+    def build(tmp: Path) -> Path:
+        path = make_csv(tmp / "data" / "list.csv", n_classes=8, per_class=3, string_labels=not integer_labels)
+        write_image(path.parent / "images" / "new.jpg", 99)
+        lines = path.read_text().splitlines()
+        for lineno, text in replace.items():
+            lines[lineno - 1] = text
+        path.write_text("\n".join(lines) + "\n")
+        return path
+    return build
+
+
+def png_header_only(path: Path, width: int, height: int) -> None:
+    """A PNG whose header says ``width x height`` (1-bit grey) and whose data is a few bytes: PIL's
+    decompression-bomb check sees the size without anything large on disk."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b""))
+
+
+def bomb(side: int) -> Callable[[Path], None]:
+    return lambda root: png_header_only(root / "class_f" / "big.png", side, side)
+
+
+def float_pixels(root: Path) -> None:
+    Image.fromarray(np.ones((8, 8), dtype=np.float32)).save(root / "class_g" / "depth.tif")
+
+
+def truncated(name: str) -> Callable[[Path], None]:
+    """A noisy 64 x 64 image ``class_a/<name>`` cut to half its bytes."""
+    def damage(root: Path) -> None:
+        path = root / "class_a" / name
+        Image.fromarray(np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(path)
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return damage
+
+
+def link_to_nowhere(root: Path) -> None:
+    (root / "class_c" / "gone.jpg").symlink_to(root.parent / "unmounted" / "gone.jpg")
+
+
+def link_loop(root: Path) -> None:
+    (root / "class_d" / "a.jpg").symlink_to(root / "class_d" / "b.jpg")
+    (root / "class_d" / "b.jpg").symlink_to(root / "class_d" / "a.jpg")
+
+
+def named_pipe(root: Path) -> None:
+    os.mkfifo(root / "class_e" / "stream.png")
+
+
+def out_with_stored_config(text: str) -> Callable[[Path], list[str]]:
+    """An earlier run folder whose ``config.resolved.yaml`` now holds ``text`` (edited by hand, or cut short)."""
+    def make(tmp: Path) -> list[str]:
+        (tmp / "old").mkdir()
+        (tmp / "old" / "config.resolved.yaml").write_text(text)
+        return ["--preset", "smoke", "--out", str(tmp / "old")]
+    return make
+
+
+def corrupt_image_named_with_a_line_break(root: Path) -> None:
+    write_corrupt_image(root / "class_b" / "scan\n2.jpg")
+
+
+def train_val_test(tmp: Path) -> Path:
+    """An ImageNet-style layout: train/, val/ and test/ class folders (val/ would be silently left out)."""
+    for split, classes in (("train", "abcd"), ("val", "ef"), ("test", "ghij")):
+        for c in classes:
+            for i in range(2):
+                write_image(tmp / "tvt" / split / f"class_{c}" / f"{i}.jpg", ord(c) * 10 + i)
+    return tmp / "tvt"
+
+
+def out_inside(name: str, build: Callable[[Path], Path]) -> Callable[[Path], list[str]]:
+    """A dataset config with ``--out`` inside the dataset's root."""
+    def make(tmp: Path) -> list[str]:
+        return [*dataset(name, build)(tmp), "--out", str(tmp / "imgs" / "results")]
+    return make
+
+
+def with_nan(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    x = x.copy()
+    x[5, 2] = np.nan
+    return x
+
+
+def float_labels_with_nan(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    out = y.astype(np.float64)
+    out[9] = np.nan
+    return out
+
+
+
+def preset_and(*args: str) -> Callable[[Path], list[str]]:
+    """The smoke preset with extra flags (``args`` may name a flag with an empty value)."""
+    return lambda tmp: ["--preset", "smoke", *args]
+
+
+CASES += [
+    # YAML: a key given twice (PyYAML would keep the last value without a word)
+    Case("yaml_duplicate_key", config_text("name: x\nmethods: [contrastive]\nname: y\n"),
+         ("c.yaml", "'name'", "lines 1 and 3")),
+    Case("yaml_duplicate_section", config_text("name: x\ntraining:\n  batch_size: 8\nprotocol: {n_folds: 2}\n"
+                                               "training:\n  max_epochs: 1\n"),
+         ("c.yaml", "'training'", "lines 2 and 5")),
+    Case("yaml_duplicate_nested_key", config_text("name: x\ntraining:\n  batch_size: 8\n  m_per_class: 2\n"
+                                                  "  batch_size: 16\n"),
+         ("c.yaml", "'batch_size'", "lines 3 and 5")),
+    Case("yaml_duplicate_in_flow_mapping", config_text("name: x\nmodel: {trunk: small_cnn, trunk: resnet50}\n"),
+         ("c.yaml", "'trunk'", "lines 2 and 2")),
+    Case("yaml_duplicate_in_set_value", sets("training={batch_size: 8, batch_size: 16}"),
+         ("--set", "'batch_size'")),
+    # flags given empty: refused, not ignored
+    Case("methods_empty", preset_and("--methods", ""), ("--methods is empty",)),
+    Case("methods_only_commas", preset_and("--methods", " , "), ("--methods is empty",)),
+    Case("datasets_empty", preset_and("--datasets", ""), ("--datasets is empty",)),
+    Case("out_empty", preset_and("--out", ""), ("--out is empty",)),
+    Case("storage_empty", preset_and("--storage", ""), ("--storage is empty",)),
+    Case("device_empty", preset_and("--device", " "), ("--device is empty",)),
+    Case("preset_empty", lambda tmp: ["--preset", ""], ("--preset is empty",)),
+    Case("config_empty", lambda tmp: ["--config", ""], ("--config is empty",)),
+    # fold counts against the classes, before the run folder exists (else: a failure at the first evaluation)
+    Case("folds_one_validation_class_each", smoke("--folds", "20"), ("20 class-disjoint folds", "at most 10")),
+    Case("folds_leave_too_few_batch_classes", sets("training.batch_size=64"),
+         ("dataset 'builtin'", "a fold trains on only 10 classes", "batch of 64", "needs 16")),
+    Case("csv_every_class_one_image", dataset("csv", lambda tmp: make_csv(tmp / "d" / "list.csv", n_classes=8,
+                                                                          per_class=1)),
+         ("dataset 'csv'", "the test set has 4 class(es) with at most 1 image(s)")),
+    # features files: every problem names the file and the key
+    Case("features_npy_not_npz", features(npy_file), ("feats.npy", "a single .npy array", "not an .npz archive")),
+    Case("features_labels_need_pickle", features(npz(labels=lambda x, y: np.array([str(v) for v in y] + [None])[:-1]
+                                                     .astype(object))),
+         ("feats.npz", "key 'labels' holds Python objects", "integer or string array")),
+    Case("features_folder_labels_need_pickle", features(npy_folder_pickled_labels),
+         ("labels.npy", "key 'labels' holds Python objects")),
+    Case("features_nan", features(npz(features=with_nan)), ("feats.npz", "key 'features'", "NaN", "row 5, column 2")),
+    Case("features_three_dimensional", features(npz(features=lambda x, y: x[:, :, None])),
+         ("feats.npz", "key 'features'", "N x D", "(32, 6, 1)")),
+    Case("features_integers", features(npz(features=lambda x, y: (x * 10).astype(np.int32))),
+         ("feats.npz", "key 'features'", "floating-point", "int32")),
+    Case("features_labels_missing", features(npz(labels=None, feats=lambda x, y: y)),
+         ("feats.npz", "key 'labels' is missing", "'feats'")),
+    Case("features_labels_nan", features(npz(labels=float_labels_with_nan)),
+         ("feats.npz", "key 'labels'", "NaN", "row 9")),
+    Case("features_labels_short", features(npz(labels=lambda x, y: y[:-1])),
+         ("feats.npz", "key 'labels'", "one label per row", "(31,)")),
+    # CSV files: strict parsing, the file and line named
+    Case("csv_unclosed_quote", dataset("csv", csv_lines(replace={3: '"images/0_1.jpg,cat_0'})),
+         ("list.csv:3:", "malformed CSV row", "unclosed quote")),
+    Case("csv_quote_runs_over_lines", dataset("csv", csv_lines(replace={3: 'images/0_1.jpg,"cat_0',
+                                                                        6: 'images/1_1.jpg,cat_1"'})),
+         ("list.csv:3:", "runs on to line 6")),
+    Case("csv_stray_quote", dataset("csv", csv_lines(replace={4: 'images/0_2.jpg,"cat"_0'})),
+         ("list.csv:4:", "malformed CSV row")),
+    Case("csv_extra_column", dataset("csv", csv_lines(replace={5: "images/1_0.jpg,cat_1,oops"})),
+         ("list.csv:5:", "expected 2 columns", "found 3")),
+    Case("csv_nan_label_among_integers", dataset("csv", csv_lines(replace={7: "images/new.jpg,NaN"},
+                                                                  integer_labels=True)),
+         ("list.csv:7:", "the label is missing", "'NaN'")),
+    Case("csv_word_among_integer_labels", dataset("csv", csv_lines(replace={9: "images/new.jpg,twenty"},
+                                                                   integer_labels=True)),
+         ("list.csv:9:", "'twenty' is not an integer", "all integer class ids or all class names")),
+    # images: refused at the header check (before the run folder), one line naming the file
+    Case("image_decompression_bomb", dataset("folder", folder_with(bomb(20_000))),
+         ("class_f/big.png", "too large to decode safely", "exceeds limit of 178956970", "decompression-bomb")),
+    Case("image_over_bomb_warning_limit", dataset("folder", folder_with(bomb(10_000))),
+         ("class_f/big.png", "too large to decode safely", "exceeds limit of 89478485")),
+    Case("image_float_pixels", dataset("folder", folder_with(float_pixels)),
+         ("class_g/depth.tif", "pixel mode F", "no conversion to 8-bit RGB")),
+    Case("image_truncated_jpeg", dataset("folder", folder_with(truncated("0.jpg"))),
+         ("class_a/0.jpg", "image file is truncated")),
+    Case("image_truncated_png", dataset("folder", folder_with(truncated("cut.png"))),
+         ("class_a/cut.png", "corrupt or unreadable image")),
+    # image names that are not files: refused, not skipped (the dataset would be silently smaller)
+    Case("image_link_broken", dataset("folder", folder_with(link_to_nowhere)),
+         ("class_c/gone.jpg", "broken symbolic link", "unmounted/gone.jpg")),
+    Case("image_link_loop", dataset("folder", folder_with(link_loop)), ("class_d/a.jpg", "symbolic link loop")),
+    Case("image_named_pipe", dataset("folder", folder_with(named_pipe)), ("class_e/stream.png", "not a regular file")),
+    # counts and seconds past any real run (they ran: 2e23 units planned; time.sleep overflowed)
+    Case("trials_huge", smoke("--trials", "99999999999999999999999"), ("protocol.n_trials", "[1, 1000000]")),
+    Case("repeats_huge", smoke("--repeats", str(2**63)), ("protocol.n_repeats", "[1, 1000000]")),
+    Case("poll_interval_huge", sets("protocol.poll_interval=1e300"), ("protocol.poll_interval", "604800")),
+    # YAML keys that are numbers or null beside words (sorting the unknown keys raised TypeError)
+    Case("config_number_and_word_keys", config_text("1: a\nfoo: b\n"), ("unknown config key '1'",)),
+    Case("config_null_key_in_section", config_text("name: x\nmodel: {1: a, trunk: small_cnn, null: c}\n"),
+         ("unknown config key 'model.1'",)),
+    # a run folder's stored config damaged: named, not a traceback from the YAML reader
+    Case("stored_config_not_yaml", out_with_stored_config("name: smoke\nseed: [0\n"),
+         ("config.resolved.yaml", "cannot be read as the run's config", "another --out")),
+    Case("stored_config_duplicate_key", out_with_stored_config("name: smoke\nseed: 0\nseed: 1\n"),
+         ("config.resolved.yaml", "'seed'", "lines 2 and 3")),
+    # output folder names past the file system's limits (a traceback from is_dir: ENAMETOOLONG)
+    Case("out_name_too_long", lambda tmp: ["--preset", "smoke", "--out", str(tmp / ("a" * 300))],
+         ("cannot be created", "300 bytes long", "255")),
+    Case("out_path_too_long", lambda tmp: ["--preset", "smoke", "--out", str(tmp.joinpath(*["b" * 200] * 20))],
+         ("cannot be used", "choose a shorter --out")),
+    # a file name with a line break: still one line (the break shown as \\n)
+    Case("image_name_with_line_break", dataset("folder", folder_with(corrupt_image_named_with_a_line_break)),
+         ("class_b/scan\\n2.jpg", "corrupt")),
+    # labels marking "unlabelled" and Windows paths, as a lab's own lists have them
+    Case("csv_negative_label", dataset("csv", csv_lines(replace={8: "images/new.jpg,-1"}, integer_labels=True)),
+         ("list.csv:8:", "label -1 is negative", "unlabelled")),
+    Case("features_negative_labels", features(npz(labels=lambda x, y: np.where(np.arange(len(y)) == 3, -1, y))),
+         ("feats.npz", "key 'labels'", "1 negative label(s) (-1 at row 3")),
+    Case("csv_windows_path", dataset("csv", csv_lines(replace={4: "images\\0_2.jpg,cat_0"})),
+         ("images\\0_2.jpg: image file is missing", "list.csv:4", "a Windows path?")),
+    Case("folder_train_val_test", dataset("folder", train_val_test), ("tvt: holds train/ and test/ and also val/",
+                                                                      "would be left out")),
+    # a relative root, as a batch job started in another folder sees it (the test runs in its tmp folder)
+    Case("folder_relative_root_missing", dataset("folder", lambda tmp: Path("my_images")),
+         ("my_images: folder not found in the current folder", "test_bad_input_is_refused")),
+    # a config saved as UTF-16 (some Windows editors)
+    Case("config_utf16", lambda tmp: (tmp / "c.yaml").write_bytes("name: x\n".encode("utf-16")) and
+         ["--config", str(tmp / "c.yaml")], ("c.yaml", "not a UTF-8 text file", "looks like UTF-16")),
+    # results written into the data (a folder dataset would read the run's plots as a class next time)
+    Case("out_inside_folder_dataset", out_inside("folder", folder), ("imgs/results", "inside the root of datasets[0]")),
+]
+
 
 @pytest.fixture(autouse=True)
 def no_cached_weights(monkeypatch, tmp_path_factory):
@@ -396,7 +667,8 @@ def test_bad_input_is_refused_before_anything_is_written(case, tmp_path, capsys,
 
 SUBPROCESS_CASES = [c for c in CASES if c.id in ("seed_negative", "out_parent_is_file", "storage_malformed",
                                                   "image_corrupt", "class_folder_links_to_parent",
-                                                  "bn_inception_not_cached")]
+                                                  "bn_inception_not_cached")
+                    or c.id in ("yaml_duplicate_section", "image_decompression_bomb")]
 
 
 @pytest.mark.parametrize("case", SUBPROCESS_CASES, ids=[c.id for c in SUBPROCESS_CASES])
@@ -410,3 +682,92 @@ def test_bad_input_in_a_real_process(case, tmp_path):
     check_error(proc.stderr, case)
     assert not (tmp_path / "run").exists()
     assert listing(tmp_path) == before
+
+
+# --------------------------------------------------------------------------- issue #27: report inputs
+
+def _replace_line(path: Path, lineno: int, edit: Callable[[str], str]) -> None:
+    lines = path.read_text().splitlines()
+    lines[lineno - 1] = edit(lines[lineno - 1])
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _keep_header_only(path: Path) -> None:
+    path.write_text(path.read_text().splitlines()[0] + "\n")
+
+
+def _set_cell(name: str, lineno: int, column: str, value: str) -> Callable[[Path], None]:
+    def damage(run: Path) -> None:
+        header = (run / name).read_text().splitlines()[0].split(",")
+        _replace_line(run / name, lineno, lambda line: ",".join(value if c == column else v
+                                                                for c, v in zip(header, line.split(","))))
+    return damage
+
+
+REPORT_CASES = [
+    ("trials_malformed_row", lambda run: _replace_line(run / "trials.csv", 4, lambda line: line + ",1,2,3"),
+     ("trials.csv", "line 4")),
+    ("trials_word_in_value", _set_cell("trials.csv", 3, "value", "oops"), ("trials.csv", "'value'", "row 3", "oops")),
+    ("curves_word_in_epoch", _set_cell("curves.csv", 5, "epoch", "three"), ("curves.csv", "'epoch'", "row 5")),
+    ("cost_wrong_header", lambda run: _replace_line(run / "cost.csv", 1, lambda line: line.replace("unit", "units")),
+     ("cost.csv", "wrong header", "'units'")),
+    ("manifest_truncated", lambda run: (run / "manifest.json").write_text((run / "manifest.json").read_text()[:40]),
+     ("manifest.json",)),
+    ("results_word_in_value", _set_cell("results.csv", 6, "value", "n/a!"), ("results.csv", "'value'", "row 6")),
+    ("results_header_only", lambda run: _keep_header_only(run / "results.csv"),
+     ("results.csv", "holds no results yet")),
+    ("config_duplicate_key", lambda run: (run / "config.resolved.yaml").write_text(
+        "training: {batch_size: 32}\ndatasets: [{name: cub200}]\ntraining: {batch_size: 64}\n"),
+     ("config.resolved.yaml", "'training'", "lines 1 and 3")),
+]
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, bytes]]:
+    """Every file under ``root`` with its modification time (ns) and bytes."""
+    return {str(p.relative_to(root)): (p.stat().st_mtime_ns, p.read_bytes()) for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("damage, expect", [c[1:] for c in REPORT_CASES], ids=[c[0] for c in REPORT_CASES])
+def test_report_refuses_a_damaged_run_folder_before_writing_anything(damage, expect, tmp_path, capsys):
+    from tests.reporting.fixtures import write_run_folder
+
+    run = write_run_folder(tmp_path / "run")
+    (run / "tables").mkdir()
+    (run / "tables" / "cub200.md").write_text("an earlier report's table\n")
+    damage(run)
+    before = snapshot(run)  # any file written, rewritten or touched would show
+    assert main(["report", str(run)]) == 2
+    check_error(capsys.readouterr().err, Case("report", lambda tmp: [], expect))
+    assert snapshot(run) == before
+
+
+def test_report_refusal_in_a_real_process(tmp_path):
+    from tests.reporting.fixtures import write_run_folder
+
+    run = write_run_folder(tmp_path / "run")
+    REPORT_CASES[0][1](run)
+    before = snapshot(run)
+    proc = subprocess.run([sys.executable, str(REPO / "run_benchmark.py"), "report", str(run)], cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    check_error(proc.stderr, Case("report", lambda tmp: [], REPORT_CASES[0][2]))
+    assert snapshot(run) == before
+
+
+@pytest.mark.parametrize("args, expect", [(["--format", ""], "--format is empty"),
+                                          (["--format", " , "], "--format is empty")])
+def test_report_flag_given_empty_is_refused(args, expect, tmp_path, capsys):
+    from tests.reporting.fixtures import write_run_folder
+
+    run = write_run_folder(tmp_path / "run")
+    before = snapshot(run)
+    assert main(["report", str(run), *args]) == 2
+    check_error(capsys.readouterr().err, Case("report", lambda tmp: [], (expect,)))
+    assert snapshot(run) == before
+
+
+def test_report_of_an_empty_run_folder_name_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", ""]) == 2
+    check_error(capsys.readouterr().err, Case("report", lambda tmp: [], ("the run folder is empty",)))
+    assert listing(tmp_path) == set()

@@ -63,8 +63,51 @@ class ImageSet(torch.utils.data.Dataset):
         raise NotImplementedError  # pragma: no cover
 
 
+#: Pixel modes converted by PIL's own RGB conversion (CMYK without a colour profile: the plain formula).
+PLAIN_MODES = ("RGB", "1", "L", "CMYK", "YCbCr", "LAB", "HSV", "RGBX")
+#: Modes with an alpha channel: composited on a white background (a transparent logo or product photo
+#: shows its usual white page, not the black that dropping alpha would leave where the colour is 0).
+ALPHA_MODES = ("RGBA", "RGBa", "LA", "PA")
+#: 16-bit (and 32-bit integer, as older PIL versions open 16-bit PNGs) grey levels: 0..65535 scaled to
+#: 0..255, where PIL's own conversion clips every value above 255 to white.
+WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+#: Every mode a file image may have; others (e.g. ``F``, floating-point pixels of no fixed range) are refused.
+IMAGE_MODES = PLAIN_MODES + ALPHA_MODES + WIDE_MODES + ("P",)
+
+
+#: Version of ``to_rgb`` (part of a file dataset's fingerprint): 2 scales 16-bit grey and composites alpha on
+#: white, where 1 (PIL's ``convert("RGB")``) clipped the one and dropped the other.
+RGB_CONVERSION = 2
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """``img`` as an 8-bit RGB image, converted by its real mode (see ``PLAIN_MODES``, ``ALPHA_MODES``,
+    ``WIDE_MODES``; a palette image with a transparent colour counts as one with alpha); ValueError for
+    a mode of no known conversion."""
+    mode = img.mode
+    if mode == "P" and "transparency" in img.info:
+        mode = "PA"
+    if mode in ALPHA_MODES:
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    if mode in WIDE_MODES:
+        grey = np.asarray(img, dtype=np.float64)
+        grey = np.clip(np.rint(np.clip(grey, 0, 65535) / 257.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, mode="L").convert("RGB")
+    if mode in PLAIN_MODES or mode == "P":
+        return img.convert("RGB")
+    raise ValueError(f"pixel mode {img.mode} has no conversion to 8-bit RGB (expected one of {', '.join(IMAGE_MODES)})")
+
+
+def bomb_message(exc: Exception) -> str:
+    """The one line for an image over PIL's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``)."""
+    return (f"image too large to decode safely ({str(exc).split(', could be')[0]}; PIL's decompression-bomb "
+            f"check); expected a photo-sized image (downscale it, or check that the file is not corrupt)")
+
+
 class FileImageSet(ImageSet):
-    """Images read from files with PIL (converted to RGB). A corrupt file raises ``DatasetError``."""
+    """Images read from files with PIL, converted to RGB by ``to_rgb``. A corrupt file raises ``DatasetError``."""
 
     def __init__(self, paths: Sequence[str | Path], labels: Sequence[int],
                  transform: Optional[Transform] = None) -> None:
@@ -76,13 +119,17 @@ class FileImageSet(ImageSet):
 
     def load(self, i: int) -> Image.Image:
         path = self.paths[i]
-        try:
+        try:  # (images over the bomb warning's limit were refused by the header check: no filter here, which
+            # would change the process's warning filters under the loader's threads)
             with Image.open(path) as img:
-                return img.convert("RGB")
+                return to_rgb(img)
         except FileNotFoundError:
             raise DatasetError(f"{path}: image file is missing") from None
-        except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-            raise DatasetError(f"{path}: corrupt or unreadable image ({exc.__class__.__name__}: {exc})") from None
+        except Image.DecompressionBombError as exc:
+            raise DatasetError(f"{path}: {bomb_message(exc)}") from None
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise DatasetError(f"{path}: corrupt or unreadable image ({exc.__class__.__name__}: "
+                               f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
 
     def __getitem__(self, i: int):
         img = self.load(i)
@@ -97,14 +144,16 @@ class FileImageSet(ImageSet):
         return FileImageSet(self.paths, self.labels, transform)
 
     def fingerprint(self) -> str:
-        """Paths, sizes and modification times of the files, and the labels (the pixels are not read)."""
+        """Paths, sizes and modification times of the files, the labels (the pixels are not read) and the version
+        of ``to_rgb`` (outputs cached from images converted otherwise are not reused)."""
         h = hashlib.sha256(self.labels.tobytes())
+        h.update(f"to_rgb v{RGB_CONVERSION}\n".encode())
         for p in self.paths:
             try:
                 st = os.stat(p)
-                h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+                h.update(os.fsencode(p) + f"\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
             except OSError:
-                h.update(f"{p}\0missing\n".encode())
+                h.update(os.fsencode(p) + b"\0missing\n")  # (fsencode: a file name need not be UTF-8)
         return h.hexdigest()
 
 

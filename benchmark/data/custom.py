@@ -7,6 +7,7 @@ where there is one), and says what was expected and what was found.
 from __future__ import annotations
 
 import csv
+import errno
 import os
 import re
 from pathlib import Path
@@ -23,6 +24,7 @@ from benchmark.data.files import (
     require_dir,
     require_file,
 )
+from benchmark.config import not_utf8
 from benchmark.errors import DatasetError
 
 
@@ -51,9 +53,31 @@ def _images_under(folder: Path) -> list[Path]:
             if not d.startswith("."):
                 _refuse_link(Path(here) / d, "a folder inside a class folder")
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        images += [Path(here) / f for f in files if Path(f).suffix.lower() in IMAGE_EXTENSIONS
-                   and not f.startswith(".") and os.path.isfile(Path(here) / f)]
+        for f in sorted(files):
+            path = Path(here) / f
+            if Path(f).suffix.lower() in IMAGE_EXTENSIONS and not f.startswith("."):
+                _require_image_file(path)
+                images.append(path)
     return sorted(images)
+
+
+def _require_image_file(path: Path) -> None:
+    """An image name must be a regular file: a broken or looping link (e.g. into an unmounted data store)
+    or a pipe is refused, not skipped (a dataset silently smaller than the user's is worse)."""
+    if os.path.isfile(path):
+        return
+    what = "not a regular file"
+    if path.is_symlink():
+        try:
+            path.resolve(strict=True)
+        except RuntimeError:  # a loop, before Python 3.13
+            what = "a symbolic link loop"
+        except OSError as exc:
+            what = ("a symbolic link loop" if exc.errno == errno.ELOOP
+                    else f"a broken symbolic link (to {os.readlink(path)}, which does not exist)")
+        else:
+            what = "a symbolic link to something other than a file"
+    raise DatasetError(f"{path}: {what}; expected an image file (remove it, or restore what it points to)")
 
 
 def _class_folders(folder: Path) -> list[tuple[str, list[Path]]]:
@@ -86,6 +110,13 @@ def load_image_folder(root: str | Path, *, image_size: int = 227, resize: int = 
     if train_dir.is_dir() or test_dir.is_dir():
         missing = test_dir if train_dir.is_dir() else train_dir
         require_dir(missing, f"both {train_dir} and {test_dir}, each with one sub-folder per class")
+        others = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
+                        and p.name not in ("train", "test"))
+        if others:
+            raise DatasetError(f"{root}: holds train/ and test/ and also {', '.join(f'{n}/' for n in others[:3])}"
+                               f"{' ...' if len(others) > 3 else ''}, which would be left out; expected only train/ "
+                               f"and test/ (the protocol makes its own validation folds from train/: move a val/ "
+                               f"split's classes into train/ or out of the root)")
         train_classes, test_classes = _class_folders(train_dir), _class_folders(test_dir)
         shared = sorted({n for n, _ in train_classes} & {n for n, _ in test_classes})
         if shared:
@@ -108,28 +139,67 @@ def load_image_folder(root: str | Path, *, image_size: int = 227, resize: int = 
 _INT = re.compile(r"[+-]?\d+")
 
 
+#: Labels that spreadsheets and pandas write for a missing value (compared in lower case).
+MISSING_LABELS = ("nan", "na", "n/a", "<na>", "null", "none", "nat")
+
+
+def _check_labels(path: Path, rows: list[tuple[int, str, str, str | None]]) -> None:
+    """No missing-value label (``NaN`` & co.), no negative id, and integer ids or names, not a mix (a stray word among
+    integer ids, e.g. a missing value, would become a class of its own)."""
+    for lineno, _, label, _ in rows:
+        if label.lower() in MISSING_LABELS:
+            raise DatasetError(f"{path}:{lineno}: the label is missing ({excerpt(label)}); expected a class for "
+                               f"every row")
+    ints = [(lineno, label) for lineno, _, label, _ in rows if _INT.fullmatch(label)]
+    negative = next(((lineno, label) for lineno, label in ints if int(label) < 0), None)
+    if negative is not None:
+        raise DatasetError(f"{path}:{negative[0]}: label {negative[1]} is negative (often a mark for unlabelled "
+                           f"images); expected class ids >= 0 (leave unlabelled images out)")
+    if ints and len(ints) < len(rows):
+        words = [(lineno, label) for lineno, _, label, _ in rows if not _INT.fullmatch(label)]
+        odd, usual = (words, ints) if len(ints) >= len(words) else (ints, words)
+        kind = "an integer" if odd is ints else "not an integer"
+        raise DatasetError(f"{path}:{odd[0][0]}: label {excerpt(odd[0][1])} is {kind}, unlike {len(usual)} other "
+                           f"rows (e.g. line {usual[0][0]}: {excerpt(usual[0][1])}); expected all integer class ids "
+                           f"or all class names")
+
+
 def load_csv(path: str | Path, *, image_size: int = 227, resize: int = 256) -> DataSource:
     """A CSV file with header ``path,label`` and an optional ``split`` column (``train``/``test``).
 
     Relative paths are resolved against the CSV's folder. Integer labels are kept; otherwise the
-    labels are mapped to 0, 1, ... in sorted order (names in ``info["class_names"]``). Without a
+    labels are mapped to 0, 1, ... in sorted order (names in ``info["class_names"]``); a mix of both,
+    a missing label (``NaN``, ``NA``, ``null``, ...) and a quoted field running over a line end are refused. Without a
     ``split`` column the first half of the sorted classes is train, the rest test.
     """
     path = require_file(Path(path), CSV_LAYOUT)
+    start = 1  # the line where the record being read starts (a quoted field may span lines)
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f)
+            reader = csv.reader(f, strict=True)
             header = [c.strip() for c in next(reader, [])]
+            width = len(header)  # a spreadsheet may add empty columns at the end: their cells must stay empty
+            while header and not header[-1] and len(header) > 1:
+                header.pop()
             unknown = [c for c in header if c not in CSV_COLUMNS]
             if unknown or "path" not in header or "label" not in header or len(set(header)) != len(header):
+                line = ",".join(header)
+                other = next((name for sep, name in ((";", "semicolons"), ("\t", "tabs")) if sep in line), None)
+                hint = f" (separated by {other}? save it with commas)" if other and len(header) == 1 else ""
                 raise DatasetError(f"{path}:1: expected the header path,label or path,label,split, "
-                                   f"found {excerpt(','.join(header))}")
+                                   f"found {excerpt(line)}{hint}")
             col = {c: header.index(c) for c in header}
             rows = []  # (line number, path, label, split)
+            start = reader.line_num + 1
             for fields in reader:
+                lineno, start = start, reader.line_num + 1
+                if lineno != reader.line_num:
+                    raise DatasetError(f"{path}:{lineno}: a quoted field runs on to line {reader.line_num} (an "
+                                       f"unclosed quote?); expected one row per line")
                 if not any(f.strip() for f in fields):
                     continue
-                lineno = reader.line_num
+                if len(fields) == width > len(header) and not any(f.strip() for f in fields[len(header):]):
+                    fields = fields[:len(header)]
                 if len(fields) != len(header):
                     raise DatasetError(f"{path}:{lineno}: expected {len(header)} columns ({','.join(header)}), "
                                        f"found {len(fields)}: {excerpt(','.join(fields))}")
@@ -142,13 +212,15 @@ def load_csv(path: str | Path, *, image_size: int = 227, resize: int = 256) -> D
                     raise DatasetError(f"{path}:{lineno}: expected split train or test, found {excerpt(split)}")
                 rows.append((lineno, values["path"], values["label"], split))
     except csv.Error as exc:
-        raise DatasetError(f"{path}: malformed CSV ({exc})") from None
+        hint = " (an unclosed quote?)" if "end of data" in str(exc) else ""
+        raise DatasetError(f"{path}:{start}: malformed CSV row ({exc}){hint}; expected {CSV_LAYOUT}") from None
     except UnicodeDecodeError as exc:
-        raise DatasetError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
+        raise DatasetError(f"{path}: {not_utf8(exc)}") from None
     if not rows:
         raise DatasetError(f"{path}: no rows after the header (expected {CSV_LAYOUT})")
 
     raw_labels = [r[2] for r in rows]
+    _check_labels(path, rows)
     info: dict = {"csv": str(path)}
     if all(_INT.fullmatch(v) for v in raw_labels):
         labels = np.array([int(v) for v in raw_labels], dtype=np.int64)

@@ -3,7 +3,7 @@
 ``root`` is either an ``.npz`` file or a folder of ``.npy`` files, holding
 
 * ``features``: ``N x D`` floating-point values (finite),
-* ``labels``: ``N`` integer class ids,
+* ``labels``: ``N`` (or ``N x 1``) integer class ids, or class names (strings; ids in sorted order),
 * ``split`` (optional): ``N`` values ``train``/``test`` (or ``0``/``1``); the two sides must be class-disjoint.
   Without it the first half of the sorted class ids trains (the CUB / Cars196 rule).
 
@@ -31,6 +31,20 @@ KEYS = ("features", "labels", "split")
 SPLIT_WORDS = {"train": False, "test": True}
 
 
+def _load_error(path: Path, key: str, exc: BaseException) -> DatasetError:
+    """The one line for an array that cannot be read: pickled objects get their remedy."""
+    if isinstance(exc, ValueError) and "allow_pickle" in str(exc):
+        kind = "a floating-point" if key == "features" else "an integer or string"
+        return DatasetError(f"{path}: key {key!r} holds Python objects (it would need pickle, which is not "
+                            f"loaded); save {key} as {kind} array")
+    detail = str(exc).splitlines()[0] if str(exc) else ""
+    return DatasetError(f"{path}: key {key!r} is not a readable array ({exc.__class__.__name__}"
+                        f"{': ' + detail if detail else ''})")
+
+
+_READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError)
+
+
 def _read_arrays(root: Path) -> tuple[dict[str, np.ndarray], dict[str, Path]]:
     """The arrays by key, and the file each one came from."""
     if root.is_dir():
@@ -40,24 +54,42 @@ def _read_arrays(root: Path) -> tuple[dict[str, np.ndarray], dict[str, Path]]:
             if path.is_file():
                 try:
                     arrays[key] = np.load(path, allow_pickle=False)
-                except (OSError, ValueError, EOFError) as exc:
-                    raise DatasetError(f"{path}: not a readable .npy array ({exc.__class__.__name__}: "
-                                       f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+                except _READ_ERRORS as exc:
+                    raise _load_error(path, key, exc) from None
+                if not isinstance(arrays[key], np.ndarray):
+                    raise DatasetError(f"{path}: key {key!r} is an .npz archive, expected one .npy array")
                 where[key] = path
         if "features" not in arrays and "labels" not in arrays:
-            raise DatasetError(f"{root}: no features.npy or labels.npy found (expected {FEATURES_LAYOUT})")
+            found = sorted(p.name for p in root.iterdir() if not p.name.startswith("."))[:6]
+            raise DatasetError(f"{root}: no features.npy or labels.npy found (found {found or 'nothing'}; "
+                               f"expected {FEATURES_LAYOUT})")
         return arrays, where
     if not root.is_file():
-        raise DatasetError(f"{root}: file not found (expected {FEATURES_LAYOUT})")
+        raise DatasetError(f"{root}: {'not a file or folder' if root.exists() else 'file not found'} "
+                           f"(expected {FEATURES_LAYOUT})")
     try:
-        with np.load(root, allow_pickle=False) as data:
-            if not hasattr(data, "files"):
-                raise DatasetError(f"{root}: a single array, not an .npz archive (expected {FEATURES_LAYOUT})")
-            arrays = {key: data[key] for key in KEYS if key in data.files}
-    except DatasetError:
-        raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise DatasetError(f"{root}: not a readable .npz archive ({exc.__class__.__name__})") from None
+        data = np.load(root, allow_pickle=False)
+    except _READ_ERRORS as exc:
+        if isinstance(exc, ValueError) and "allow_pickle" in str(exc):  # a single .npy array of objects
+            raise DatasetError(f"{root}: a single .npy array (of Python objects), not an .npz archive or a folder "
+                               f"(expected {FEATURES_LAYOUT})") from None
+        raise DatasetError(f"{root}: not a readable .npz archive ({exc.__class__.__name__}; expected "
+                           f"{FEATURES_LAYOUT})") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise DatasetError(f"{root}: a single .npy array of shape {getattr(data, 'shape', '?')}, not an .npz archive "
+                           f"or a folder (expected {FEATURES_LAYOUT}, e.g. np.savez(path, features=x, labels=y))")
+    with data:
+        arrays = {}
+        for key in KEYS:
+            if key in data.files:
+                try:
+                    arrays[key] = data[key]
+                except _READ_ERRORS as exc:
+                    raise _load_error(root, key, exc) from None
+        if "features" not in arrays or "labels" not in arrays:
+            missing = "features" if "features" not in arrays else "labels"
+            raise DatasetError(f"{root}: key {missing!r} is missing (the archive holds "
+                               f"{', '.join(repr(k) for k in data.files) or 'no arrays'}; expected {FEATURES_LAYOUT})")
     return arrays, {key: root for key in arrays}
 
 
@@ -74,18 +106,45 @@ def _features(arrays: dict, where: dict, root: Path) -> np.ndarray:
         row, col = map(int, np.argwhere(bad)[0])
         raise DatasetError(f"{path}: key 'features' holds {int(bad.sum())} NaN or infinite value(s), "
                            f"the first at row {row}, column {col}")
-    return x.astype(np.float32)
+    with np.errstate(over="ignore"):
+        out = x.astype(np.float32)
+    bad = ~np.isfinite(out)
+    if bad.any():  # finite in float64, beyond float32's range (about 3.4e38)
+        row, col = map(int, np.argwhere(bad)[0])
+        raise DatasetError(f"{path}: key 'features' holds {int(bad.sum())} value(s) beyond float32's range, the first "
+                           f"{float(x[row, col]):.3g} at row {row}, column {col} (expected features of a usable scale)")
+    return out
 
 
 def _labels(arrays: dict, where: dict, root: Path, n: int) -> np.ndarray:
     if "labels" not in arrays:
         raise DatasetError(f"{root}: key 'labels' is missing (expected {FEATURES_LAYOUT})")
     y, path = arrays["labels"], where["labels"]
+    if y.ndim == 2 and y.shape[1] == 1:  # a column (N x 1), as pandas and scikit-learn often give it
+        y = y[:, 0]
     if y.ndim != 1 or len(y) != n:
         raise DatasetError(f"{path}: key 'labels' must hold one label per row of 'features' ({n}), "
                            f"found shape {y.shape}")
+    if y.dtype.kind in "US":  # class names: ids in sorted order
+        names = np.char.strip(y.astype(str))
+        missing = np.flatnonzero((names == "") | np.isin(np.char.lower(names), ["nan", "none", "null", "na"]))
+        if len(missing):
+            raise DatasetError(f"{path}: key 'labels' holds {len(missing)} missing label(s) "
+                               f"({str(names[missing[0]])!r} at row {int(missing[0])}); expected a class for every row")
+        return np.unique(names, return_inverse=True)[1].astype(np.int64).reshape(-1)
+    if np.issubdtype(y.dtype, np.floating):
+        bad = ~np.isfinite(y)
+        if bad.any():
+            raise DatasetError(f"{path}: key 'labels' holds {int(bad.sum())} NaN or infinite label(s), the first at "
+                               f"row {int(np.flatnonzero(bad)[0])}; expected an integer class id for every row")
     if not np.issubdtype(y.dtype, np.integer):
-        raise DatasetError(f"{path}: key 'labels' must hold integers, found dtype {y.dtype}")
+        raise DatasetError(f"{path}: key 'labels' must hold integers or class names, found dtype {y.dtype}")
+    negative = np.flatnonzero(y < 0)
+    if len(negative):
+        first = int(negative[0])
+        raise DatasetError(f"{path}: key 'labels' holds {len(negative)} negative label(s) ({int(y[first])} at row "
+                           f"{first}; often a mark for unlabelled samples); expected class ids >= 0 "
+                           f"(leave unlabelled samples out)")
     return y.astype(np.int64)
 
 

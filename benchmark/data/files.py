@@ -16,6 +16,7 @@ import numpy as np
 from benchmark.data.base import DataSource, FileImageSet
 from benchmark.data.splits import first_half_classes
 from benchmark.data.transforms import imagenet_eval_transform, imagenet_train_transform
+from benchmark.config import not_utf8
 from benchmark.errors import DatasetError
 
 logger = logging.getLogger(__name__)
@@ -25,15 +26,20 @@ Files = tuple[Sequence[Path], Sequence[int]]
 def require_dir(path: Path, expected: str) -> Path:
     """``path`` if it is a folder, else ``DatasetError`` saying what the folder should hold."""
     if not path.is_dir():
-        found = "is not a folder" if path.exists() else "folder not found"
+        found = "is not a folder" if path.exists() else f"folder not found{_relative_to_cwd(path)}"
         raise DatasetError(f"{path}: {found} (expected {expected})")
     return path
+
+
+def _relative_to_cwd(path: Path) -> str:
+    """Where a relative path was looked for (a batch job may start in another folder than the user's shell)."""
+    return "" if path.is_absolute() else f" in the current folder {Path.cwd()}"
 
 
 def require_file(path: Path, expected: str) -> Path:
     """``path`` if it is a file, else ``DatasetError`` saying what the file should be."""
     if not path.is_file():
-        found = "is not a file" if path.exists() else "file not found"
+        found = "is not a file" if path.exists() else f"file not found{_relative_to_cwd(path)}"
         raise DatasetError(f"{path}: {found} (expected {expected})")
     return path
 
@@ -43,7 +49,7 @@ def read_text_lines(path: Path) -> list[str]:
     try:
         return path.read_text(encoding="utf-8-sig").splitlines()
     except UnicodeDecodeError as exc:
-        raise DatasetError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
+        raise DatasetError(f"{path}: {not_utf8(exc)}") from None
     except OSError as exc:
         raise DatasetError(f"{path}: cannot be read ({exc.strerror or exc})") from None
 
@@ -89,7 +95,8 @@ def check_images_exist(paths: Sequence[Path], listed_in: Callable[[int], str]) -
     """Every image file must exist; the first missing one is reported with where it was listed."""
     for i, p in enumerate(paths):
         if not os.path.exists(p):
-            raise DatasetError(f"{p}: image file is missing (listed in {listed_in(i)})")
+            hint = "; a Windows path? write / between folders" if "\\" in str(p) and os.sep == "/" else ""
+            raise DatasetError(f"{p}: image file is missing (listed in {listed_in(i)}{hint})")
 
 
 def warn_if_not_published(name: str, n_classes: int, n_images: int, classes: int, images: int,

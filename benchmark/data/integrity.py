@@ -4,7 +4,9 @@
 naming the file: an image path that escapes the dataset's root (an absolute path, ``..``, or a
 symbolic link resolving outside it), one image file listed twice (in two classes, twice in one
 class, or in both the training and the test classes: the test set would hold training images),
-and a file whose header no image reader accepts (empty, truncated header, not an image).
+a file whose header no image reader accepts (empty, truncated header, not an image), a JPEG file cut
+short (one that lacks its end marker is decoded at 1/8 scale), an image over
+PIL's decompression-bomb limit, and a pixel mode of no known conversion to RGB (``base.IMAGE_MODES``).
 
 Reading headers costs about 0.1 ms per image from a warm page cache (CUB's 11,788 images: about
 1.2 s); images are decoded in full only when training reads them.
@@ -13,13 +15,14 @@ Reading headers costs about 0.1 ms per image from a warm page cache (CUB's 11,78
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
-from benchmark.data.base import DataSource, FileImageSet
+from benchmark.data.base import IMAGE_MODES, DataSource, FileImageSet, bomb_message
 from benchmark.errors import DatasetError
 
 
@@ -74,11 +77,33 @@ def check_unique_images(parts: Sequence[tuple[str, FileImageSet]], class_names: 
             seen[real] = (part, int(label), path)
 
 
+def _ends_with_eoi(path: Path) -> bool:
+    """True when a JPEG file ends with its end-of-image marker (trailing zero padding allowed); a file cut
+    short does not, and is then decoded to tell a truncated file from one with data after the marker."""
+    with open(path, "rb") as f:
+        f.seek(max(0, os.path.getsize(path) - 64))
+        return f.read().rstrip(b"\0\r\n").endswith(b"\xff\xd9")
+
+
 def check_image_header(path: Path) -> None:
-    """``path`` opens as an image: PIL identifies its format and size (and checks what ``verify`` can)."""
+    """``path`` opens as an image: PIL identifies its format and size (and checks what ``verify`` can),
+    its size is under PIL's decompression-bomb limit, and its pixel mode converts to RGB (``IMAGE_MODES``)."""
     try:
-        with Image.open(path) as img:
-            img.verify()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                if img.mode not in IMAGE_MODES:
+                    raise DatasetError(f"{path}: pixel mode {img.mode} ({img.format}) has no conversion to 8-bit "
+                                       f"RGB; expected one of {', '.join(IMAGE_MODES)} (e.g. 8- or 16-bit grey, "
+                                       f"RGB, CMYK, palette, with or without alpha)")
+                img.verify()
+                jpeg = img.format == "JPEG"
+            if jpeg and not _ends_with_eoi(path):
+                with Image.open(path) as img:  # decoded at 1/8 scale: a truncated file raises here, not in training
+                    img.draft("RGB", (max(1, img.width // 8), max(1, img.height // 8)))
+                    img.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DatasetError(f"{path}: {bomb_message(exc)}") from None
     except FileNotFoundError:
         raise DatasetError(f"{path}: image file is missing") from None
     except UnidentifiedImageError:

@@ -16,6 +16,9 @@ import numpy as np
 from benchmark.errors import ConfigError, DatasetError
 
 FOLD_MODES = ("contiguous", "shuffled")
+#: Classes each validation block (and the test set) needs: the verification threshold is chosen on
+#: pairs of different classes, and MAP@R on one class is 1 whatever the model.
+MIN_VAL_CLASSES = 2
 
 
 @dataclass(frozen=True)
@@ -62,8 +65,10 @@ def class_disjoint_folds(classes: Sequence[int], n_folds: int, *, mode: str = "c
     classes = np.unique(np.asarray(classes))
     if n_folds < 2:
         raise ConfigError(f"n_folds must be at least 2, got {n_folds}")
-    if len(classes) < n_folds:
-        raise DatasetError(f"{len(classes)} training classes cannot make {n_folds} class-disjoint folds")
+    if len(classes) < MIN_VAL_CLASSES * n_folds:
+        raise DatasetError(f"{len(classes)} training classes cannot make {n_folds} class-disjoint folds of at least "
+                           f"{MIN_VAL_CLASSES} validation classes each (expected protocol.n_folds / --folds at most "
+                           f"{max(len(classes) // MIN_VAL_CLASSES, 1)})")
     if mode == "shuffled":
         classes = np.random.default_rng(seed).permutation(classes)
     return [np.sort(block) for block in np.array_split(classes, n_folds)]
@@ -100,3 +105,21 @@ def _check_fold(fold: Fold, train_labels: np.ndarray, test_classes: np.ndarray) 
             raise DatasetError(f"fold {fold.index}: {what} share classes {shared[:5].tolist()}")
     if len(fold.train_indices) == 0 or len(fold.val_indices) == 0:
         raise DatasetError(f"fold {fold.index} has an empty train or validation set")
+
+
+def check_evaluable(splits: Splits, train_labels: Sequence[int], test_labels: Sequence[int]) -> None:
+    """Each validation set and the test set can be evaluated: retrieval and verification need 2 classes and a
+    class of 2 or more images (a query with a match); DatasetError naming the set otherwise."""
+    train_labels = np.asarray(train_labels)
+    _check_evaluable(np.asarray(test_labels), "the test set")
+    for fold in splits.folds:
+        _check_evaluable(train_labels[fold.val_indices], f"the validation set of fold {fold.index}")
+
+
+def _check_evaluable(labels: np.ndarray, what: str) -> None:
+    classes, counts = np.unique(labels, return_counts=True)
+    remedy = "more images per class" if what == "the test set" else "fewer folds, or more images per class"
+    if len(classes) < MIN_VAL_CLASSES or counts.max(initial=0) < 2:
+        raise DatasetError(f"{what} has {len(classes)} class(es) with at most {counts.max(initial=0)} image(s) "
+                           f"each; expected at least {MIN_VAL_CLASSES} classes and one with 2 or more images "
+                           f"({remedy})")

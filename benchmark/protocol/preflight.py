@@ -34,6 +34,33 @@ def _writable(folder: Path) -> bool:
         return True
 
 
+#: Bytes left under the run folder's path for the names inside it (``tables/<dataset>_pairwise.csv`` & co.).
+INNER_NAME_ROOM = 200
+
+
+def _check_name_lengths(path: Path) -> None:
+    """Every name of ``path`` within the file system's limit, and room left under it for the run's files
+    (else ``is_dir`` and ``mkdir`` raise ENAMETOOLONG)."""
+    absolute = os.fsencode(path.absolute())
+    anchor = _nearest_existing(path.absolute())
+    folder = anchor if anchor.is_dir() else anchor.parent
+    name_max, path_max = os.pathconf(folder, "PC_NAME_MAX"), os.pathconf(folder, "PC_PATH_MAX")
+    for part in path.absolute().parts:
+        if len(os.fsencode(part)) > name_max:
+            raise RunDirError(f"output folder {excerpt_path(path)} cannot be created: its name {excerpt_path(part)} "
+                              f"is {len(os.fsencode(part))} bytes long, over the file system's {name_max}")
+    if len(absolute) + INNER_NAME_ROOM > path_max:
+        raise RunDirError(f"output folder {excerpt_path(path)} cannot be used: its path is {len(absolute)} bytes "
+                          f"long, and the run's files need it under {path_max - INNER_NAME_ROOM} (choose a shorter "
+                          f"--out)")
+
+
+def excerpt_path(path: Path | str, limit: int = 80) -> str:
+    """``path`` cut in the middle to ``limit`` characters, for a message."""
+    text = str(path)
+    return text if len(text) <= limit else f"{text[:limit // 2]}...{text[-limit // 2:]}"
+
+
 def check_output_dir(path: Path) -> None:
     """The run folder ``path`` can be used without writing anything to find out.
 
@@ -42,6 +69,7 @@ def check_output_dir(path: Path) -> None:
     ancestor is a writable folder. ``RunDirError`` says which path is wrong and why.
     """
     path = Path(path).expanduser()
+    _check_name_lengths(path)
     if path.is_dir():
         if not _writable(path):
             raise RunDirError(f"output folder {path} is not writable")
@@ -60,6 +88,24 @@ def check_output_dir(path: Path) -> None:
         raise RunDirError(f"output folder {path} cannot be created: {base} is a file, not a folder")
     if not _writable(base):
         raise RunDirError(f"output folder {path} cannot be created: {base} is not writable")
+
+
+#: Datasets that take every image under their root (the others read only the files their lists name).
+WALKED_DATASETS = ("folder",)
+
+
+def check_outside_datasets(run_dir: Path, cfg) -> None:
+    """The run folder lies outside the root of every dataset that walks its root (a folder dataset would read
+    the run's plots as a class on the next run); ``RunDirError`` naming both otherwise."""
+    out = os.path.realpath(Path(run_dir).expanduser())
+    for i, d in enumerate(cfg.datasets):
+        if d.root is None or d.name not in WALKED_DATASETS:
+            continue
+        folder = os.path.realpath(Path(d.root).expanduser())
+        if out == folder or out.startswith(folder.rstrip(os.sep) + os.sep):
+            raise RunDirError(f"output folder {run_dir} is inside the root of datasets[{i}] ({d.root}); expected it "
+                              f"outside the dataset (a folder dataset would read the run's files as images), "
+                              f"choose another --out")
 
 
 def check_device(device: str) -> None:

@@ -92,7 +92,7 @@ def load_run_config(*, preset: Optional[str] = None, path: Optional[str | Path] 
         raise ConfigError("give exactly one of --preset or --config")
     data = read_config_file(preset_path(preset) if preset else path)
     if methods:
-        data["methods"] = list(methods)
+        data["methods"] = "all" if list(methods) == ["all"] else list(methods)  # --methods all, as a file may say
     if datasets:
         existing = {(d if isinstance(d, str) else d.get("name")): d for d in data.get("datasets", [])}
         data["datasets"] = [existing.get(name, {"name": name}) for name in datasets]

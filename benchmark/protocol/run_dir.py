@@ -15,7 +15,8 @@ from pathlib import Path
 
 import yaml
 
-from benchmark.config import BenchmarkConfig, config_to_dict
+from benchmark.config import BenchmarkConfig, config_to_dict, load_yaml, yaml_problem
+from benchmark.errors import RunDirError
 from benchmark.io import atomic_write_json, atomic_write_text, sweep_temporary_files
 from benchmark.protocol.run_config import refuse_config_change
 from benchmark.provenance import provenance
@@ -48,7 +49,7 @@ def _prepare(run_dir: Path, cfg: BenchmarkConfig, argv: list[str], *, allow_conf
     new = config_to_dict(cfg)
     path = run_dir / CONFIG_FILE
     if path.exists():
-        refuse_config_change(yaml.safe_load(path.read_text(encoding="utf-8")) or {}, cfg, holder=str(run_dir),
+        refuse_config_change(read_stored_config(path), cfg, holder=str(run_dir),
                              remedy="use another --out, or --allow-config-change to continue it with the new config",
                              allow_config_change=allow_config_change)
     swept = sweep_temporary_files(run_dir)
@@ -56,6 +57,19 @@ def _prepare(run_dir: Path, cfg: BenchmarkConfig, argv: list[str], *, allow_conf
         logging.getLogger(__name__).info("removed %d temporary files of dead processes", len(swept))
     atomic_write_text(path, yaml.safe_dump(new, sort_keys=False))
     record_invocation(run_dir / "provenance.json", provenance(argv, cfg.seed))
+
+
+def read_stored_config(path: Path) -> dict:
+    """The config a run folder was started with (``config.resolved.yaml``); RunDirError if unreadable."""
+    try:
+        data = load_yaml(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise RunDirError(f"{path}: cannot be read as the run's config ({yaml_problem(exc)}); restore it, "
+                          f"or use another --out") from None
+    if not isinstance(data, dict):
+        raise RunDirError(f"{path}: expected a mapping of config keys (the run's config); restore it, "
+                          f"or use another --out")
+    return data
 
 
 def record_invocation(prov_path: Path, invocation: dict) -> None:

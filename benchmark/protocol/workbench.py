@@ -18,7 +18,7 @@ import torch
 
 from benchmark.config import BenchmarkConfig, DatasetConfig
 from benchmark.data.base import DataSource, ImageSet
-from benchmark.data.splits import Splits, make_splits
+from benchmark.data.splits import Splits, check_evaluable, make_splits
 from benchmark.errors import DatasetError
 from benchmark.evaluation.embed import evaluate_models
 from benchmark.methods import MethodContext, get_method
@@ -66,6 +66,17 @@ def _where(source: DataSource, dcfg: DatasetConfig) -> str:
     return f"dataset {dcfg.key!r}"
 
 
+def _check_batches(splits: Splits, training) -> None:
+    """Every fold's training classes fill a class-balanced batch (batch_size / m_per_class classes); checked
+    before the frozen regime computes anything from the dataset."""
+    needed = training.batch_size // training.m_per_class
+    fewest = min(len(f.train_classes) for f in splits.folds)
+    if fewest < needed:
+        raise DatasetError(f"a fold trains on only {fewest} classes, but a batch of {training.batch_size} with "
+                           f"m_per_class={training.m_per_class} needs {needed} (expected fewer folds, or fewer "
+                           f"classes per batch)")
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -94,6 +105,10 @@ class Workbench:
             try:
                 splits = make_splits(source.train.labels, source.test.labels, n_folds=p.n_folds,
                                      mode=p.fold_mode, seed=self.cfg.seed)
+                check_evaluable(splits, source.train.labels,
+                                np.concatenate([source.query.labels, source.gallery.labels])
+                                if source.has_query_gallery else source.test.labels)
+                _check_batches(splits, self.cfg.training_for(dcfg))
             except DatasetError as exc:
                 raise DatasetError(f"{_where(source, dcfg)}: {exc}") from None
             models, train_views = self.models, None
@@ -121,13 +136,7 @@ class Workbench:
     def load_all(self) -> None:
         """Load and split every dataset of the config now (bad data fails here, before any work)."""
         for dcfg in self.cfg.datasets:
-            data = self.dataset(dcfg)
-            t = self.cfg.training_for(dcfg)
-            needed = t.batch_size // t.m_per_class
-            fewest = min(f.num_classes for f in data.folds)
-            if fewest < needed:
-                raise DatasetError(f"{_where(data.source, dcfg)}: a fold trains on only {fewest} classes, but a "
-                                   f"batch of {t.batch_size} with m_per_class={t.m_per_class} needs {needed}")
+            self.dataset(dcfg)  # (its folds are checked against the batch's classes there)
 
     def train_folds(self, method_name: str, params: dict, dcfg: DatasetConfig, seed_key: tuple, *,
                     on_fold_end: Optional[Callable[[int, FoldResult], None]] = None,

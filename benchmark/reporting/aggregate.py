@@ -72,7 +72,8 @@ def read_csv_checked(path: str | os.PathLike, columns: Sequence[str], *,
         raise BenchmarkError(f"{what} {path} does not exist (expected a CSV with columns: "
                              f"{expected})") from None
     except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise BenchmarkError(f"cannot read {what} {path}: {exc} (expected a CSV with columns: "
+        detail = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
+        raise BenchmarkError(f"cannot read {what} {path}: {detail} (expected a CSV with columns: "
                              f"{expected})") from None
     found = [str(c) for c in df.columns]
     for col in optional:

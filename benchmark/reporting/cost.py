@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from benchmark.config import load_yaml
 from benchmark.reporting.aggregate import read_cost, read_trials
 
 #: Columns of :func:`cost_table`'s frame.
@@ -36,7 +37,7 @@ def batch_sizes(config_path: str | os.PathLike) -> dict[str, int]:
     if not path.is_file():
         return {}
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = load_yaml(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError):
         return {}
     default = (data.get("training") or {}).get("batch_size")

@@ -132,3 +132,49 @@ def test_csv_errors(tmp_path, text, message):
 def test_csv_missing_file(tmp_path):
     with pytest.raises(DatasetError, match=r"nope\.csv: file not found \(expected a CSV file with header path,label"):
         load_csv(tmp_path / "nope.csv")
+
+
+def test_csv_from_a_spreadsheet_with_bom_crlf_and_quoted_fields_reads_like_a_plain_one(tmp_path):
+    plain = load_csv(make_csv(tmp_path / "data.csv", n_classes=4, per_class=2), **SIZE)
+    lines = (tmp_path / "data.csv").read_text().splitlines()
+    quoted = [lines[0]] + [f'"{p}","{label}"' if i % 2 else f"{p},{label}"
+                           for i, (p, label) in enumerate(line.split(",") for line in lines[1:])]
+    (tmp_path / "excel.csv").write_bytes(b"\xef\xbb\xbf" + "\r\n".join(quoted).encode() + b"\r\n")
+    excel = load_csv(tmp_path / "excel.csv", **SIZE)
+    assert excel.info["class_names"] == plain.info["class_names"]
+    assert excel.train.paths == plain.train.paths and excel.test.paths == plain.test.paths
+    assert excel.train.labels.tolist() == plain.train.labels.tolist()
+
+
+@pytest.mark.parametrize("text, message", [
+    ('path,label\nimages/0_0.jpg,a\n"images/0_1.jpg,a\nimages/1_0.jpg,b\n',
+     r"data\.csv:3: malformed CSV row \(unexpected end of data\) \(an unclosed quote\?\)"),
+    ('path,label\nimages/0_0.jpg,"a\nimages/0_1.jpg,a"\nimages/1_0.jpg,b\n',
+     r"data\.csv:2: a quoted field runs on to line 3"),
+    ("path;label\nimages/0_0.jpg;a\n", r"data\.csv:1: expected the header .* found 'path;label' \(separated by "
+                                          r"semicolons\? save it with commas\)"),
+    ("path,label\nimages/0_0.jpg,10\nimages/0_1.jpg,nan\nimages/1_0.jpg,20\n",
+     r"data\.csv:3: the label is missing \('nan'\)"),
+    ("path,label\nimages/0_0.jpg,10\nimages/0_1.jpg,10\nimages/1_0.jpg,b\nimages/1_1.jpg,20\n",
+     r"data\.csv:4: label 'b' is not an integer, unlike 3 other rows \(e\.g\. line 2: '10'\)"),
+])
+def test_csv_strict_parsing_names_the_line(tmp_path, text, message):
+    make_csv(tmp_path / "data.csv", n_classes=2, per_class=2)
+    (tmp_path / "data.csv").write_text(text)
+    with pytest.raises(DatasetError, match=message):
+        load_csv(tmp_path / "data.csv")
+
+
+def test_csv_with_empty_trailing_columns_from_a_spreadsheet_reads_like_a_plain_one(tmp_path):
+    plain = load_csv(make_csv(tmp_path / "data.csv", n_classes=4, per_class=2), **SIZE)
+    lines = (tmp_path / "data.csv").read_text().splitlines()
+    (tmp_path / "wide.csv").write_text("\n".join(line + ",," for line in lines) + "\n")
+    wide = load_csv(tmp_path / "wide.csv", **SIZE)
+    assert wide.train.paths == plain.train.paths and wide.test.labels.tolist() == plain.test.labels.tolist()
+
+
+def test_csv_value_in_an_unnamed_trailing_column_is_refused(tmp_path):
+    make_csv(tmp_path / "data.csv", n_classes=2, per_class=2)
+    (tmp_path / "data.csv").write_text("path,label,\nimages/0_0.jpg,a,\nimages/0_1.jpg,a,oops\n")
+    with pytest.raises(DatasetError, match=r"data\.csv:3: expected 2 columns \(path,label\), found 3"):
+        load_csv(tmp_path / "data.csv")

@@ -89,3 +89,36 @@ def test_missing_or_unreadable_files(tmp_path):
     empty.mkdir()
     with pytest.raises(DatasetError, match="no features.npy"):
         load_features(empty)
+
+
+def test_string_labels_are_class_names_in_sorted_order(tmp_path):
+    x, y = clustered()
+    names = np.array([f"species_{c:02d}" for c in y])
+    source = load_features(write_npz(tmp_path / "f.npz", features=x, labels=names))
+    assert set(source.train.labels) == set(range(6)) and set(source.test.labels) == set(range(6, 12))
+    assert np.allclose(source.train.values[:, :, 0, 0].numpy(), x[y < 6])
+
+
+def test_missing_string_label_names_the_row(tmp_path):
+    x, y = clustered()
+    names = np.array([f"c{c}" for c in y])
+    names[7] = "nan"
+    with pytest.raises(DatasetError, match=r"bad\.npz: key 'labels' holds 1 missing label\(s\) \('nan' at row 7\)"):
+        load_features(write_npz(tmp_path / "bad.npz", features=x, labels=names))
+
+
+def test_labels_as_a_column_read_like_a_vector(tmp_path):
+    x, y = clustered()
+    column = load_features(write_npz(tmp_path / "col.npz", features=x, labels=y[:, None]))
+    vector = load_features(write_npz(tmp_path / "vec.npz", features=x, labels=y))
+    assert column.train.labels.tolist() == vector.train.labels.tolist()
+    assert column.test.labels.tolist() == vector.test.labels.tolist()
+
+
+def test_features_beyond_float32_are_refused_naming_row_and_column(tmp_path):
+    x, y = clustered()
+    x = x.astype(np.float64)
+    x[4, 1] = 1e300
+    with pytest.raises(DatasetError, match=r"big\.npz: key 'features' holds 1 value\(s\) beyond float32's range, "
+                                           r"the first 1e\+300 at row 4, column 1"):
+        load_features(write_npz(tmp_path / "big.npz", features=x, labels=y))

@@ -120,7 +120,7 @@ def test_features_dataset_runs_end_to_end_through_the_cli(tmp_path, capsys):
 @pytest.mark.parametrize("arrays, expected", [
     ({"features": np.full((96, 4), np.nan, np.float32), "labels": np.repeat(np.arange(16), 6)}, "NaN"),
     ({"features": np.zeros((96, 4), np.float32), "labels": np.repeat(np.arange(16), 6)[:-1]}, "one label per row"),
-    ({"features": np.zeros((96, 4), np.float32), "labels": np.repeat(np.arange(6), 16)}, "a fold trains on only"),
+    ({"features": np.zeros((96, 4), np.float32), "labels": np.repeat(np.arange(12), 8)}, "a fold trains on only"),
 ])
 def test_bad_features_are_one_line_errors_and_write_nothing(tmp_path, capsys, arrays, expected):
     root = tmp_path / "bad.npz"
