@@ -144,18 +144,20 @@ class ProtocolConfig:
     n_folds: int = bounded(4, lo=2, hi=MAX_COUNT, help="Class-disjoint cross-validation folds.")
     fold_mode: str = doc("contiguous", help="How the training classes are dealt into folds.")
     n_trials: int = bounded(50, lo=1, hi=MAX_COUNT, help="Hyperparameter search slots per method and dataset.")
-    n_repeats: int = bounded(10, lo=1, hi=MAX_COUNT, help="Retrainings of the best configuration from scratch, with new seeds.")
+    n_repeats: int = bounded(10, lo=1, hi=MAX_COUNT,
+                             help="Retrainings of the best configuration from scratch, with new seeds.")
     sampler: str = doc("tpe", help="The search's sampler (tpe: multivariate, with constant liar).")
-    n_startup_trials: int = bounded(10, lo=0, hi=MAX_COUNT, help="Random trials (after the defaults) before the sampler models "
-                                                   "the results.")
+    n_startup_trials: int = bounded(10, lo=0, hi=MAX_COUNT,
+                                    help="Random trials (after the defaults) before the sampler models the results.")
     pruner: str = doc("hyperband", help="Early stopping of unpromising trials (median: at fold ends; hyperband: "
                                         "at every validation).")
     budget_iterations: Optional[int] = bounded(
         None, lo=1, help="Training iterations one search may spend over all its trials (null: n_trials alone).")
     storage: Optional[str] = doc(None, help="Optuna storage URL (e.g. postgresql://user@host/db); null: a journal "
                                             "file in the run folder.")
-    grace_period: int = bounded(1800, lo=1, hi=MAX_SECONDS, help="Seconds without a heartbeat after which another worker may take "
-                                                 "over a unit of work.")
+    grace_period: int = bounded(1800, lo=1, hi=MAX_SECONDS,
+                                help="Seconds without a heartbeat after which another worker may take over a unit "
+                                     "of work.")
     poll_interval: float = bounded(10.0, lo=0.0, hi=MAX_SECONDS, lo_open=True,
                                    help="Seconds a worker waits before looking again for work held by others.")
     storage_wait: float = bounded(120.0, lo=0.0, hi=86400.0,
