@@ -84,9 +84,11 @@ def test_a_fold_cut_by_the_cap_raises_after_recording_it(tmp_path):
 
 
 def test_racing_workers_never_overspend(tmp_path):
-    """While one worker trains its trial, a second worker claims and trains others: they share the budget."""
+    """While one worker trains its trial, a second worker claims and trains others: they share the budget.
+
+    Two workers train slots of one search at once only in the concurrent order (ordered, the second waits)."""
     limit = TRIAL_MAX + TRIAL_MAX // 2
-    search, _ = stages(tmp_path, budget_iterations=limit, n_trials=20)
+    search, _ = stages(tmp_path, budget_iterations=limit, n_trials=20, search_order="concurrent")
     other = SearchStage(search.bench, st.create_storage(None, tmp_path / "run"), search.dcfg, search.method)
     real = search.bench.train_folds
     seen = {}
@@ -108,3 +110,24 @@ def test_racing_workers_never_overspend(tmp_path):
     assert budget.spent(search.trials()) <= limit
     run_to_end(search)
     assert budget.spent(search.trials()) <= limit and limit - budget.spent(search.trials()) < IPE
+
+
+def test_an_ordered_search_makes_a_second_worker_wait_for_the_running_slot(tmp_path):
+    """Ordered (the default), slot k starts once slots < k are finished: a second worker is blocked while
+    slot 0 trains, then takes slot 1, sampled against slot 0's result."""
+    search, _ = stages(tmp_path, n_trials=3)
+    other = SearchStage(search.bench, st.create_storage(None, tmp_path / "run"), search.dcfg, search.method)
+    real = search.bench.train_folds
+    seen = {}
+
+    def racing(*args, **kwargs):
+        if not seen:
+            seen["other"] = other.step()
+        return real(*args, **kwargs)
+
+    search.bench.train_folds = racing
+    assert search.step() == RAN and seen["other"] == BLOCKED
+    search.bench.train_folds = real
+    assert other.step() == RAN
+    slots = {t.user_attrs["slot"]: t.state.name for t in other.trials() if "dropped" not in t.user_attrs}
+    assert slots == {0: "COMPLETE", 1: "COMPLETE"}
