@@ -25,7 +25,9 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     src.add_argument("--config", help="a YAML config file")
     p.add_argument("--out", help="run folder (default: results/<config name>)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any config key, e.g. --set training.max_epochs=3 (repeatable)")
+                   help="override any config key, e.g. --set training.max_epochs=3; a list entry by index or "
+                        "name: --set datasets[0].root=/data/CUB_200_2011, datasets[name=cub200].root=... "
+                        "(repeatable)")
     p.add_argument("--methods", help="comma-separated methods (overrides the config's list)")
     p.add_argument("--datasets", help="comma-separated dataset names (keeps the config's entries of these names, "
                                       "or adds them with default options)")

@@ -410,3 +410,21 @@ def test_bad_input_in_a_real_process(case, tmp_path):
     check_error(proc.stderr, case)
     assert not (tmp_path / "run").exists()
     assert listing(tmp_path) == before
+
+
+@pytest.mark.parametrize("override, message", [
+    ("datasets[3].root=/data/CUB_200_2011", "config key 'datasets' has no entry [3] (entries: [0] builtin)"),
+    ("datasets[name=cub200].root=/data/CUB_200_2011",
+     "config key 'datasets' has no entry with name=cub200 (entries: [0] builtin)"),
+    # the entry is reached: its own key's range check names it the same way
+    ("datasets[name=builtin].options.num_classes=1", "config key 'datasets[0].options.num_classes'"),
+    ("datasets[0].training.max_epochs=0", "config key 'datasets[0].training.max_epochs' must be >= 1"),
+])
+def test_set_addresses_list_entries_through_the_cli(override, message, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, str(REPO / "run_benchmark.py"), "run", "--preset", "smoke",
+                           "--set", override, "--out", str(tmp_path / "run"), "--no-progress"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    check_error(proc.stderr, Case("set_list_entry", smoke(), (message,)))
+    assert listing(tmp_path) == set()
