@@ -59,7 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="dml-bench", description="Deep metric learning benchmark: the reality-check protocol "
         "(search over class-disjoint folds, repeats, separated and concatenated test evaluation).")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("list-methods", help="every registered method with its search space")
+    lm = sub.add_parser("list-methods", help="every registered method with its description and search space")
+    lm.add_argument("pattern", nargs="?", help="only the methods whose name or display name contains this text "
+                                               "(or matches this glob, e.g. 'proxy*')")
+    lm.add_argument("--name", help="the same filter as PATTERN")
+    lm.add_argument("--json", action="store_true", help="print a JSON list (name, display_name, source, summary, "
+                                                        "description, search_space, defaults, fixed, flags)")
     run = sub.add_parser("run", help="run (or resume, or join as a worker) a leaderboard")
     _add_run_args(run)
     rep = sub.add_parser("report", help="tables (Markdown, text, LaTeX), significance, ranks, search diagnostics, "
@@ -94,9 +99,17 @@ def _names(text: Optional[str]) -> Optional[list[str]]:
 
 
 def cmd_list_methods(args: argparse.Namespace) -> int:
-    from benchmark.methods.describe import describe_methods
+    import json
 
-    print(describe_methods())
+    from benchmark.methods.describe import describe_methods, method_record, select_methods
+
+    if args.pattern is not None and args.name is not None and args.pattern != args.name:
+        raise UsageError("give the name filter once (PATTERN or --name)")
+    specs = select_methods(args.name if args.name is not None else args.pattern)
+    if args.json:
+        print(json.dumps([method_record(spec) for spec in specs], indent=2, ensure_ascii=False))
+    else:
+        print(describe_methods(specs))
     return 0
 
 

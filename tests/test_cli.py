@@ -106,3 +106,64 @@ def test_report_compare_published_on_fixture_results(capsys, tmp_path):
     assert "pub. 26.53" in out  # Contrastive, concatenated MAP@R in the DCML paper's Table 1
     assert "+0.07" in out  # ours 26.60 (mean of 26.5, 26.6, 26.7) minus 26.53
     assert (tmp_path / "tables" / "cub200.tex").is_file()
+
+
+def listed(out: str) -> set[str]:
+    """The methods whose row (name in the first column) the text table holds."""
+    return {line.split("|")[1].strip() for line in out.splitlines()[3:] if line.startswith("| ")} - {""}
+
+
+def test_list_methods_shows_each_description_and_filters_by_name(capsys):
+    from benchmark.methods.describe import summary
+
+    assert main(["list-methods"]) == 0
+    out = capsys.readouterr().out
+    assert "description" in out.splitlines()[1]
+    # the first paragraph of each build function's docstring, wrapped in its column
+    assert "Pulls positives within ``pos_margin``" in out
+    assert main(["list-methods", "proxy"]) == 0  # a substring of the name
+    out = capsys.readouterr().out
+    assert listed(out) == {"proxy_anchor", "proxy_nca", "proxy_nca_pp"}
+    assert main(["list-methods", "--name", "dro_*"]) == 0  # a glob
+    assert listed(capsys.readouterr().out) == {"dro_kl", "dro_topk", "dro_topk_pn"}
+    assert main(["list-methods", "arcFACE"]) == 0  # the display name, any case
+    assert listed(capsys.readouterr().out) == {"arcface"}
+    for spec in list_methods():
+        assert "\n" not in summary(spec) and summary(spec)
+
+
+def test_list_methods_refuses_a_filter_that_matches_nothing(capsys):
+    err = error_of(capsys, ["list-methods", "circle"])
+    assert "no method matches 'circle'" in err and "contrastive" in err
+    err = error_of(capsys, ["list-methods", "proxy", "--name", "dro"])
+    assert "name filter once" in err
+
+
+def test_list_methods_json_through_the_cli():
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    proc = subprocess.run([sys.executable, str(repo / "run_benchmark.py"), "list-methods", "--json"],
+                          capture_output=True, text=True, timeout=300, cwd=repo)
+    assert proc.returncode == 0, proc.stderr
+    records = json.loads(proc.stdout)
+    assert [r["name"] for r in records] == [spec.name for spec in list_methods()]
+    by_name = {r["name"]: r for r in records}
+    arc = by_name["proxy_anchor"]
+    assert arc["display_name"] == "Proxy-Anchor" and arc["source"] == "Kim et al., CVPR 2020"
+    assert arc["search_space"]["loss_lr"] == {"type": "float", "low": 1e-6, "high": 1.0, "log": True}
+    assert arc["defaults"]["margin"] == 0.1 and arc["has_parameters"] and arc["needs_num_classes"]
+    assert arc["summary"].startswith("Each proxy is an anchor") and "\n" not in arc["summary"]
+    soft = by_name["softtriple"]
+    assert "centers_per_class" in soft["fixed"] and "centers_per_class" not in soft["search_space"]
+    for spec in list_methods():
+        record = by_name[spec.name]
+        assert set(record["search_space"]) == set(spec.search_space)
+        assert record["defaults"] == dict(spec.defaults)
+        assert record["description"].split()[:3] == spec.description.split()[:3]
+    proc = subprocess.run([sys.executable, str(repo / "run_benchmark.py"), "list-methods", "triplet", "--json"],
+                          capture_output=True, text=True, timeout=300, cwd=repo)
+    assert [r["name"] for r in json.loads(proc.stdout)] == ["triplet"]
