@@ -3,14 +3,17 @@
 Bad input (a malformed argument, an unknown or out-of-range config key, an output folder that
 cannot be used, an unreachable storage, a missing or malformed dataset, a run folder of another
 config) prints one line ``error: ...`` and exits with status 2, before anything is written.
-Ctrl-C exits with 130; re-running the same command resumes the run.
+Ctrl-C exits with 130 and SIGTERM (a batch scheduler's stop, ``kill``) with 143, the unit in progress recorded
+as failed; re-running the same command resumes the run.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -41,6 +44,16 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-config-change", action="store_true",
                    help="continue a run folder whose stored config differs from this one")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the main thread is, so that it takes the path of Ctrl-C (the unit in progress is
+    recorded as failed and redone by the next run)."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+    raise Terminated
 
 
 class UsageError(BenchmarkError):
@@ -181,6 +194,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    previous = _handle_sigterm(_on_sigterm)
     try:
         args = build_parser().parse_args(argv)
         if args.command == "list-methods":
@@ -191,10 +205,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except BenchmarkError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("terminated (SIGTERM): the unit in progress was recorded as failed and will be redone; "
+              "re-run the same command to resume", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("interrupted: the unit in progress was recorded as failed and will be redone; "
               "re-run the same command to resume", file=sys.stderr)
         return 130
+    finally:
+        _handle_sigterm(previous)
+
+
+def _handle_sigterm(handler):
+    """Install ``handler`` for SIGTERM and return the one it replaces (None, and nothing done, off the main thread,
+    where Python cannot install signal handlers: an in-process caller's own thread)."""
+    if handler is None or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, handler)
 
 
 def entry_point() -> None:

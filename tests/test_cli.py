@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 
 from benchmark.cli import main
 from benchmark.methods import list_methods
+
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def error_of(capsys, argv):
@@ -140,12 +150,7 @@ def test_list_methods_refuses_a_filter_that_matches_nothing(capsys):
 
 
 def test_list_methods_json_through_the_cli():
-    import json
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    repo = Path(__file__).resolve().parent.parent
+    repo = REPO
     proc = subprocess.run([sys.executable, str(repo / "run_benchmark.py"), "list-methods", "--json"],
                           capture_output=True, text=True, timeout=300, cwd=repo)
     assert proc.returncode == 0, proc.stderr
@@ -167,3 +172,54 @@ def test_list_methods_json_through_the_cli():
     proc = subprocess.run([sys.executable, str(repo / "run_benchmark.py"), "list-methods", "triplet", "--json"],
                           capture_output=True, text=True, timeout=300, cwd=repo)
     assert [r["name"] for r in json.loads(proc.stdout)] == ["triplet"]
+
+
+#: One method, one search trial, one repeat of a few iterations, an untrained trunk: a whole run in seconds.
+TINY_RUN = ["run", "--preset", "smoke", "--methods", "contrastive", "--trials", "1", "--repeats", "1",
+            "--set", "model.pretrained=false", "--set", "evaluation.verification_far=null",
+            "--set", "training.iterations_per_epoch=4", "--no-progress"]
+
+
+def wait_for_line(path: Path, text: str, proc: subprocess.Popen, limit: float = 300) -> None:
+    """Poll ``path`` until a line holds ``text`` (the process must still be running meanwhile)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if path.is_file() and any(text in line for line in path.read_text(encoding="utf-8").splitlines()):
+            return
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        time.sleep(0.05)
+    raise AssertionError(f"{text!r} never appeared in {path}")
+
+
+def search_states(out: Path) -> list[str]:
+    from benchmark.protocol import storage as st
+
+    study = st.get_study(st.create_storage(None, out), "builtin::contrastive::search")
+    return [t.state.name for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)]
+
+
+@pytest.mark.slow
+def test_sigterm_is_handled_like_ctrl_c_and_the_run_resumes(tmp_path):
+    out = tmp_path / "run"
+    command = [sys.executable, str(REPO / "run_benchmark.py"), *TINY_RUN, "--out", str(out)]
+    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # the search trial records its slot when it starts: from then on it is the unit in progress
+        wait_for_line(out / "optuna.journal", '"user_attr":{"slot":0}', proc)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
+    assert err.strip().splitlines()[-1] == ("terminated (SIGTERM): the unit in progress was recorded as failed and "
+                                            "will be redone; re-run the same command to resume")
+    assert search_states(out) == ["FAIL"]
+    assert not (out / "results.csv").is_file() or "contrastive" not in (out / "results.csv").read_text()
+    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert search_states(out) == ["FAIL", "COMPLETE"]  # the interrupted slot redone, once
+    assert "summary: 1 failed or interrupted unit attempts were redone" in again.stderr
+    results = (out / "results.csv").read_text()
+    assert "contrastive" in results and "pretrained" in results.lower()
