@@ -148,16 +148,25 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     prepare_run_dir(run_dir, cfg, list(argv), allow_config_change=args.allow_config_change)
     handler = attach_log(run_dir)
     try:
-        run_leaderboard(cfg, run_dir, progress=not args.no_progress, allow_config_change=args.allow_config_change,
-                        bench=bench)
+        stages = run_leaderboard(cfg, run_dir, progress=not args.no_progress,
+                                 allow_config_change=args.allow_config_change, bench=bench)
     finally:
         logging.getLogger("benchmark").removeHandler(handler)
         handler.close()
+    other = stages.finished_by
+    if other is not None:  # several workers: the one that claimed the finished leaderboard prints the tables
+        theirs = Path(other["run_dir"])
+        if theirs != run_dir.resolve():  # another run folder (another machine): its own tables, quietly
+            _report(run_dir, formats=("markdown", "text", "latex"), compare=None, plots=True,
+                    print_format="markdown", show=False)
+            theirs = run_dir
+        print(f"leaderboard finished by another worker ({other['worker']}); tables in {theirs / 'tables'}")
+        return 0
     return _report(run_dir, formats=("markdown", "text", "latex"), compare=None, plots=True,
                    print_format="markdown")
 
 
-def _report(run_dir: Path, *, formats, compare, plots: bool, print_format: str) -> int:
+def _report(run_dir: Path, *, formats, compare, plots: bool, print_format: str, show: bool = True) -> int:
     from benchmark.reporting import aggregate_run, render_table, write_plots, write_reports
     from benchmark.reporting.run_report import write_run_report
 
@@ -170,6 +179,8 @@ def _report(run_dir: Path, *, formats, compare, plots: bool, print_format: str) 
     # significance, ranks, search diagnostics, cost, power, CD diagrams and report.html
     stats_written, findings = write_run_report(run_dir, plots=plots)
     written += stats_written
+    if not show:
+        return 0
     agg = aggregate_run(run_dir)
     for dataset in agg["dataset"].unique():
         print(f"\n{dataset}\n")
