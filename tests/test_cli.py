@@ -223,3 +223,33 @@ def test_sigterm_is_handled_like_ctrl_c_and_the_run_resumes(tmp_path):
     assert "summary: 1 failed or interrupted unit attempts were redone" in again.stderr
     results = (out / "results.csv").read_text()
     assert "contrastive" in results and "pretrained" in results.lower()
+
+
+def write_features(path: Path, *, classes: int = 40, per_class: int = 8, dim: int = 16) -> None:
+    """A small features file: separable class clusters (train: the first half of the classes)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(classes, dim)) * 2
+    x = np.concatenate([centres[c] + rng.normal(size=(per_class, dim)) for c in range(classes)])
+    np.savez(path, features=x.astype("float32"), labels=np.repeat(np.arange(classes), per_class))
+
+
+@pytest.mark.slow
+def test_the_features_preset_runs_a_features_file_end_to_end(tmp_path):
+    write_features(tmp_path / "mine.npz")
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, str(REPO / "run_benchmark.py"), "run", "--preset", "features",
+                           "--set", f"datasets[0].root={tmp_path / 'mine.npz'}",
+                           "--methods", "contrastive,proxy_anchor",
+                           "--trials", "2", "--repeats", "2", "--folds", "2", "--out", str(out), "--no-progress"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "| Proxy-Anchor" in proc.stdout and "| Pretrained" in proc.stdout
+    import pandas as pd
+
+    results = pd.read_csv(out / "results.csv")
+    assert set(results["dataset"]) == {"features"}
+    assert set(results["method"]) == {"pretrained", "contrastive", "proxy_anchor"}
+    config = (out / "config.resolved.yaml").read_text()
+    assert "regime: frozen" in config and "optimizer: adam" in config and "max_epochs: 8" in config

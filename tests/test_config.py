@@ -187,3 +187,21 @@ def test_set_refuses_an_ambiguous_name():
         apply_overrides(data, ["datasets[name=builtin].root=/d"])
     apply_overrides(data, ["datasets[label=b].options.context_bias=0.5"])
     assert data["datasets"][1]["options"] == {"context_bias": 0.5}
+
+
+def test_the_features_preset_trains_like_the_quick_preset_and_lists_every_method_that_fits():
+    cfg = load_run_config(preset="features", overrides=["datasets[0].root=/data/my_features.npz"])
+    (d,) = cfg.datasets
+    assert (d.name, d.root, d.key) == ("features", "/data/my_features.npz", "features")
+    quick = load_run_config(preset="quick")
+    assert cfg.training == quick.training  # the frozen regime's budget, not the paper's 1000 epochs of RMSprop
+    assert (cfg.training.regime, cfg.training.optimizer, cfg.training.max_epochs) == ("frozen", "adam", 8)
+    assert cfg.protocol == quick.protocol
+    fits = [s.name for s in list_methods() if s.can_run_frozen and not s.needs_spatial_map]
+    assert cfg.methods == fits  # a method registered later that can run on vectors belongs here too
+
+
+def test_the_features_preset_without_a_file_says_how_to_give_one():
+    with pytest.raises(ConfigError, match=r"'datasets\[0\]\.root': dataset 'features' needs a location: .*"
+                                          r"--set datasets\[0\]\.root=PATH"):
+        load_run_config(preset="features")
