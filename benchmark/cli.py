@@ -1,4 +1,4 @@
-"""The command line: ``dml-bench`` / ``python run_benchmark.py`` {list-methods, run, report}.
+"""The command line: ``dml-bench`` / ``python run_benchmark.py`` {list-methods, prepare, run, report}.
 
 Bad input (a malformed argument, an unknown or out-of-range config key, an output folder that
 cannot be used, an unreachable storage, a missing or malformed dataset, a run folder of another
@@ -23,10 +23,21 @@ RESULTS_DIR = Path("results")
 
 
 def _add_run_args(p: argparse.ArgumentParser) -> None:
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--preset", help="a preset from configs/ (smoke, quick, reality-check)")
-    src.add_argument("--config", help="a YAML config file")
+    _add_config_args(p)
     p.add_argument("--out", help="run folder (default: results/<config name>)")
+    p.add_argument("--trials", type=int, help="search trials per method and dataset")
+    p.add_argument("--repeats", type=int, help="repeats of the best configuration")
+    p.add_argument("--storage", help="Optuna storage URL shared by several workers (default: a journal file "
+                                     "in the run folder)")
+    p.add_argument("--allow-config-change", action="store_true",
+                   help="continue a run folder whose stored config differs from this one")
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    """What chooses a config: shared by ``run`` and ``prepare``."""
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--preset", help="a preset from configs/ (smoke, quick, features, reality-check, context-bias)")
+    src.add_argument("--config", help="a YAML config file")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key, e.g. --set training.max_epochs=3; a list entry by index or "
                         "name: --set datasets[0].root=/data/CUB_200_2011, datasets[name=cub200].root=... "
@@ -34,15 +45,9 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--methods", help="comma-separated methods (overrides the config's list)")
     p.add_argument("--datasets", help="comma-separated dataset names (keeps the config's entries of these names, "
                                       "or adds them with default options)")
-    p.add_argument("--trials", type=int, help="search trials per method and dataset")
-    p.add_argument("--repeats", type=int, help="repeats of the best configuration")
     p.add_argument("--folds", type=int, help="cross-validation folds")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--storage", help="Optuna storage URL shared by several workers (default: a journal file "
-                                     "in the run folder)")
     p.add_argument("--seed", type=int, help="run seed")
-    p.add_argument("--allow-config-change", action="store_true",
-                   help="continue a run folder whose stored config differs from this one")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -80,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "description, search_space, defaults, fixed, flags)")
     run = sub.add_parser("run", help="run (or resume, or join as a worker) a leaderboard")
     _add_run_args(run)
+    prep = sub.add_parser("prepare", help="what a run needs before it trains, now: datasets generated or checked, "
+                                          "the small CNN pretrained (resumable), trunk outputs cached (run does "
+                                          "this itself; prepare is optional)")
+    _add_config_args(prep)
     rep = sub.add_parser("report", help="tables (Markdown, text, LaTeX), significance, ranks, search diagnostics, "
                                         "cost, plots and report.html from a run folder's CSV files")
     rep.add_argument("run_dir")
@@ -99,7 +108,7 @@ def _config_from_args(args: argparse.Namespace):
     for flag, key in (("trials", "protocol.n_trials"), ("repeats", "protocol.n_repeats"),
                       ("folds", "protocol.n_folds"), ("device", "device"), ("storage", "protocol.storage"),
                       ("seed", "seed")):
-        value = getattr(args, flag)
+        value = getattr(args, flag, None)  # prepare has no --trials, --repeats, --storage
         if value is not None:
             overrides.append(f"{key}={value}")
     return load_run_config(preset=args.preset, path=args.config, overrides=overrides,
@@ -126,6 +135,25 @@ def cmd_list_methods(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prepare(args: argparse.Namespace) -> int:
+    """Everything before the first unit of work (see ``Workbench.prepare``); writes only to the cache."""
+    import time
+
+    from benchmark.models.trunks import check_pretrained_weights
+    from benchmark.protocol.preflight import check_device, check_precision
+    from benchmark.protocol.workbench import Workbench
+
+    start = time.monotonic()
+    cfg = _config_from_args(args)
+    check_device(cfg.device)
+    check_precision(cfg)
+    check_pretrained_weights(cfg.model.trunk, pretrained=cfg.model.pretrained, weights=cfg.model.weights)
+    for line in Workbench(cfg, progress=not args.no_progress).prepare():
+        print(line, flush=True)
+    print(f"prepared in {time.monotonic() - start:.0f} s: `dml-bench run` with this config starts training at once")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from benchmark.models.trunks import check_pretrained_weights
     from benchmark.protocol.leaderboard import run_leaderboard
@@ -144,7 +172,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if cfg.protocol.storage is not None:
         check_storage_url(cfg.protocol.storage)
     bench = Workbench(cfg, progress=not args.no_progress)
-    bench.load_all()  # layouts, paths inside the root, each image once, readable image headers
+    bench.prepare()  # layouts, paths inside the root, each image once, readable headers; trunk; frozen caches
     prepare_run_dir(run_dir, cfg, list(argv), allow_config_change=args.allow_config_change)
     handler = attach_log(run_dir)
     try:
@@ -212,6 +240,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return cmd_list_methods(args)
         if args.command == "run":
             return cmd_run(args, argv)
+        if args.command == "prepare":
+            return cmd_prepare(args)
         return cmd_report(args)
     except BenchmarkError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -253,3 +253,29 @@ def test_the_features_preset_runs_a_features_file_end_to_end(tmp_path):
     assert set(results["method"]) == {"pretrained", "contrastive", "proxy_anchor"}
     config = (out / "config.resolved.yaml").read_text()
     assert "regime: frozen" in config and "optimizer: adam" in config and "max_epochs: 8" in config
+
+
+def test_prepare_checks_and_prepares_without_writing_a_run_folder(tmp_path):
+    write_features(tmp_path / "mine.npz")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    env = {**__import__("os").environ, "DML_BENCH_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.run([sys.executable, str(REPO / "run_benchmark.py"), "prepare", "--preset", "smoke",
+                           "--set", "model.pretrained=false", "--set", "training.regime=frozen",
+                           "--datasets", "builtin,features", "--set", f"datasets[1].root={tmp_path / 'mine.npz'}",
+                           "--set", "datasets[0].options.num_classes=16", "--set", "training.batch_size=8",
+                           "--no-progress"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0] == "dataset builtin: 96 training and 96 test samples checked, 2 folds, trunk outputs cached"
+    assert lines[1] == "dataset features: 160 training and 160 test samples checked, 2 folds"
+    assert lines[2] == "trunk small_cnn: untrained (model.pretrained: false)"
+    assert lines[3].startswith("prepared in ") and "dml-bench run" in lines[3]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*before, "cache"])  # only the cache was written
+    assert list((tmp_path / "cache").rglob("*"))  # the frozen regime's trunk outputs
+
+
+def test_prepare_refuses_bad_input_in_one_line(capsys):
+    err = error_of(capsys, ["prepare", "--preset", "features"])
+    assert "'datasets[0].root'" in err and "--set datasets[0].root=PATH" in err
+    err = error_of(capsys, ["prepare", "--preset", "smoke", "--trials", "3"])
+    assert "unrecognized arguments: --trials 3" in err
