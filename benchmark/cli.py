@@ -183,12 +183,10 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         handler.close()
     other = stages.finished_by
     if other is not None:  # several workers: the one that claimed the finished leaderboard prints the tables
-        theirs = Path(other["run_dir"])
-        if theirs != run_dir.resolve():  # another run folder (another machine): its own tables, quietly
+        if not other["same_folder"]:  # this worker's own run folder (another --out, another machine): quietly
             _report(run_dir, formats=("markdown", "text", "latex"), compare=None, plots=True,
                     print_format="markdown", show=False)
-            theirs = run_dir
-        print(f"leaderboard finished by another worker ({other['worker']}); tables in {theirs / 'tables'}")
+        print(f"leaderboard finished by another worker ({other['worker']}); tables in {run_dir.resolve() / 'tables'}")
         return 0
     return _report(run_dir, formats=("markdown", "text", "latex"), compare=None, plots=True,
                    print_format="markdown")

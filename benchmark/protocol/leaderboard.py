@@ -132,7 +132,7 @@ def _finished_here(stage) -> bool:
 
 def _claim_finish(storage, stages: Stages, run_dir: Path, *, ran_any: bool) -> Optional[dict]:
     """None when this worker prints the final tables, else the record of the worker that does
-    (``{"worker": host:pid, "run_dir": ...}``).
+    (``{"worker": host:pid, "run_dir": ..., "same_folder": whether that is this worker's run folder}``).
 
     Every worker that worked on the leaderboard claims its end with a trial in ``FINISH_STUDY`` (one per
     set of stages, so a leaderboard continued with more methods is claimed anew); the lowest-numbered
@@ -149,13 +149,17 @@ def _claim_finish(storage, stages: Stages, run_dir: Path, *, ran_any: bool) -> O
         mine = trial.number
     # every claim, told or not yet: trial numbers are handed out atomically, so all workers agree on the first
     claims = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+    here = str(run_dir.resolve())
     if not claims:  # every unit finished by workers that are still claiming: a moment later it is there
-        return {"worker": "another worker", "run_dir": str(run_dir.resolve())}
+        return {"worker": "another worker", "run_dir": here, "same_folder": False}
     first = claims[0]
     if first.number == mine:
         return None
-    return {"worker": first.user_attrs.get(st.WORKER_ATTR, "another worker"),
-            "run_dir": first.user_attrs.get("run_dir", str(run_dir.resolve()))}
+    worker = str(first.user_attrs.get(st.WORKER_ATTR, "another worker"))
+    theirs = first.user_attrs.get("run_dir", "")
+    # the same folder only on the same host (two machines may both write results/quick)
+    same = theirs == here and worker.rpartition(":")[0] == st.worker_id().rpartition(":")[0]
+    return {"worker": worker, "run_dir": theirs or here, "same_folder": same}
 
 
 def run_summary(stages: Stages) -> list[str]:

@@ -429,7 +429,7 @@ class Stages:
     search: dict
     repeats: dict
     #: After ``run_leaderboard``: None when this worker prints the final tables, else the record of the
-    #: worker that does (``{"worker": host:pid, "run_dir": ...}``), set by ``leaderboard``.
+    #: worker that does (``{"worker": host:pid, "run_dir": ..., "same_folder": bool}``), set by ``leaderboard``.
     finished_by: Optional[dict] = None
 
     def ordered(self) -> list:
