@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -53,12 +54,56 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the main thread is, so that it takes the path of Ctrl-C (the unit in progress is
-    recorded as failed and redone by the next run)."""
+    recorded as failed and redone by the next run); deferred while the main thread is inside Optuna's storage or
+    SQLAlchemy code, whose locks and records an exception there would leave half-done."""
+
+
+def _storage_code() -> tuple[str, ...]:
+    """The folders of the code that must not be interrupted half-way: Optuna's storages (a journal file's lock,
+    a record half-appended) and SQLAlchemy (a database transaction). Found without importing them."""
+    import importlib.util
+
+    folders = []
+    for package, sub in (("optuna", "storages"), ("sqlalchemy", "")):
+        spec = importlib.util.find_spec(package)
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            folders.append(os.path.join(location, sub, "") if sub else os.path.join(location, ""))
+    return tuple(folders)
+
+
+def _in_storage_code(frame) -> bool:
+    critical = _storage_code()
+    while frame is not None:
+        if frame.f_code.co_filename.startswith(critical):
+            return True
+        frame = frame.f_back
+    return False
+
+
+#: SIGALRM's handler before a deferred SIGTERM borrowed it (restored when the SIGTERM is raised or main returns).
+_alarm_handler: list = []
+
+
+def _raise_when_safe(signum, frame) -> None:
+    """Raise ``Terminated`` now, or, while the main thread is inside storage code, 5 ms later (SIGALRM)."""
+    if hasattr(signal, "setitimer") and _in_storage_code(frame):
+        if not _alarm_handler:
+            _alarm_handler.append(signal.signal(signal.SIGALRM, _raise_when_safe))
+        signal.setitimer(signal.ITIMER_REAL, 0.005)
+        return
+    _restore_alarm()
+    raise Terminated
+
+
+def _restore_alarm() -> None:
+    if _alarm_handler:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, _alarm_handler.pop())
 
 
 def _on_sigterm(signum, frame) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
-    raise Terminated
+    _raise_when_safe(signum, frame)
 
 
 class UsageError(BenchmarkError):
@@ -253,6 +298,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               "re-run the same command to resume", file=sys.stderr)
         return 130
     finally:
+        if threading.current_thread() is threading.main_thread():
+            _restore_alarm()
         _handle_sigterm(previous)
 
 
