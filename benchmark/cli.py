@@ -4,7 +4,7 @@ Bad input (a malformed argument, an unknown or out-of-range config key, an outpu
 cannot be used, an unreachable storage, a missing or malformed dataset, a run folder of another
 config) prints one line ``error: ...`` and exits with status 2, before anything is written.
 Ctrl-C exits with 130 and SIGTERM (a batch scheduler's stop, ``kill``) with 143, the unit in progress recorded
-as failed; re-running the same command resumes the run.
+as failed (either signal waits while Optuna's storage code runs); re-running the same command resumes the run.
 """
 
 from __future__ import annotations
@@ -80,19 +80,23 @@ def _in_storage_code(frame) -> bool:
     return False
 
 
-#: SIGALRM's handler before a deferred SIGTERM borrowed it (restored when the SIGTERM is raised or main returns).
+#: SIGALRM's handler before a deferred signal borrowed it (restored when the signal is raised or main returns).
 _alarm_handler: list = []
+#: The exception a deferred signal raises (Terminated for SIGTERM, KeyboardInterrupt for Ctrl-C).
+_pending: list = []
 
 
 def _raise_when_safe(signum, frame) -> None:
-    """Raise ``Terminated`` now, or, while the main thread is inside storage code, 5 ms later (SIGALRM)."""
+    """Raise the pending exception now, or, while the main thread is inside storage code, 5 ms later (SIGALRM)."""
     if hasattr(signal, "setitimer") and _in_storage_code(frame):
         if not _alarm_handler:
             _alarm_handler.append(signal.signal(signal.SIGALRM, _raise_when_safe))
         signal.setitimer(signal.ITIMER_REAL, 0.005)
         return
     _restore_alarm()
-    raise Terminated
+    exc = _pending.pop() if _pending else Terminated
+    _pending.clear()
+    raise exc
 
 
 def _restore_alarm() -> None:
@@ -103,6 +107,13 @@ def _restore_alarm() -> None:
 
 def _on_sigterm(signum, frame) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+    _pending[:] = [Terminated]
+    _raise_when_safe(signum, frame)
+
+
+def _on_sigint(signum, frame) -> None:
+    if not _pending:  # a SIGTERM already waiting keeps its exit status
+        _pending.append(KeyboardInterrupt)
     _raise_when_safe(signum, frame)
 
 
@@ -276,7 +287,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    previous = _handle_sigterm(_on_sigterm)
+    previous = _handle_signals(_on_sigterm, _on_sigint)
     try:
         args = build_parser().parse_args(argv)
         if args.command == "list-methods":
@@ -298,17 +309,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               "re-run the same command to resume", file=sys.stderr)
         return 130
     finally:
-        if threading.current_thread() is threading.main_thread():
+        if previous is not None:
             _restore_alarm()
-        _handle_sigterm(previous)
+            _pending.clear()
+            _handle_signals(*previous)
 
 
-def _handle_sigterm(handler):
-    """Install ``handler`` for SIGTERM and return the one it replaces (None, and nothing done, off the main thread,
-    where Python cannot install signal handlers: an in-process caller's own thread)."""
-    if handler is None or threading.current_thread() is not threading.main_thread():
+def _handle_signals(on_term, on_int):
+    """Install the SIGTERM and SIGINT handlers and return the ones they replace; None, and nothing done, off the
+    main thread (Python installs signal handlers only there: an in-process caller's own thread) or where a
+    handler was not installed from Python."""
+    if threading.current_thread() is not threading.main_thread() or on_term is None or on_int is None:
         return None
-    return signal.signal(signal.SIGTERM, handler)
+    return signal.signal(signal.SIGTERM, on_term), signal.signal(signal.SIGINT, on_int)
 
 
 def entry_point() -> None:
