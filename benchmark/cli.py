@@ -1,4 +1,4 @@
-"""The command line: ``dml-bench`` / ``python run_benchmark.py`` {list-methods, run, report}.
+"""The command line: ``dml-bench`` / ``python run_benchmark.py`` {list-methods, prepare, plan, run, report}.
 
 Bad input (a malformed argument, an unknown or out-of-range config key, an output folder that
 cannot be used, an unreachable storage, a missing or malformed dataset, a run folder of another
@@ -12,14 +12,18 @@ the same command resumes the run:
 * 4: the storage database did not answer for longer than ``protocol.storage_wait`` seconds. The
   worker's unfinished unit is released (failed) if the database answers during the cleanup, and
   otherwise taken over at once by the next worker started on the same host.
-* 130: Ctrl-C.
+* 130: Ctrl-C; 143: SIGTERM (a batch scheduler's stop, ``kill``). The unit in progress is recorded
+  as failed and redone by the next run; either signal waits while Optuna's storage code runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
+import threading
 import traceback
 import warnings
 from pathlib import Path
@@ -37,30 +41,102 @@ _run_dir: Optional[Path] = None
 
 
 def _add_run_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
-    src = p.add_mutually_exclusive_group(required=required)
-    src.add_argument("--preset", help=f"a preset from configs/ ({', '.join(list_presets())})")
-    src.add_argument("--config", help="a YAML config file")
+    _add_config_args(p, required=required)
     p.add_argument("--out", help="run folder (default: results/<config name>)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any config key, e.g. --set training.max_epochs=3 (repeatable)")
-    p.add_argument("--methods", help="comma-separated methods (overrides the config's list)")
-    p.add_argument("--datasets", help="comma-separated dataset names (keeps the config's entries of these names, "
-                                      "or adds them with default options)")
     p.add_argument("--trials", type=int, help="search trials per method and dataset")
     p.add_argument("--repeats", type=int, help="repeats of the best configuration")
-    p.add_argument("--folds", type=int, help="cross-validation folds")
-    p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--storage", help="Optuna storage URL shared by several workers (default: a journal file "
                                      "in the run folder); taken as a plain string. Its password is masked in "
                                      "everything the run writes; better, keep it out of the URL (~/.pgpass or "
                                      "PGPASSWORD for PostgreSQL)")
-    p.add_argument("--seed", type=int, help="run seed")
     p.add_argument("--allow-config-change", action="store_true",
                    help="continue a run folder whose stored config differs from this one")
     p.add_argument("--workers", help="worker processes to start on this machine, or auto (every core; one per "
                                      "GPU); they share the run's storage (default: protocol.workers)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--no-report", action="store_true", help=argparse.SUPPRESS)  # a worker started by --workers
+
+
+def _add_config_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
+    """What chooses a config: shared by ``run``, ``plan`` and ``prepare``."""
+    src = p.add_mutually_exclusive_group(required=required)
+    src.add_argument("--preset", help=f"a preset from configs/ ({', '.join(list_presets())})")
+    src.add_argument("--config", help="a YAML config file")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config key, e.g. --set training.max_epochs=3; a list entry by index or "
+                        "name: --set datasets[0].root=/data/CUB_200_2011, datasets[name=cub200].root=... "
+                        "(repeatable)")
+    p.add_argument("--methods", help="comma-separated methods (overrides the config's list)")
+    p.add_argument("--datasets", help="comma-separated dataset names (keeps the config's entries of these names, "
+                                      "or adds them with default options)")
+    p.add_argument("--folds", type=int, help="cross-validation folds")
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--seed", type=int, help="run seed")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the main thread is, so that it takes the path of Ctrl-C (the unit in progress is
+    recorded as failed and redone by the next run); deferred while the main thread is inside Optuna's storage or
+    SQLAlchemy code, whose locks and records an exception there would leave half-done."""
+
+
+def _storage_code() -> tuple[str, ...]:
+    """The folders of the code that must not be interrupted half-way: Optuna's storages (a journal file's lock,
+    a record half-appended) and SQLAlchemy (a database transaction). Found without importing them."""
+    import importlib.util
+
+    folders = []
+    for package, sub in (("optuna", "storages"), ("sqlalchemy", "")):
+        spec = importlib.util.find_spec(package)
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            folders.append(os.path.join(location, sub, "") if sub else os.path.join(location, ""))
+    return tuple(folders)
+
+
+def _in_storage_code(frame) -> bool:
+    critical = _storage_code()
+    while frame is not None:
+        if frame.f_code.co_filename.startswith(critical):
+            return True
+        frame = frame.f_back
+    return False
+
+
+#: SIGALRM's handler before a deferred signal borrowed it (restored when the signal is raised or main returns).
+_alarm_handler: list = []
+#: The exception a deferred signal raises (Terminated for SIGTERM, KeyboardInterrupt for Ctrl-C).
+_pending: list = []
+
+
+def _raise_when_safe(signum, frame) -> None:
+    """Raise the pending exception now, or, while the main thread is inside storage code, 5 ms later (SIGALRM)."""
+    if hasattr(signal, "setitimer") and _in_storage_code(frame):
+        if not _alarm_handler:
+            _alarm_handler.append(signal.signal(signal.SIGALRM, _raise_when_safe))
+        signal.setitimer(signal.ITIMER_REAL, 0.005)
+        return
+    _restore_alarm()
+    exc = _pending.pop() if _pending else Terminated
+    _pending.clear()
+    raise exc
+
+
+def _restore_alarm() -> None:
+    if _alarm_handler:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, _alarm_handler.pop())
+
+
+def _on_sigterm(signum, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+    _pending[:] = [Terminated]
+    _raise_when_safe(signum, frame)
+
+
+def _on_sigint(signum, frame) -> None:
+    if not _pending:  # a SIGTERM already waiting keeps its exit status
+        _pending.append(KeyboardInterrupt)
+    _raise_when_safe(signum, frame)
 
 
 class UsageError(BenchmarkError):
@@ -79,7 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="dml-bench", description="Deep metric learning benchmark: the reality-check protocol "
         "(search over class-disjoint folds, repeats, separated and concatenated test evaluation).")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("list-methods", help="every registered method with its search space")
+    lm = sub.add_parser("list-methods", help="every registered method with its description and search space")
+    lm.add_argument("pattern", nargs="?", help="only the methods whose name or display name contains this text "
+                                               "(or matches this glob, e.g. 'proxy*')")
+    lm.add_argument("--name", help="the same filter as PATTERN")
+    lm.add_argument("--json", action="store_true", help="print a JSON list (name, display_name, source, summary, "
+                                                        "description, search_space, defaults, fixed, flags)")
     run = sub.add_parser("run", help="run (or resume, or join as a worker) a leaderboard")
     _add_run_args(run)
     plan = sub.add_parser("plan", help="what a run will cost before it runs: units, fold trainings, iterations "
@@ -89,6 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--measure", action="store_true",
                       help="time a few training iterations and a validation of every method and dataset here, "
                            "and a test evaluation per dataset, to estimate the wall time")
+    prep = sub.add_parser("prepare", help="what a run needs before it trains, now: datasets generated or checked, "
+                                          "the small CNN pretrained (resumable), trunk outputs cached (run does "
+                                          "this itself; prepare is optional)")
+    _add_config_args(prep)
     rep = sub.add_parser("report", help="tables (Markdown, text, LaTeX), significance, ranks, search diagnostics, "
                                         "cost, plots and report.html from a run folder's CSV files")
     rep.add_argument("run_dir", help="a run folder written by dml-bench run (results/<name>)")
@@ -134,11 +219,12 @@ def _config_from_args(args: argparse.Namespace):
     for flag, key in (("trials", "protocol.n_trials"), ("repeats", "protocol.n_repeats"),
                       ("folds", "protocol.n_folds"), ("device", "device"), ("seed", "seed"),
                       ("workers", "protocol.workers")):
-        value = getattr(args, flag)
+        value = getattr(args, flag, None)  # prepare has no --trials, --repeats, --workers
         if value is not None:
             overrides.append(f"{key}={value}")
     return load_run_config(preset=args.preset, path=args.config, overrides=overrides,
-                           methods=_names(args.methods), datasets=_names(args.datasets), storage=args.storage)
+                           methods=_names(args.methods), datasets=_names(args.datasets),
+                           storage=getattr(args, "storage", None))
 
 
 def _names(text: Optional[str]) -> Optional[list[str]]:
@@ -147,9 +233,36 @@ def _names(text: Optional[str]) -> Optional[list[str]]:
 
 
 def cmd_list_methods(args: argparse.Namespace) -> int:
-    from benchmark.methods.describe import describe_methods
+    import json
 
-    print(describe_methods())
+    from benchmark.methods.describe import describe_methods, method_record, select_methods
+
+    if args.pattern is not None and args.name is not None and args.pattern != args.name:
+        raise UsageError("give the name filter once (PATTERN or --name)")
+    specs = select_methods(args.name if args.name is not None else args.pattern)
+    if args.json:
+        print(json.dumps([method_record(spec) for spec in specs], indent=2, ensure_ascii=False))
+    else:
+        print(describe_methods(specs))
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    """Everything before the first unit of work (see ``Workbench.prepare``); writes only to the cache."""
+    import time
+
+    from benchmark.models.trunks import check_pretrained_weights
+    from benchmark.protocol.preflight import check_device, check_precision
+    from benchmark.protocol.workbench import Workbench
+
+    start = time.monotonic()
+    cfg = _config_from_args(args)
+    check_device(cfg.device)
+    check_precision(cfg)
+    check_pretrained_weights(cfg.model.trunk, pretrained=cfg.model.pretrained, weights=cfg.model.weights)
+    for line in Workbench(cfg, progress=not args.no_progress).prepare():
+        print(line, flush=True)
+    print(f"prepared in {time.monotonic() - start:.0f} s: `dml-bench run` with this config starts training at once")
     return 0
 
 
@@ -175,7 +288,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if cfg.protocol.storage is not None:
         check_storage_url(cfg.protocol.storage)
     bench = Workbench(cfg, progress=not args.no_progress)
-    bench.load_all()  # layouts, paths inside the root, each image once, readable image headers
+    bench.prepare()  # layouts, paths inside the root, each image once, readable headers; trunk; frozen caches
     prepare_run_dir(run_dir, cfg, list(argv), allow_config_change=args.allow_config_change)
     frozen = any(cfg.training_for(d).regime == "frozen" or d.name == "features" for d in cfg.datasets)
     plan = plan_workers(cfg.protocol.workers, device=cfg.device, frozen=frozen)
@@ -186,11 +299,19 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     else:
         handler = attach_log(run_dir)
         try:
-            run_leaderboard(cfg, run_dir, progress=not args.no_progress,
-                            allow_config_change=args.allow_config_change, bench=bench)
+            stages = run_leaderboard(cfg, run_dir, progress=not args.no_progress,
+                                     allow_config_change=args.allow_config_change, bench=bench)
         finally:
             logging.getLogger("benchmark").removeHandler(handler)
             handler.close()
+        other = stages.finished_by
+        if other is not None:  # several workers: the one that claimed the finished leaderboard prints the tables
+            if not other["same_folder"] and not args.no_report:  # its own run folder (another --out or machine)
+                _report(run_dir, formats=("markdown", "text", "latex"), compare=None, plots=True,
+                        print_format="markdown", show=False)
+            print(f"leaderboard finished by another worker ({other['worker']}); tables in "
+                  f"{run_dir.resolve() / 'tables'}")
+            return 0
     if args.no_report:
         return 0
     return _report(run_dir, formats=("markdown", "text", "latex"), compare=None, plots=True,
@@ -236,7 +357,7 @@ def _summarise_warnings(caught: list) -> None:
 
 
 def _write_report(run_dir: Path, *, formats, compare, plots: bool, print_format: str,
-                  latex_width: str = "column") -> int:
+                  latex_width: str = "column", show: bool = True) -> int:
     from benchmark.reporting import aggregate_run, write_plots, write_reports
     from benchmark.reporting.run_files import check_run_files
     from benchmark.reporting.run_report import write_run_report
@@ -253,6 +374,8 @@ def _write_report(run_dir: Path, *, formats, compare, plots: bool, print_format:
     # significance, ranks, search diagnostics, cost, power, CD diagrams and report.html
     stats_written, findings = write_run_report(run_dir, plots=plots)
     written += stats_written
+    if not show:
+        return 0
     agg = aggregate_run(run_dir)
     for dataset in map(str, agg["dataset"].unique()):
         note = comparison_note(agg, dataset) if compare else None
@@ -328,6 +451,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    previous = _handle_signals(_on_sigterm, _on_sigint)
     try:
         args = build_parser().parse_args(argv)
         if args.command == "list-methods":
@@ -336,6 +460,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return cmd_run(args, argv)
         if args.command == "plan":
             return cmd_plan(args)
+        if args.command == "prepare":
+            return cmd_prepare(args)
         return cmd_report(args)
     except BenchmarkError as exc:
         # one line whatever the message quotes (a file name may hold a line break)
@@ -347,10 +473,28 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         error = DiskFullError(exc.filename or _run_dir or "the output folder")  # a write outside ``benchmark.io``
         print("error: " + one_line(str(error)), file=sys.stderr)
         return error.exit_status
+    except Terminated:
+        print("terminated (SIGTERM): the unit in progress was recorded as failed and will be redone; "
+              "re-run the same command to resume", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("interrupted: the unit in progress was recorded as failed and will be redone; "
               "re-run the same command to resume", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            _restore_alarm()
+            _pending.clear()
+            _handle_signals(*previous)
+
+
+def _handle_signals(on_term, on_int):
+    """Install the SIGTERM and SIGINT handlers and return the ones they replace; None, and nothing done, off the
+    main thread (Python installs signal handlers only there: an in-process caller's own thread) or where a
+    handler was not installed from Python."""
+    if threading.current_thread() is not threading.main_thread() or on_term is None or on_int is None:
+        return None
+    return signal.signal(signal.SIGTERM, on_term), signal.signal(signal.SIGINT, on_int)
 
 
 def one_line(text: str) -> str:

@@ -19,7 +19,7 @@ from typing import Any, Optional, Union, get_args, get_origin, get_type_hints
 import yaml
 
 from benchmark.errors import ConfigError
-from benchmark.secrets import redact_text, redact_url
+from benchmark.secrets import redact_url
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 #: Seeds are non-negative 63-bit integers (numpy and the built-in dataset take them as they are).
@@ -430,36 +430,151 @@ def config_to_dict(cfg: BenchmarkConfig) -> dict:
 #: Keys whose ``--set`` value is taken as the string given (``null`` aside), never parsed as YAML: a
 #: storage URL must not turn into a mapping (whose refusal would print it, password and all).
 VERBATIM_KEYS = {"protocol.storage"}
+#: One step of a ``--set`` key: ``name``, ``name[3]`` or ``name[name=cub200]`` (a list entry by index or by name).
+_STEP = re.compile(r"([^\[\]]+)((?:\[[^\[\]]*\])*)")
+_SELECTOR = re.compile(r"\[([^\[\]]*)\]")
+#: Lists whose entries a config may give as a bare name (``datasets: [cub200]``) and whose default is not empty.
+_DEFAULT_LISTS = {"datasets": lambda: [{"name": DatasetConfig().name}]}
 
 
-def parse_override(text: str) -> tuple[list[str], Any]:
+def parse_override(text: str) -> tuple[list[Union[str, int, tuple[str, str]]], Any]:
     """``"training.max_epochs=3"`` -> (["training", "max_epochs"], 3); the value is parsed as YAML
-    (``VERBATIM_KEYS`` excepted)."""
-    if "=" not in text:
-        raise ConfigError(f"--set expects KEY=VALUE, got {redact_text(text)!r}")
-    key, raw = text.split("=", 1)
-    key = key.strip()
+    (``VERBATIM_KEYS`` excepted).
+
+    A list entry is addressed as the error messages name it: by index (``datasets[0].root=/data``, ``[-1]``
+    the last) or by a key of its entries (``datasets[name=cub200].root=/data``; the step is then the tuple
+    ``("name", "cub200")``)."""
+    # ``datasets[name=cub200].root=x``: the first '=' outside brackets separates the key from the value
+    depth, split = 0, None
+    for i, ch in enumerate(text):
+        depth += (ch == "[") - (ch == "]")
+        if ch == "=" and depth == 0:
+            split = i
+            break
+    key = text[:split].strip() if split is not None else ""
     if not key:
-        raise ConfigError(f"--set expects KEY=VALUE, got {redact_text(text)!r}")
-    if key in VERBATIM_KEYS:
-        return key.split("."), None if raw.strip() in ("null", "~") else raw
+        raise ConfigError(f"--set expects KEY=VALUE, got {text!r}")
+    raw = text[split + 1:]
+    steps: list[Union[str, int, tuple[str, str]]] = []
+    for part in _split_key(key, text):
+        m = _STEP.fullmatch(part)
+        if not m:
+            raise ConfigError(f"--set {text!r}: {part!r} is not a config key (expected e.g. training.max_epochs, "
+                              f"datasets[0].root or datasets[name=cub200].root)")
+        steps.append(m.group(1))
+        for sel in _SELECTOR.findall(m.group(2)):
+            sel = sel.strip()
+            if re.fullmatch(r"-?\d+", sel):
+                steps.append(int(sel))
+            elif "=" in sel and sel.split("=", 1)[0].strip() and sel.split("=", 1)[1].strip():
+                field_name, wanted = (s.strip() for s in sel.split("=", 1))
+                steps.append((field_name, wanted))
+            else:
+                raise ConfigError(f"--set {text!r}: [{sel}] must be an index (datasets[0]) or KEY=NAME "
+                                  f"(datasets[name=cub200])")
+    if _path_text(steps) in VERBATIM_KEYS:
+        return steps, None if raw.strip() in ("null", "~") else raw
     try:
-        return key.split("."), load_yaml(raw)
+        return steps, load_yaml(raw)
     except yaml.YAMLError as exc:
         raise ConfigError(f"--set {key}: the value is not valid YAML ({yaml_problem(exc)}); quote it if it is "
                           f"a string") from None
 
 
+def _split_key(key: str, text: str) -> list[str]:
+    """``key`` split at the dots outside brackets (a dataset's name may hold a dot)."""
+    parts, depth, current = [], 0, ""
+    for ch in key:
+        depth += (ch == "[") - (ch == "]")
+        if depth not in (0, 1):
+            raise ConfigError(f"--set {text!r}: unbalanced brackets in {key!r}")
+        if ch == "." and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+    if depth:
+        raise ConfigError(f"--set {text!r}: unbalanced brackets in {key!r}")
+    return [*parts, current]
+
+
+def _path_text(steps: list) -> str:
+    """The dotted path of ``steps`` as the error messages write it (``datasets[0].root``)."""
+    out = ""
+    for s in steps:
+        if isinstance(s, int):
+            out += f"[{s}]"
+        elif isinstance(s, tuple):
+            out += f"[{s[0]}={s[1]}]"
+        else:
+            out += f".{s}" if out else s
+    return out
+
+
+def _entry_label(entry: Any, i: int) -> str:
+    if isinstance(entry, dict):
+        name = entry.get("label") or entry.get("name")
+        return f"[{i}] {name}" if name is not None else f"[{i}]"
+    return f"[{i}] {entry}"
+
+
+def _select(items: list, step: Union[int, tuple[str, str]], path: str, text: str) -> int:
+    """The index in ``items`` that ``step`` (an index or ``(key, value)``) names, else ConfigError listing them."""
+    listing = ", ".join(_entry_label(e, i) for i, e in enumerate(items)) or "none"
+    if isinstance(step, int):
+        if -len(items) <= step < len(items):
+            return step % len(items)
+        raise ConfigError(f"--set {text!r}: config key {path!r} has no entry [{step}] (entries: {listing})")
+    field_name, wanted = step
+    hits = [i for i, e in enumerate(items)
+            if (isinstance(e, dict) and str(e.get(field_name)) == wanted)
+            or (isinstance(e, str) and field_name == "name" and e == wanted)]
+    if field_name == "name" and not hits:  # a dataset's ``label`` is its name in results and tables
+        hits = [i for i, e in enumerate(items) if isinstance(e, dict) and e.get("label") == wanted]
+    if not hits:
+        raise ConfigError(f"--set {text!r}: config key {path!r} has no entry with {field_name}={wanted} "
+                          f"(entries: {listing})")
+    if len(hits) > 1:
+        raise ConfigError(f"--set {text!r}: config key {path!r} has several entries with {field_name}={wanted} "
+                          f"({', '.join(f'[{i}]' for i in hits)}); address one by index")
+    return hits[0]
+
+
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
-    """Apply ``--set`` overrides to a raw config mapping (validation happens when it is built)."""
+    """Apply ``--set`` overrides to a raw config mapping (validation happens when it is built).
+
+    A list entry given as a bare name (``datasets: [cub200]``) becomes ``{name: cub200}`` when a key inside it
+    is set; ``datasets[0]`` of a config without ``datasets`` addresses the default entry (the built-in dataset)."""
     for text in overrides:
-        keys, value = parse_override(text)
-        node = data
-        for k in keys[:-1]:
-            node = node.setdefault(k, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"--set {text!r}: {k!r} is not a section")
-        node[keys[-1]] = value
+        steps, value = parse_override(text)
+        node: Any = data
+        for n, step in enumerate(steps):
+            last = n == len(steps) - 1
+            here = _path_text(steps[:n])
+            if isinstance(step, str):
+                if not isinstance(node, dict):
+                    raise ConfigError(f"--set {text!r}: config key {here!r} is not a section (it holds {node!r})")
+                if last:
+                    node[step] = value
+                elif isinstance(steps[n + 1], str):
+                    node = node.setdefault(step, {})
+                else:
+                    if step not in node and step in _DEFAULT_LISTS and node is data:
+                        node[step] = _DEFAULT_LISTS[step]()
+                    node = node.get(step)
+                    if not isinstance(node, list):
+                        raise ConfigError(f"--set {text!r}: config key {_path_text(steps[:n + 1])!r} is not a list "
+                                          f"(it holds {node!r})")
+                continue
+            if not isinstance(node, list):
+                raise ConfigError(f"--set {text!r}: config key {here!r} is not a list (it holds {node!r})")
+            i = _select(node, step, here, text)
+            if last:
+                node[i] = value
+            else:
+                if isinstance(node[i], str) and isinstance(steps[n + 1], str):
+                    node[i] = {"name": node[i]}  # a bare dataset name, given as ``datasets: [cub200]``
+                node = node[i]
     return data
 
 

@@ -770,4 +770,21 @@ def test_report_of_an_empty_run_folder_name_is_refused(tmp_path, capsys, monkeyp
     monkeypatch.chdir(tmp_path)
     assert main(["report", ""]) == 2
     check_error(capsys.readouterr().err, Case("report", lambda tmp: [], ("the run folder is empty",)))
+
+
+@pytest.mark.parametrize("override, message", [
+    ("datasets[3].root=/data/CUB_200_2011", "config key 'datasets' has no entry [3] (entries: [0] builtin)"),
+    ("datasets[name=cub200].root=/data/CUB_200_2011",
+     "config key 'datasets' has no entry with name=cub200 (entries: [0] builtin)"),
+    # the entry is reached: its own key's range check names it the same way
+    ("datasets[name=builtin].options.num_classes=1", "config key 'datasets[0].options.num_classes'"),
+    ("datasets[0].training.max_epochs=0", "config key 'datasets[0].training.max_epochs' must be >= 1"),
+])
+def test_set_addresses_list_entries_through_the_cli(override, message, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, str(REPO / "run_benchmark.py"), "run", "--preset", "smoke",
+                           "--set", override, "--out", str(tmp_path / "run"), "--no-progress"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    check_error(proc.stderr, Case("set_list_entry", smoke(), (message,)))
     assert listing(tmp_path) == set()

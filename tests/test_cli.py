@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 
 from benchmark.cli import main
 from benchmark.methods import list_methods
+
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def error_of(capsys, argv):
@@ -107,3 +117,216 @@ def test_report_compare_published_on_fixture_results(capsys, tmp_path):
     # ours 26.60 (mean of 26.5, 26.6, 26.7) minus it
     assert "*Published*" in out and "26.53 (+0.07)" in out
     assert (tmp_path / "tables" / "cub200.tex").is_file()
+
+
+def listed(out: str) -> set[str]:
+    """The methods whose row (name in the first column) the text table holds."""
+    return {line.split("|")[1].strip() for line in out.splitlines()[3:] if line.startswith("| ")} - {""}
+
+
+def test_list_methods_shows_each_description_and_filters_by_name(capsys):
+    from benchmark.methods.describe import summary
+
+    assert main(["list-methods"]) == 0
+    out = capsys.readouterr().out
+    assert "description" in out.splitlines()[1]
+    # the first paragraph of each build function's docstring, wrapped in its column
+    assert "Pulls positives within ``pos_margin``" in out
+    assert main(["list-methods", "proxy"]) == 0  # a substring of the name
+    out = capsys.readouterr().out
+    assert listed(out) == {"proxy_anchor", "proxy_nca", "proxy_nca_pp"}
+    assert main(["list-methods", "--name", "dro_*"]) == 0  # a glob
+    assert listed(capsys.readouterr().out) == {"dro_kl", "dro_topk", "dro_topk_pn"}
+    assert main(["list-methods", "arcFACE"]) == 0  # the display name, any case
+    assert listed(capsys.readouterr().out) == {"arcface"}
+    for spec in list_methods():
+        assert "\n" not in summary(spec) and summary(spec)
+
+
+def test_list_methods_refuses_a_filter_that_matches_nothing(capsys):
+    err = error_of(capsys, ["list-methods", "circle"])
+    assert "no method matches 'circle'" in err and "contrastive" in err
+    err = error_of(capsys, ["list-methods", "proxy", "--name", "dro"])
+    assert "name filter once" in err
+
+
+def test_list_methods_json_through_the_cli():
+    repo = REPO
+    proc = subprocess.run([sys.executable, str(repo / "run_benchmark.py"), "list-methods", "--json"],
+                          capture_output=True, text=True, timeout=300, cwd=repo)
+    assert proc.returncode == 0, proc.stderr
+    records = json.loads(proc.stdout)
+    assert [r["name"] for r in records] == [spec.name for spec in list_methods()]
+    by_name = {r["name"]: r for r in records}
+    arc = by_name["proxy_anchor"]
+    assert arc["display_name"] == "Proxy-Anchor" and arc["source"] == "Kim et al., CVPR 2020"
+    assert arc["search_space"]["loss_lr"] == {"type": "float", "low": 1e-6, "high": 1.0, "log": True}
+    assert arc["defaults"]["margin"] == 0.1 and arc["has_parameters"] and arc["needs_num_classes"]
+    assert arc["summary"].startswith("Each proxy is an anchor") and "\n" not in arc["summary"]
+    soft = by_name["softtriple"]
+    assert "centers_per_class" in soft["fixed"] and "centers_per_class" not in soft["search_space"]
+    for spec in list_methods():
+        record = by_name[spec.name]
+        assert set(record["search_space"]) == set(spec.search_space)
+        assert record["defaults"] == dict(spec.defaults)
+        assert record["description"].split()[:3] == spec.description.split()[:3]
+    proc = subprocess.run([sys.executable, str(repo / "run_benchmark.py"), "list-methods", "triplet", "--json"],
+                          capture_output=True, text=True, timeout=300, cwd=repo)
+    assert [r["name"] for r in json.loads(proc.stdout)] == ["triplet"]
+
+
+#: One method, one search trial, one repeat of a few iterations, an untrained trunk: a whole run in seconds.
+TINY_RUN = ["run", "--preset", "smoke", "--methods", "contrastive", "--trials", "1", "--repeats", "1",
+            "--set", "model.pretrained=false", "--set", "evaluation.verification_far=null",
+            "--set", "training.iterations_per_epoch=4", "--no-progress"]
+
+
+def wait_for_line(path: Path, text: str, proc: subprocess.Popen, limit: float = 300) -> None:
+    """Poll ``path`` until a line holds ``text`` (the process must still be running meanwhile)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if path.is_file() and any(text in line for line in path.read_text(encoding="utf-8").splitlines()):
+            return
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        time.sleep(0.05)
+    raise AssertionError(f"{text!r} never appeared in {path}")
+
+
+def search_states(out: Path) -> list[str]:
+    from benchmark.protocol import storage as st
+
+    study = st.get_study(st.create_storage(None, out), "builtin::contrastive::search")
+    return [t.state.name for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)]
+
+
+@pytest.mark.slow
+def test_sigterm_is_handled_like_ctrl_c_and_the_run_resumes(tmp_path):
+    out = tmp_path / "run"
+    command = [sys.executable, str(REPO / "run_benchmark.py"), *TINY_RUN, "--out", str(out)]
+    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # the search trial's parameters are recorded once it runs (its slot and claim come just before)
+        wait_for_line(out / "optuna.journal", '"param_name":"pos_margin"', proc)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
+    assert err.strip().splitlines()[-1] == ("terminated (SIGTERM): the unit in progress was recorded as failed and "
+                                            "will be redone; re-run the same command to resume")
+    assert search_states(out) == ["FAIL"]
+    assert not (out / "results.csv").is_file() or "contrastive" not in (out / "results.csv").read_text()
+    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert search_states(out) == ["FAIL", "COMPLETE"]  # the interrupted slot redone, once
+    assert "summary: 1 failed or interrupted unit attempts were redone" in again.stderr
+    results = (out / "results.csv").read_text()
+    assert "contrastive" in results and "pretrained" in results.lower()
+
+
+def write_features(path: Path, *, classes: int = 40, per_class: int = 8, dim: int = 16) -> None:
+    """A small features file: separable class clusters (train: the first half of the classes)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(classes, dim)) * 2
+    x = np.concatenate([centres[c] + rng.normal(size=(per_class, dim)) for c in range(classes)])
+    np.savez(path, features=x.astype("float32"), labels=np.repeat(np.arange(classes), per_class))
+
+
+@pytest.mark.slow
+def test_the_features_preset_runs_a_features_file_end_to_end(tmp_path):
+    write_features(tmp_path / "mine.npz")
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, str(REPO / "run_benchmark.py"), "run", "--preset", "features",
+                           "--set", f"datasets[0].root={tmp_path / 'mine.npz'}",
+                           "--methods", "contrastive,proxy_anchor",
+                           "--trials", "2", "--repeats", "2", "--folds", "2", "--out", str(out), "--no-progress"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "| Proxy-Anchor" in proc.stdout and "| Pretrained" in proc.stdout
+    import pandas as pd
+
+    results = pd.read_csv(out / "results.csv")
+    assert set(results["dataset"]) == {"features"}
+    assert set(results["method"]) == {"pretrained", "contrastive", "proxy_anchor"}
+    config = (out / "config.resolved.yaml").read_text()
+    assert "regime: frozen" in config and "optimizer: adam" in config and "max_epochs: 8" in config
+
+
+def test_prepare_checks_and_prepares_without_writing_a_run_folder(tmp_path):
+    write_features(tmp_path / "mine.npz")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    env = {**__import__("os").environ, "DML_BENCH_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.run([sys.executable, str(REPO / "run_benchmark.py"), "prepare", "--preset", "smoke",
+                           "--set", "model.pretrained=false", "--set", "training.regime=frozen",
+                           "--datasets", "builtin,features", "--set", f"datasets[1].root={tmp_path / 'mine.npz'}",
+                           "--set", "datasets[0].options.num_classes=16", "--set", "training.batch_size=8",
+                           "--no-progress"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0] == "dataset builtin: 96 training and 96 test samples checked, 2 folds, trunk outputs cached"
+    assert lines[1] == "dataset features: 160 training and 160 test samples checked, 2 folds"
+    assert lines[2] == "trunk small_cnn: untrained (model.pretrained: false)"
+    assert lines[3].startswith("prepared in ") and "dml-bench run" in lines[3]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*before, "cache"])  # only the cache was written
+    assert list((tmp_path / "cache").rglob("*"))  # the frozen regime's trunk outputs
+
+
+def test_prepare_refuses_bad_input_in_one_line(capsys):
+    err = error_of(capsys, ["prepare", "--preset", "features"])
+    assert "'datasets[0].root'" in err and "--set datasets[0].root=PATH" in err
+    err = error_of(capsys, ["prepare", "--preset", "smoke", "--trials", "3"])
+    assert "unrecognized arguments: --trials 3" in err
+
+
+#: A process that appends to an Optuna journal, under the CLI's signal handlers (installed again after each signal).
+JOURNAL_HAMMER = """
+import sys
+import optuna
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from benchmark import cli
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+study = optuna.create_study(storage=JournalStorage(JournalFileBackend(sys.argv[1])), study_name="s")
+trial = study.ask()
+n = 0
+for _ in range(int(sys.argv[2])):
+    cli._handle_signals(cli._on_sigterm, cli._on_sigint)
+    print("ready", flush=True)
+    try:
+        while True:
+            n += 1
+            trial.set_user_attr("n", n)
+            sum(range(20_000))  # work between two writes, as training is
+    except KeyboardInterrupt as exc:  # Terminated for SIGTERM
+        assert (type(exc) is cli.Terminated) == (sys.argv[3] == "SIGTERM"), type(exc)
+trial.set_user_attr("final", n)  # the journal's lock is free and its records whole
+study.tell(trial, 1.0)
+again = optuna.load_study(study_name="s", storage=JournalStorage(JournalFileBackend(sys.argv[1])))
+print("journal intact" if again.trials[0].user_attrs["final"] == n else "journal damaged", flush=True)
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_never_breaks_a_journal_write(sig, tmp_path):
+    """SIGTERM or Ctrl-C in the middle of Optuna's journal code (its file lock, a record being appended) waits until
+    that code has returned; raised there, it left the lock half-released and the worker died with a traceback."""
+    rounds = 10
+    proc = subprocess.Popen([sys.executable, "-c", JOURNAL_HAMMER, str(tmp_path / "j.journal"), str(rounds),
+                             sig.name],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(rounds):
+            assert proc.stdout.readline().strip() == "ready", proc.communicate()[1][-3000:]
+            time.sleep(0.05)  # well inside the loop of journal writes
+            proc.send_signal(sig)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-3000:]
+    assert out.strip() == "journal intact" and "Traceback" not in err

@@ -138,3 +138,70 @@ def test_the_published_protocol_never_prunes_and_the_other_presets_use_hyperband
     for preset in ("quick", "context-bias"):
         assert load_run_config(preset=preset).protocol.pruner == "hyperband", preset
     assert assemble_config({}).protocol.pruner == "hyperband"
+
+
+def test_set_addresses_list_entries_by_index_and_by_name():
+    data = {"datasets": ["cub200", {"name": "builtin", "label": "biased", "options": {"context_bias": 0.5}}]}
+    apply_overrides(data, ["datasets[0].root=/data/CUB_200_2011", "datasets[name=biased].training.max_epochs=3",
+                           "datasets[-1].options.num_classes=20", "evaluation.recall_at=[1, 2]",
+                           "evaluation.recall_at[1]=4"])
+    assert data["datasets"] == [
+        {"name": "cub200", "root": "/data/CUB_200_2011"},  # a bare name became an entry, its name kept
+        {"name": "builtin", "label": "biased", "options": {"context_bias": 0.5, "num_classes": 20},
+         "training": {"max_epochs": 3}}]
+    assert data["evaluation"]["recall_at"] == [1, 4]
+    # a value may hold '=' and a dataset's name a dot; the first '=' outside brackets ends the key
+    data = apply_overrides({"datasets": [{"name": "features", "label": "v1.2"}]},
+                           ["datasets[name=v1.2].root=/d/a=b.npz"])
+    assert data["datasets"][0]["root"] == "/d/a=b.npz"
+
+
+def test_set_on_a_config_without_datasets_addresses_the_default_entry():
+    cfg = assemble_config(apply_overrides({}, ["datasets[0].options.num_classes=20",
+                                               "datasets[name=builtin].training.max_epochs=3"]))
+    (d,) = cfg.datasets
+    assert (d.name, d.options, cfg.training_for(d).max_epochs) == ("builtin", {"num_classes": 20}, 3)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("datasets[2].root=/d", "config key 'datasets' has no entry [2] (entries: [0] cub200, [1] biased)"),
+    ("datasets[-3].root=/d", "has no entry [-3] (entries: [0] cub200, [1] biased)"),
+    ("datasets[name=cars196].root=/d", "no entry with name=cars196 (entries: [0] cub200, [1] biased)"),
+    ("datasets[x].root=/d", "[x] must be an index (datasets[0]) or KEY=NAME"),
+    ("datasets[0.root=/d", "KEY=VALUE"),
+    ("training[0]=1", "config key 'training' is not a list"),
+    ("training.max_epochs.x=1", "config key 'training.max_epochs' is not a section"),
+    ("datasets[0][1]=1", "config key 'datasets[0]' is not a list"),
+])
+def test_set_refuses_an_entry_that_does_not_exist(override, message):
+    data = {"datasets": ["cub200", {"name": "builtin", "label": "biased"}], "training": {"max_epochs": 2}}
+    with pytest.raises(ConfigError) as exc:
+        apply_overrides(data, [override])
+    assert message in str(exc.value) and override in str(exc.value)
+    assert "\n" not in str(exc.value)
+
+
+def test_set_refuses_an_ambiguous_name():
+    data = {"datasets": [{"name": "builtin", "label": "a"}, {"name": "builtin", "label": "b"}]}
+    with pytest.raises(ConfigError, match=r"several entries with name=builtin \(\[0\], \[1\]\)"):
+        apply_overrides(data, ["datasets[name=builtin].root=/d"])
+    apply_overrides(data, ["datasets[label=b].options.context_bias=0.5"])
+    assert data["datasets"][1]["options"] == {"context_bias": 0.5}
+
+
+def test_the_features_preset_trains_like_the_quick_preset_and_lists_every_method_that_fits():
+    cfg = load_run_config(preset="features", overrides=["datasets[0].root=/data/my_features.npz"])
+    (d,) = cfg.datasets
+    assert (d.name, d.root, d.key) == ("features", "/data/my_features.npz", "features")
+    quick = load_run_config(preset="quick")
+    assert cfg.training == quick.training  # the frozen regime's budget, not the paper's 1000 epochs of RMSprop
+    assert (cfg.training.regime, cfg.training.optimizer, cfg.training.max_epochs) == ("frozen", "adam", 8)
+    assert cfg.protocol == quick.protocol
+    fits = [s.name for s in list_methods() if s.can_run_frozen and not s.needs_spatial_map]
+    assert cfg.methods == fits  # a method registered later that can run on vectors belongs here too
+
+
+def test_the_features_preset_without_a_file_says_how_to_give_one():
+    with pytest.raises(ConfigError, match=r"'datasets\[0\]\.root': dataset 'features' needs a location: .*"
+                                          r"--set datasets\[0\]\.root=PATH"):
+        load_run_config(preset="features")

@@ -74,7 +74,8 @@ def check_dataset_entry(name: object, root: object, options: dict, where: str) -
         return
     loader, what = _FILE_DATASETS[name]
     if root is None or not str(root).strip():
-        raise ConfigError(f"config key '{where}.root': dataset {name!r} needs a location: {what}")
+        raise ConfigError(f"config key '{where}.root': dataset {name!r} needs a location: {what} (in the config "
+                          f"file, or --set {where}.root=PATH)")
     _check_options(name, loader, options, skip_first=True, where=where)
     for key, value in options.items():
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_IMAGE_OPTION:

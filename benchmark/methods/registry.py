@@ -14,11 +14,18 @@ and a ``MethodContext`` and returns a ``Method``. Nothing else in the code chang
 
 from __future__ import annotations
 
+import ast
 import importlib
+import inspect
 import pkgutil
+import random
 import re
+import textwrap
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
+
+import numpy as np
+import torch
 
 from benchmark.errors import RegistryError
 from benchmark.methods.base import Method, MethodContext
@@ -85,7 +92,8 @@ def register_method(*, name: str, display_name: str, search_space: Mapping[str, 
     Raises ``RegistryError`` for anything a method must satisfy: a new lower-case name, a display name, a
     source, a docstring on ``fn`` (the method's description), something to search, a default inside the
     range for every searched parameter, ``loss_lr`` searched over ``LOSS_LR_RANGE`` exactly when the method
-    has parameters, at least one image per class in a batch and a non-negative warm-up.
+    has parameters, at least one image per class in a batch, a non-negative warm-up, and every default
+    (searched or fixed) read by ``fn`` (called once with the defaults on a small context: ``_check_keys_read``).
     """
 
     def decorator(fn: BuildFn) -> BuildFn:
@@ -116,6 +124,7 @@ def register_method(*, name: str, display_name: str, search_space: Mapping[str, 
             raise RegistryError(f"{where}: warmup_epochs must be a non-negative integer, got {warmup_epochs!r}")
         validate_values(search_space, {k: v for k, v in defaults.items() if k in search_space},
                         where=f"method {name!r} defaults")
+        _check_keys_read(fn, {**defaults}, where)
         _REGISTRY[name] = MethodSpec(
             name=name, display_name=display_name, build=fn, search_space=dict(search_space),
             defaults=dict(defaults), source=source, description=description, needs_num_classes=needs_num_classes,
@@ -124,6 +133,98 @@ def register_method(*, name: str, display_name: str, search_space: Mapping[str, 
         return fn
 
     return decorator
+
+
+class _RecordingParams(dict):
+    """The hyperparameters handed to a build function at registration, recording which keys it reads
+    (``hp[k]``, ``hp.get(k)``, ``**hp``, ``dict(hp)``: the last two read every key)."""
+
+    def __init__(self, values: Mapping[str, Any]):
+        super().__init__(values)
+        self.read: set[str] = set()
+        self.missing: list[str] = []
+
+    def __getitem__(self, key):
+        self.read.add(key)
+        if not super().__contains__(key):
+            self.missing.append(key)
+        return super().__getitem__(key)
+
+    def get(self, key, default=None):
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __iter__(self):  # a dict subclass with its own __iter__ is unpacked (``**hp``) through keys() and [k]
+        return iter(list(super().keys()))
+
+    def keys(self):
+        return list(super().keys())
+
+    def items(self):
+        self.read.update(super().keys())
+        return list(super().items())
+
+    def values(self):
+        self.read.update(super().keys())
+        return list(super().values())
+
+    def copy(self):
+        self.read.update(super().keys())
+        return dict(super().items())
+
+
+def _keys_in_source(fn: BuildFn) -> Optional[set[str]]:
+    """String keys the source of ``fn`` reads from its first parameter (``hp["k"]``, ``hp.get("k")``), or None
+    when the source is not available. Catches a read that the defaults do not reach (``if hp["a"]: hp["b"]``)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+        first = next(iter(inspect.signature(fn).parameters))
+    except (OSError, TypeError, SyntaxError, StopIteration):
+        return None
+    keys = set()
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == first
+                and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str)):
+            keys.add(node.slice.value)
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
+              and isinstance(node.func.value, ast.Name) and node.func.value.id == first and node.args
+              and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+            keys.add(node.args[0].value)
+    return keys
+
+
+#: The context of the build at registration (small: building a method allocates its proxies and heads).
+_PROBE_CONTEXT = MethodContext(num_classes=8, embedding_dim=16)
+
+
+def _check_keys_read(fn: BuildFn, defaults: dict[str, Any], where: str) -> None:
+    """Refuse a default (searched or fixed) that ``fn`` never reads, and a key it reads without a default.
+
+    ``fn`` is called once with the defaults in a recording mapping on a small context (the global random
+    states are kept as they were); a key counts as read when the call read it or the source reads it by
+    name. A build that fails on the small context is not judged (its own tests show why it fails)."""
+    params = _RecordingParams(defaults)
+    state = random.getstate(), np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            fn(params, _PROBE_CONTEXT)
+        built = True
+    except Exception:  # noqa: BLE001 - judged by the method's own tests, not at registration
+        built = False
+    finally:
+        random.setstate(state[0])
+        np.random.set_state(state[1])
+    if params.missing:
+        raise RegistryError(f"{where}: the build function reads hyperparameter {params.missing[0]!r}, which has "
+                            f"no default (known: {', '.join(sorted(defaults)) or 'none'})")
+    if not built:
+        return
+    read = params.read | (_keys_in_source(fn) or set())
+    unread = sorted(set(defaults) - read)
+    if unread:
+        reads = ", ".join(sorted(read)) or "none"
+        raise RegistryError(f"{where}: hyperparameter {unread[0]!r} has a default but the build function "
+                            f"{fn.__name__}() never reads it (misspelled? it reads: {reads})")
 
 
 def unregister_method(name: str) -> None:

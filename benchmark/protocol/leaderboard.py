@@ -5,14 +5,22 @@ single-worker order: for each dataset the Pretrained row, then per method its se
 repeats). When everything left is held by other live workers it waits and looks again, so several
 workers, on one machine or many sharing a storage URL, finish one leaderboard together; a
 restarted worker picks up what is left.
+
+With several workers, a stage's summary line (``[search done]`` ...) is printed by the worker that finished
+the stage's last unit, and the final tables by one worker: the first to claim the finished leaderboard in
+the storage (``FINISH_STUDY``; the lowest trial number wins, as for units). A worker that started on a
+leaderboard that was already complete (a re-run) prints them too.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import optuna
 from optuna.trial import TrialState
@@ -29,6 +37,8 @@ from benchmark.protocol.workbench import Workbench
 
 log = logging.getLogger(__name__)
 META_STUDY = "__meta__"
+#: One trial per worker that saw the leaderboard finish; the lowest-numbered one prints the final tables.
+FINISH_STUDY = "__finished__"
 
 
 def check_storage_config(storage, cfg: BenchmarkConfig, *, allow_config_change: bool) -> None:
@@ -70,9 +80,11 @@ def run_leaderboard(cfg: BenchmarkConfig, run_dir: Path, *, progress: bool = Tru
     stages = build_stages(bench, storage)
     order = stages.ordered()
     done, total = work_done(stages)
+    complete_at_start = done >= total
     bar = tqdm(total=total, initial=done, desc="leaderboard", disable=not progress, dynamic_ncols=True)
     log.info("worker %s starts: %d of %d units already done", st.worker_id(), done, total)
     finished_stages: set[str] = set()
+    ran_any = False
     try:
         while True:
             statuses = []
@@ -80,10 +92,12 @@ def run_leaderboard(cfg: BenchmarkConfig, run_dir: Path, *, progress: bool = Tru
                 status = stage.step()
                 statuses.append(status)
                 if status == RAN:
+                    ran_any = True
                     break
                 if status == DONE and stage.name not in finished_stages:
                     finished_stages.add(stage.name)
-                    _announce(stage, bar)
+                    if complete_at_start or _finished_here(stage):
+                        _announce(stage, bar)
             if all(s == DONE for s in statuses) and len(statuses) == len(order):
                 break
             if statuses[-1] == RAN:
@@ -100,6 +114,8 @@ def run_leaderboard(cfg: BenchmarkConfig, run_dir: Path, *, progress: bool = Tru
     for line in run_summary(stages):
         log.info(line)
         print(line, file=sys.stderr)
+    if not complete_at_start:
+        stages.finished_by = _claim_finish(storage, stages, run_dir, ran_any=ran_any)
     return stages
 
 
@@ -137,6 +153,50 @@ def storage_progress(cfg: BenchmarkConfig, run_dir: Path, bench: Workbench, *, e
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no line per study created
     storage = st.create_storage(cfg.protocol.storage, run_dir, wait=cfg.protocol.storage_wait)
     return StorageProgress(build_stages(bench, storage), enabled=enabled)
+
+
+def _finished_here(stage) -> bool:
+    """True when this process finished the stage's last unit (the latest-completed of its counted trials)."""
+    if isinstance(stage, SearchStage):
+        units = [t for t in stage.owners().values() if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    else:
+        units = list(stage.completed_units().values())
+    last = max((t for t in units if t.datetime_complete is not None), key=lambda t: t.datetime_complete,
+               default=None)
+    return last is not None and last.user_attrs.get(st.WORKER_ATTR) == st.worker_id() and \
+        last.user_attrs.get(st.WORKER_NS_ATTR) == st.process_namespace()
+
+
+def _claim_finish(storage, stages: Stages, run_dir: Path, *, ran_any: bool) -> Optional[dict]:
+    """None when this worker prints the final tables, else the record of the worker that does
+    (``{"worker": host:pid, "run_dir": ..., "same_folder": whether that is this worker's run folder}``).
+
+    Every worker that worked on the leaderboard claims its end with a trial in ``FINISH_STUDY`` (one per
+    set of stages, so a leaderboard continued with more methods is claimed anew); the lowest-numbered
+    claim wins, and the worker that finished the last unit sees the end first. A worker that ran nothing
+    does not claim: another one finished the work."""
+    key = hashlib.sha256(json.dumps([s.name for s in stages.ordered()]).encode()).hexdigest()[:16]
+    study = st.get_study(storage, f"{FINISH_STUDY}::{key}")
+    mine = None
+    if ran_any:
+        trial = study.ask()
+        trial.set_user_attr("run_dir", str(run_dir.resolve()))
+        st.claim(trial)
+        study.tell(trial, 0.0)
+        mine = trial.number
+    # every claim, told or not yet: trial numbers are handed out atomically, so all workers agree on the first
+    claims = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+    here = str(run_dir.resolve())
+    if not claims:  # every unit finished by workers that are still claiming: a moment later it is there
+        return {"worker": "another worker", "run_dir": here, "same_folder": False}
+    first = claims[0]
+    if first.number == mine:
+        return None
+    worker = str(first.user_attrs.get(st.WORKER_ATTR, "another worker"))
+    theirs = first.user_attrs.get("run_dir", "")
+    # the same folder only on the same host (two machines may both write results/quick)
+    same = theirs == here and worker.rpartition(":")[0] == st.worker_id().rpartition(":")[0]
+    return {"worker": worker, "run_dir": theirs or here, "same_folder": same}
 
 
 def run_summary(stages: Stages) -> list[str]:

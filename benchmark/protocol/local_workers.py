@@ -146,11 +146,11 @@ def worst_status(codes: Sequence[int]) -> int:
 def run_workers(argv: Sequence[str], plan: WorkerPlan, run_dir: Path, *, progress=None) -> int:
     """Run the plan's workers to the end; ``progress()`` (optional) is called every ``POLL`` seconds.
 
-    Returns the worst exit status. A worker that fails stops the others; Ctrl-C (or SIGTERM) to the
-    parent stops them all and re-raises KeyboardInterrupt once they have exited.
+    Returns the worst exit status. A worker that fails stops the others; Ctrl-C (or SIGTERM, which the
+    CLI raises as a KeyboardInterrupt) to the parent sends the same signal to every worker and re-raises
+    once they have exited.
     """
     procs = start_workers(argv, plan, run_dir)
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         while True:
             codes = [p.poll() for p, _ in procs]
@@ -167,12 +167,6 @@ def run_workers(argv: Sequence[str], plan: WorkerPlan, run_dir: Path, *, progres
             if progress is not None:
                 progress()
             time.sleep(POLL)
-    except KeyboardInterrupt:
-        stop_workers(procs, signal.SIGINT)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or the CLI's SIGTERM (Terminated): the workers get the same
+        stop_workers(procs, signal.SIGTERM if type(exc) is not KeyboardInterrupt else signal.SIGINT)
         raise
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _raise_interrupt(signum, frame):  # pragma: no cover - a signal handler
-    raise KeyboardInterrupt

@@ -454,6 +454,9 @@ class Stages:
     pretrained: list
     search: dict
     repeats: dict
+    #: After ``run_leaderboard``: None when this worker prints the final tables, else the record of the
+    #: worker that does (``{"worker": host:pid, "run_dir": ..., "same_folder": bool}``), set by ``leaderboard``.
+    finished_by: Optional[dict] = None
 
     def ordered(self) -> list:
         out: list = []

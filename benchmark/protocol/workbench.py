@@ -138,6 +138,25 @@ class Workbench:
         for dcfg in self.cfg.datasets:
             self.dataset(dcfg)  # (its folds are checked against the batch's classes there)
 
+    def prepare(self) -> list[str]:
+        """Everything a unit of work needs before it trains, done now, with progress bars: every dataset generated
+        or checked and split (``load_all``), the trunk's pretrained weights (the small CNN pretrained and cached,
+        checkpointed as it goes), and the frozen regime's trunk outputs cached. One line per item, for the user.
+        ``dml-bench prepare`` calls it alone; ``run`` calls it before its first unit."""
+        self.load_all()
+        lines = []
+        for dcfg in self.cfg.datasets:
+            data = self.dataset(dcfg)
+            cached = ", trunk outputs cached" if self.is_frozen(dcfg) and dcfg.name != "features" else ""
+            lines.append(f"dataset {dcfg.key}: {len(data.source.train)} training and {len(data.source.test)} test "
+                         f"samples checked, {len(data.folds)} folds{cached}")
+        if any(d.name != "features" for d in self.cfg.datasets):
+            self.models.trunk()
+            m = self.cfg.model
+            state = "pretrained weights ready" if m.pretrained else "untrained (model.pretrained: false)"
+            lines.append(f"trunk {m.trunk}: {state}")
+        return lines
+
     def train_folds(self, method_name: str, params: dict, dcfg: DatasetConfig, seed_key: tuple, *,
                     on_fold_end: Optional[Callable[[int, FoldResult], None]] = None,
                     on_validation: Optional[Callable[[int, int, int, float], None]] = None,

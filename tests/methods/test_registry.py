@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+import torch
+from pytorch_metric_learning import losses
 
 from benchmark.errors import ConfigError, RegistryError
 from benchmark.methods import Float, PMLMethod, get_method, list_methods, register_method, unregister_method
@@ -18,12 +20,12 @@ EXPECTED = {
 }
 
 
-def _build(hp, ctx):  # pragma: no cover - never called
+def _build(hp, ctx):
     """A throw-away method."""
-    return PMLMethod(None)
+    return PMLMethod(losses.ContrastiveLoss(neg_margin=hp["m"]))
 
 
-def _undocumented(hp, ctx):  # pragma: no cover - never called
+def _undocumented(hp, ctx):  # pragma: no cover - refused before it is called
     return PMLMethod(None)
 
 
@@ -129,3 +131,68 @@ def test_describe_methods_mentions_every_method_and_parameter():
         for name, param in spec.search_space.items():
             assert f"{name} {param.describe()}" in text
     assert "[1e-05, 100] (log)" in text  # NT-Xent's temperature, as docs/explanation/protocol.md has it
+
+
+def _reads_margin(hp, ctx):
+    """A throw-away method that reads ``margin`` only."""
+    return PMLMethod(losses.TripletMarginLoss(margin=hp["margin"]))
+
+
+def _reads_all(hp, ctx):
+    """A throw-away method that hands every hyperparameter on (``**hp``)."""
+    return PMLMethod(losses.TripletMarginLoss(**hp))
+
+
+def _reads_only_when_enabled(hp, ctx):
+    """A throw-away method that reads ``margin`` only when ``use_margin`` is set (not at the defaults)."""
+    return PMLMethod(losses.TripletMarginLoss(margin=hp["margin"]) if hp["use_margin"] else losses.NTXentLoss())
+
+
+def _reads_undeclared(hp, ctx):
+    """A throw-away method that reads a key that has no default."""
+    return PMLMethod(losses.TripletMarginLoss(margin=hp["margin"], swap=hp["swap"]))
+
+
+@pytest.mark.parametrize("defaults, search_space, message", [
+    ({"margin": 0.1, "margn": 1}, {"margin": Float(0, 1)},
+     "method 'tmp_unread' (tests.methods.test_registry): hyperparameter 'margn' has a default but the build "
+     "function _reads_margin() never reads it"),
+    ({"margin": 0.1, "margn": 0.5}, {"margin": Float(0, 1), "margn": Float(0, 1)},
+     "hyperparameter 'margn' has a default but the build function _reads_margin() never reads it"),
+])
+def test_registration_refuses_a_default_the_build_function_never_reads(defaults, search_space, message):
+    try:
+        with pytest.raises(RegistryError) as exc:
+            register_method(name="tmp_unread", display_name="tmp", source="Nobody, 2026", search_space=search_space,
+                            defaults=defaults)(_reads_margin)
+        assert message in str(exc.value) and "\n" not in str(exc.value)
+        assert "tmp_unread" not in {spec.name for spec in list_methods()}
+    finally:
+        unregister_method("tmp_unread")
+
+
+def test_registration_refuses_a_key_read_without_a_default():
+    try:
+        with pytest.raises(RegistryError, match="reads hyperparameter 'swap', which has no default"):
+            register_method(name="tmp_unread", display_name="tmp", source="Nobody, 2026",
+                            search_space={"margin": Float(0, 1)}, defaults={"margin": 0.1})(_reads_undeclared)
+    finally:
+        unregister_method("tmp_unread")
+
+
+@pytest.mark.parametrize("build, defaults", [
+    (_reads_all, {"margin": 0.1, "swap": True}),  # **hp reads every key
+    (_reads_only_when_enabled, {"margin": 0.1, "use_margin": False}),  # read in the source, not at the defaults
+])
+def test_registration_accepts_every_key_the_build_function_reads(build, defaults):
+    torch.manual_seed(3)
+    expected = torch.rand(3)
+    torch.manual_seed(3)
+    try:
+        register_method(name="tmp_read", display_name="tmp", source="Nobody, 2026",
+                        search_space={"margin": Float(0, 1)}, defaults=defaults)(build)
+        assert dict(get_method("tmp_read").defaults) == defaults
+        assert torch.equal(torch.rand(3), expected)  # the build at registration left the random state as it was
+    finally:
+        unregister_method("tmp_read")
+

@@ -87,3 +87,46 @@ def test_numpy_integer_seed_is_accepted_like_the_builtin_dataset_does():
     """The shared ``check_int``: a numpy seed passes (the epochs check is the one that fails here)."""
     with pytest.raises(ConfigError, match=r"^epochs must be"):
         pretrained_small_cnn(seed=np.int64(3), epochs=0, cache=False, progress=False)
+
+
+class Stop(Exception):
+    """Stands for a kill in the middle of a pretraining."""
+
+
+@pytest.mark.parametrize("every, stop_at", [(3, 7), (4, 9), (3, 11)],
+                         ids=["mid-epoch", "epoch-boundary", "last-epoch"])
+def test_a_stopped_pretraining_resumes_from_its_checkpoint_to_the_same_weights(every, stop_at, tmp_path, monkeypatch):
+    kw = dict(seed=0, epochs=3, pool_classes=4, pool_images_per_class=8, batch_size=8, progress=False)  # 12 steps
+    uninterrupted = pretrained_small_cnn(cache=False, **kw)
+    monkeypatch.setattr(pretrain, "CHECKPOINT_EVERY", every)
+    steps: list[int] = []
+    stopped = []
+
+    def stop(step):
+        steps.append(step)
+        if step == stop_at and not stopped:
+            stopped.append(step)
+            raise Stop
+
+    monkeypatch.setattr(pretrain, "_after_step", stop)
+    with pytest.raises(Stop):
+        pretrained_small_cnn(**kw)
+    final = trunk_cache_path(seed=0, epochs=3, pool_classes=4, pool_images_per_class=8, batch_size=8)
+    partial = pretrain.checkpoint_path(final)
+    assert not final.exists() and partial.is_file()
+    assert torch.load(partial, weights_only=True)["step"] == stop_at - stop_at % every
+    steps.clear()
+    resumed = pretrained_small_cnn(**kw)
+    assert steps == list(range(stop_at - stop_at % every + 1, 13))  # from the checkpoint on, not from 0
+    assert _same(resumed, uninterrupted)
+    assert final.is_file() and not partial.exists()
+
+
+def test_a_torn_checkpoint_is_ignored(tmp_path, monkeypatch):
+    kw = dict(seed=0, epochs=1, pool_classes=4, pool_images_per_class=8, batch_size=8, progress=False)
+    final = trunk_cache_path(seed=0, epochs=1, pool_classes=4, pool_images_per_class=8, batch_size=8)
+    partial = pretrain.checkpoint_path(final)
+    partial.parent.mkdir(parents=True)
+    partial.write_bytes(b"torn")
+    assert _same(pretrained_small_cnn(**kw), pretrained_small_cnn(cache=False, **kw))
+    assert not partial.exists()

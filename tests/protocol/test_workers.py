@@ -8,6 +8,7 @@ same results as a run that was never interrupted.
 from __future__ import annotations
 
 import shutil
+import socket
 import signal
 import subprocess
 
@@ -101,3 +102,34 @@ def test_a_torn_journal_is_repaired_and_the_run_resumes(reference, tmp_path):
     assert len(warnings) == 1 and warnings[0].startswith("warning: ")
     assert list(out.glob("optuna.journal.torn-*"))
     pd.testing.assert_frame_equal(sorted_results(out / "results.csv"), sorted_results(reference / "results.csv"))
+
+
+def test_two_workers_print_each_stage_line_once_and_one_final_table(tmp_path):
+    """Two workers on one journal: each '[... done]' line comes from one of them, the tables from one, and the
+    other says in one line who finished the leaderboard and where its tables are."""
+    out = tmp_path / "run"
+    tiny = ("--methods", "contrastive", "--trials", "2", "--repeats", "2", "--set", "model.pretrained=false",
+            "--set", "evaluation.verification_far=null", "--set", "training.iterations_per_epoch=4")
+    procs = start_workers(2, out, *tiny)
+    outputs = []
+    for p in procs:
+        stdout, stderr = p.communicate(timeout=600)
+        outputs.append((p.returncode, stdout, stderr))
+    assert [code for code, _, _ in outputs] == [0, 0], [err[-2000:] for _, _, err in outputs]
+    both = [line for _, stdout, err in outputs for line in (stdout + err).splitlines()]
+    for stage in ("[pretrained] builtin:", "[search done] builtin/contrastive:", "[repeats done] builtin/contrastive:"):
+        assert sum(line.startswith(stage) for line in both) == 1, (stage, both)
+    tables = [i for i, (_, stdout, _) in enumerate(outputs) if "| Contrastive" in stdout]
+    assert len(tables) == 1, [stdout[-1000:] for _, stdout, _ in outputs]
+    (other,) = {0, 1} - set(tables)
+    finisher = procs[tables[0]]
+    lines = [line for line in outputs[other][1].splitlines() if not line.startswith("[")]  # its stage lines
+    assert lines == [f"leaderboard finished by another worker ({socket.gethostname()}:{finisher.pid}); "
+                     f"tables in {out.resolve() / 'tables'}"]
+    assert (out / "tables" / "builtin.md").is_file()
+    assert_every_unit_exactly_once(st.create_storage(None, out), n_trials=2, n_repeats=2)
+    # a re-run of the finished leaderboard is a worker of its own: it prints the tables and every stage line
+    again = subprocess.run(worker_command(out, *tiny), capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "| Contrastive" in again.stdout and "finished by another worker" not in again.stdout
+    assert "[search done] builtin/contrastive:" in again.stdout
