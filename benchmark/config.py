@@ -65,10 +65,17 @@ class TrainingConfig:
     val_interval: int = bounded(2, lo=1)
     #: Stop after this many epochs without a better validation MAP@R (9 / 14 / 39 in the reference).
     patience: int = bounded(9, lo=1)
+    #: When patience runs out (``benchmark.training.schedule``): ``harness`` (after any epoch, once
+    #: ``epoch - best >= patience``) or ``published`` (the reality-check code: at validation epochs only,
+    #: once ``epoch - best > patience``, one validation later). Checked by ``benchmark.training``.
+    early_stopping: str = "harness"
     optimizer: str = "rmsprop"
     lr_trunk: float = bounded(1e-6, lo=0.0)
     lr_embedder: float = bounded(1e-6, lo=0.0)
     weight_decay: float = bounded(1e-4, lo=0.0)
+    #: Weight decay of the loss's own parameters (proxies, beta; ``benchmark.training.optim``): 0 here,
+    #: 1e-4 in the reality-check code's optimizer file for losses with parameters.
+    loss_weight_decay: float = bounded(0.0, lo=0.0)
     momentum: float = bounded(0.9, lo=0.0, hi=1.0, hi_open=True)
     #: DataLoader worker processes, or ``auto`` (a share of the cores on a GPU run, 0 on a CPU-only one;
     #: see ``benchmark.data.loader_workers``).
@@ -116,7 +123,13 @@ class ProtocolConfig:
     n_trials: int = bounded(50, lo=1)
     n_repeats: int = bounded(10, lo=1)
     sampler: str = "tpe"
-    n_startup_trials: int = bounded(10, lo=0)
+    #: Trials before the sampler models the objective (slot 0, the defaults, counts), or ``auto``:
+    #: max(5, number of searched parameters), Ax's Sobol start as the reality check ran it.
+    n_startup_trials: Union[int, str] = bounded(10, lo=0, keywords=("auto",))
+    #: The search value of a trial with a diverged fold (non-finite loss): ``best`` (the folds' best
+    #: validation so far, as if it had stopped) or ``zero`` (the reality-check code's). Checked by
+    #: ``benchmark.protocol``.
+    diverged_trial: str = "best"
     #: Early stopping of unpromising search trials (``benchmark.protocol.fidelity``): ``none``, ``median``
     #: (the running mean against the median of earlier trials, at fold ends) or ``hyperband`` (at every
     #: validation, across folds; the default, from ``benchmarks/search_efficiency.py``; the reality-check
