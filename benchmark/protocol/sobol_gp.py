@@ -16,6 +16,7 @@ sampler has no noise input (it fits one noise variance), so the folds' standard 
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Optional, Sequence
 
 import optuna
@@ -49,9 +50,11 @@ class SobolGPSampler(optuna.samplers.BaseSampler):
 
     def __init__(self, *, seed: int, n_startup: int, sequence_seed: int) -> None:
         self.n_startup = n_startup
-        self._sobol = _SlotSobol(qmc_type="sobol", scramble=True, seed=sequence_seed,
-                                 independent_sampler=optuna.samplers.RandomSampler(seed=seed),
-                                 warn_independent_sampling=False)
+        with warnings.catch_warnings():  # "QMCSampler is experimental": its interface, not its points
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self._sobol = _SlotSobol(qmc_type="sobol", scramble=True, seed=sequence_seed,
+                                     independent_sampler=optuna.samplers.RandomSampler(seed=seed),
+                                     warn_independent_sampling=False)
         self._gp = optuna.samplers.GPSampler(seed=seed, n_startup_trials=0,
                                              independent_sampler=optuna.samplers.RandomSampler(seed=seed),
                                              warn_independent_sampling=False)
