@@ -145,3 +145,9 @@ def test_a_dataset_search_space_replaces_ranges_and_fixes_values_on_that_dataset
         assert spec.search_space_for("cub200") == {"m": Float(0, 1), "k": Float(0, 1)} and not spec.fixed_for("cub200")
     finally:
         unregister_method("tmp_ds")
+
+
+def test_list_methods_shows_the_sop_ranges():
+    text = describe_methods()
+    assert "on sop: scale [0.01, 300]" in text and "on sop: beta [0.01, 200]" in text
+    assert "on sop: la [0.01, 200]" in text and "on sop: weight_reg_weight=0 (fixed)" in text
