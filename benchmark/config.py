@@ -116,15 +116,17 @@ class FrozenConfig:
 class ProtocolConfig:
     """Cross-validation, hyperparameter search, repeats and the storage that coordinates workers.
 
-    ``fold_mode`` and ``sampler`` are names checked by ``benchmark.protocol``."""
+    ``sampler``, ``diverged_trial`` and ``search_order`` are names checked by ``benchmark.protocol``,
+    ``fold_mode`` by ``benchmark.data``."""
 
     n_folds: int = bounded(4, lo=2)
     fold_mode: str = "contiguous"
     n_trials: int = bounded(50, lo=1)
     n_repeats: int = bounded(10, lo=1)
     sampler: str = "tpe"
-    #: Trials before the sampler models the objective (slot 0, the defaults, counts), or ``auto``:
-    #: max(5, number of searched parameters), Ax's Sobol start as the reality check ran it.
+    #: Trials before the sampler models the objective (slot 0, the defaults, counts; with ``sobol_gp``:
+    #: the Sobol points after slot 0), or ``auto``: max(5, number of searched parameters), the Sobol
+    #: start of the reality check's Ax search.
     n_startup_trials: Union[int, str] = bounded(10, lo=0, keywords=("auto",))
     #: The search value of a trial with a diverged fold (non-finite loss): ``best`` (the folds' best
     #: validation so far, as if it had stopped) or ``zero`` (the reality-check code's). Checked by
