@@ -103,10 +103,15 @@ class TrainingConfig:
                                               "reference).")
     patience: int = bounded(9, lo=1, help="Stop after this many epochs without a better validation MAP@R "
                                           "(9 / 14 / 39 in the reference); at least val_interval.")
+    early_stopping: str = doc("harness", help="When patience runs out: harness (after any epoch, once epoch - best "
+                                              ">= patience) or published (the reality-check code: at validation "
+                                              "epochs only, once epoch - best > patience).")
     optimizer: str = doc("rmsprop", help="The optimizer of trunk, embedder and the method's parameters.")
     lr_trunk: float = bounded(1e-6, lo=0.0, help="Learning rate of the trunk.")
     lr_embedder: float = bounded(1e-6, lo=0.0, help="Learning rate of the embedder.")
     weight_decay: float = bounded(1e-4, lo=0.0, help="Weight decay of the trunk and embedder.")
+    loss_weight_decay: float = bounded(0.0, lo=0.0, help="Weight decay of the loss's own parameters (proxies, "
+                                                          "beta); the reality-check code used 1e-4.")
     momentum: float = bounded(0.9, lo=0.0, hi=1.0, hi_open=True, help="Momentum of the optimizer (RMSprop, SGD).")
     num_workers: Union[int, str] = bounded(
         "auto", lo=0, hi=MAX_NUM_WORKERS, keywords=("auto",),
@@ -139,16 +144,23 @@ class FrozenConfig:
 class ProtocolConfig:
     """Cross-validation, hyperparameter search, repeats and the storage that coordinates workers.
 
-    ``fold_mode`` and ``sampler`` are names checked by ``benchmark.protocol``."""
+    ``sampler``, ``diverged_trial`` and ``search_order`` are names checked by ``benchmark.protocol``,
+    ``fold_mode`` by ``benchmark.data``."""
 
     n_folds: int = bounded(4, lo=2, hi=MAX_COUNT, help="Class-disjoint cross-validation folds.")
     fold_mode: str = doc("contiguous", help="How the training classes are dealt into folds.")
     n_trials: int = bounded(50, lo=1, hi=MAX_COUNT, help="Hyperparameter search slots per method and dataset.")
     n_repeats: int = bounded(10, lo=1, hi=MAX_COUNT,
                              help="Retrainings of the best configuration from scratch, with new seeds.")
-    sampler: str = doc("tpe", help="The search's sampler (tpe: multivariate, with constant liar).")
-    n_startup_trials: int = bounded(10, lo=0, hi=MAX_COUNT,
-                                    help="Random trials (after the defaults) before the sampler models the results.")
+    sampler: str = doc("tpe", help="The search's sampler (tpe: multivariate, with constant liar; gp; random; "
+                                   "sobol_gp: a scrambled Sobol start, then a GP with expected improvement).")
+    n_startup_trials: Union[int, str] = bounded(
+        10, lo=0, hi=MAX_COUNT, keywords=("auto",),
+        help="Trials before the sampler models the results (slot 0, the defaults, counts; with sobol_gp: the Sobol "
+             "points after slot 0), or auto: max(5, number of searched parameters), as the reality check's Ax.")
+    diverged_trial: str = doc("best", help="The search value of a trial with a diverged fold (non-finite loss): "
+                                           "best (the folds' best validation so far) or zero (the reality-check "
+                                           "code's).")
     pruner: str = doc("hyperband", help="Early stopping of unpromising trials (median: at fold ends; hyperband: "
                                         "at every validation).")
     budget_iterations: Optional[int] = bounded(

@@ -20,7 +20,7 @@ def test_presets_load(preset):
 def test_reality_check_has_the_published_budgets():
     cfg = load_run_config(preset="reality-check")
     p, t = cfg.protocol, cfg.training
-    assert (p.n_folds, p.n_trials, p.n_repeats, p.fold_mode) == (4, 50, 10, "contiguous")
+    assert (p.n_folds, p.n_trials, p.n_repeats, p.fold_mode) == (4, 50, 10, "mlrc")
     assert (t.batch_size, t.m_per_class, t.iterations_per_epoch) == (32, 4, 100)
     assert (t.optimizer, t.lr_trunk, t.lr_embedder) == ("rmsprop", 1e-6, 1e-6)
     by_name = {d.name: cfg.training_for(d) for d in cfg.datasets}

@@ -1,21 +1,35 @@
 """Class-disjoint splits, one pure function for every dataset.
 
 Train/test: a dataset's standard rule (``first_half_classes`` for CUB-200-2011 and Cars196, the
-official files for SOP and In-shop). Cross-validation: ``class_disjoint_folds`` partitions the
-training classes into ``n_folds`` validation blocks (contiguous by sorted label, as the reference
-code did, or a seeded shuffle). ``make_splits`` combines both and checks that no class is shared.
+official files for SOP and In-shop). Cross-validation: ``class_disjoint_folds`` gives the
+``n_folds`` validation blocks of the training classes (``protocol.fold_mode``):
+
+* ``contiguous``: near-equal blocks of the sorted class ids (the reference code's documented split);
+* ``shuffled``: the same block sizes over a permutation drawn from the seed;
+* ``mlrc``: the reality-check code's exact-reproduction split (``MLRCSplitManager``, test size 1/2).
+  With C the number of classes of the whole dataset (train + test) and T the training classes,
+  each validation block holds ``v = int(C / (2 n_folds))`` classes (``int(0.125 C)`` for 4 folds);
+  fold k starts at ``s_k = int(k T / n_folds)`` and validates on the sorted training classes at
+  positions ``s_k - v .. s_k - 1`` (wrapping around: fold 0 validates on the last v). Our reading of
+  that code: its train block of ``T - v`` classes starts at ``s_k`` and the validation block follows
+  it, wrapped. CUB (C = 200): blocks of 25 covering all 100 classes, in the order 76-100, 1-25,
+  26-50, 51-75. Cars (C = 196): blocks of 24; positions 24 and 73 (classes 25 and 74) are never
+  validated. SOP (official split, T = 11,318 of C = 22,634): blocks of 2,829, two classes never
+  validated (the reference code split SOP by the first half of its class ids, T = 11,317).
+
+``make_splits`` combines both and checks that no class is shared.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
 from benchmark.errors import ConfigError, DatasetError
 
-FOLD_MODES = ("contiguous", "shuffled")
+FOLD_MODES = ("contiguous", "shuffled", "mlrc")
 #: Classes each validation block (and the test set) needs: the verification threshold is chosen on
 #: pairs of different classes, and MAP@R on one class is 1 whatever the model.
 MIN_VAL_CLASSES = 2
@@ -54,11 +68,13 @@ def first_half_classes(labels: Sequence[int]) -> np.ndarray:
 
 
 def class_disjoint_folds(classes: Sequence[int], n_folds: int, *, mode: str = "contiguous",
-                         seed: int = 0) -> list[np.ndarray]:
-    """Partition ``classes`` into ``n_folds`` validation blocks of near-equal size.
+                         seed: int = 0, n_all_classes: Optional[int] = None) -> list[np.ndarray]:
+    """The ``n_folds`` validation blocks of ``classes`` (the training classes), by ``mode``.
 
-    ``contiguous``: blocks of the sorted class ids (fold 0 validates on the first block).
+    ``contiguous``: near-equal blocks of the sorted class ids (fold 0 validates on the first block).
     ``shuffled``: the same block sizes over a permutation drawn from ``seed``.
+    ``mlrc``: the reality-check code's blocks (see the module docstring); ``n_all_classes`` is the
+    dataset's number of classes, train and test (default: twice the training classes).
     """
     if mode not in FOLD_MODES:
         raise ConfigError(f"unknown fold mode {mode!r} (expected one of {FOLD_MODES})")
@@ -69,9 +85,25 @@ def class_disjoint_folds(classes: Sequence[int], n_folds: int, *, mode: str = "c
         raise DatasetError(f"{len(classes)} training classes cannot make {n_folds} class-disjoint folds of at least "
                            f"{MIN_VAL_CLASSES} validation classes each (expected protocol.n_folds / --folds at most "
                            f"{max(len(classes) // MIN_VAL_CLASSES, 1)})")
+    if mode == "mlrc":
+        return mlrc_blocks(classes, n_folds, 2 * len(classes) if n_all_classes is None else n_all_classes)
     if mode == "shuffled":
         classes = np.random.default_rng(seed).permutation(classes)
     return [np.sort(block) for block in np.array_split(classes, n_folds)]
+
+
+def mlrc_blocks(classes: np.ndarray, n_folds: int, n_all_classes: int) -> list[np.ndarray]:
+    """``MLRCSplitManager``'s validation blocks of the sorted training ``classes`` (module docstring)."""
+    n = len(classes)
+    size = n_all_classes // (2 * n_folds)
+    if not 1 <= size < n:
+        raise DatasetError(f"fold_mode mlrc: {n} training classes of {n_all_classes} give validation blocks of "
+                           f"{size} classes; need at least 1 and fewer than the training classes")
+    blocks = []
+    for k in range(n_folds):
+        start = (k * n) // n_folds
+        blocks.append(np.sort(classes[(start - size + np.arange(size)) % n]))
+    return blocks
 
 
 def make_splits(train_labels: Sequence[int], test_labels: Sequence[int], *, n_folds: int = 4,
@@ -85,7 +117,9 @@ def make_splits(train_labels: Sequence[int], test_labels: Sequence[int], *, n_fo
     if len(shared):
         raise DatasetError(f"train and test share {len(shared)} class(es), e.g. {shared[:5].tolist()}")
     folds = []
-    for i, val_classes in enumerate(class_disjoint_folds(train_classes, n_folds, mode=mode, seed=seed)):
+    blocks = class_disjoint_folds(train_classes, n_folds, mode=mode, seed=seed,
+                                  n_all_classes=len(train_classes) + len(test_classes))
+    for i, val_classes in enumerate(blocks):
         fold_train_classes = np.setdiff1d(train_classes, val_classes)
         val_mask = np.isin(train_labels, val_classes)
         fold = Fold(i, np.flatnonzero(~val_mask), np.flatnonzero(val_mask), fold_train_classes, val_classes)

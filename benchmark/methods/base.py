@@ -79,12 +79,13 @@ class Method(nn.Module):
         return None
 
     def optimizer_groups(self, default_lr: float, weight_decay: float) -> list[dict]:
-        """Parameter groups for the method's own parameters (empty when it has none)."""
+        """Parameter groups for the method's own parameters (empty when it has none); ``weight_decay`` is
+        theirs (``training.loss_weight_decay``), not the model's."""
         params = [p for p in self.parameters() if p.requires_grad]
         if not params:
             return []
         lr = self.loss_lr if self.loss_lr is not None else default_lr
-        return [{"params": params, "lr": lr, "weight_decay": 0.0, "name": "loss"}]
+        return [{"params": params, "lr": lr, "weight_decay": weight_decay, "name": "loss"}]
 
 
 class PMLMethod(Method):

@@ -32,8 +32,9 @@ def _same_type(value: Any, default: Any) -> bool:
     return isinstance(value, type(default))
 
 
-def check_method_params(method_params: Any, where: str) -> None:
-    """Raise ``ConfigError`` naming ``<where>.<method>.<key>`` unless every entry sets a fixed hyperparameter."""
+def check_method_params(method_params: Any, where: str, dataset: str = "") -> None:
+    """Raise ``ConfigError`` naming ``<where>.<method>.<key>`` unless every entry sets a fixed hyperparameter
+    (fixed on ``dataset``: see ``MethodSpec.search_space_for``)."""
     if not isinstance(method_params, dict):
         raise ConfigError(f"config key {where!r} expects a mapping of method names to "
                           f"{{hyperparameter: value}}, got {method_params!r}")
@@ -45,11 +46,12 @@ def check_method_params(method_params: Any, where: str) -> None:
         if not isinstance(values, dict):
             raise ConfigError(f"config key '{where}.{method}' expects a mapping of hyperparameters to values, "
                               f"got {values!r}")
-        fixed = sorted(set(spec.defaults) - set(spec.search_space))
+        space = spec.search_space_for(dataset)
+        fixed = sorted(set(spec.defaults) - set(space))
         for key, value in values.items():
             path = f"{where}.{method}.{key}"
-            if key in spec.search_space:
-                raise ConfigError(f"config key {path!r} is searched ({spec.search_space[key].describe()}); a dataset "
+            if key in space:
+                raise ConfigError(f"config key {path!r} is searched ({space[key].describe()}); a dataset "
                                   f"sets only fixed hyperparameters of {method}: {', '.join(fixed) or 'none'}")
             if key not in spec.defaults:
                 raise ConfigError(f"unknown config key {path!r} (fixed hyperparameters of {method}: "
@@ -64,6 +66,8 @@ def check_method_params(method_params: Any, where: str) -> None:
             raise ConfigError(f"config key '{where}.{method}': {exc}") from None
 
 
-def params_for(method: str, method_params: Mapping[str, Mapping[str, Any]], params: Mapping[str, Any]) -> dict:
-    """The hyperparameters a fold's ``method`` is built with: the dataset's fixed values, then ``params``."""
-    return {**method_params.get(method, {}), **params}
+def params_for(method: str, method_params: Mapping[str, Mapping[str, Any]], params: Mapping[str, Any],
+               dataset: str = "") -> dict:
+    """The hyperparameters a fold's ``method`` is built with: the registry's fixed values on ``dataset``
+    (``MethodSpec.fixed_for``), the dataset entry's fixed values, then ``params``."""
+    return {**get_method(method).fixed_for(dataset), **method_params.get(method, {}), **params}

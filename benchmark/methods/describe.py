@@ -42,8 +42,14 @@ def summary(spec: MethodSpec) -> str:
 
 
 def method_row(spec: MethodSpec) -> list[str]:
-    """One row of the table; a default of a parameter that is not searched is marked ``(fixed)``."""
+    """One row of the table; a default of a parameter that is not searched is marked ``(fixed)``, and a
+    dataset's own ranges and fixed values follow the search space (``on sop: ...``)."""
     space = "\n".join(f"{name} {param.describe()}" for name, param in spec.search_space.items())
+    for dataset, overrides in spec.dataset_search_spaces.items():  # per-dataset ranges and fixed values
+        searched = spec.search_space_for(dataset)
+        space += "".join(f"\non {dataset}: {name}" + (f" {value.describe()}" if name in searched
+                                                      else f"={_format_value(value)} (fixed)")
+                         for name, value in overrides.items())
     defaults = "\n".join(f"{name}={_format_value(value)}" + ("" if name in spec.search_space else " (fixed)")
                          for name, value in spec.defaults.items())
     return [spec.name, spec.display_name, summary(spec), space or "-", defaults or "-", _flags(spec), spec.source]

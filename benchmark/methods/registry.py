@@ -21,7 +21,7 @@ import pkgutil
 import random
 import re
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
@@ -29,7 +29,7 @@ import torch
 
 from benchmark.errors import RegistryError
 from benchmark.methods.base import Method, MethodContext
-from benchmark.methods.search_space import Float, Param, validate_values
+from benchmark.methods.search_space import Categorical, Float, Int, Param, validate_values
 
 BuildFn = Callable[[dict, MethodContext], Method]
 
@@ -60,6 +60,17 @@ class MethodSpec:
     needs_spatial_map: bool = False
     #: The method can train on cached trunk outputs (``training.regime: frozen``).
     can_run_frozen: bool = True
+    #: Per dataset name (``datasets[i].name``, e.g. ``sop``): parameters whose range differs there (a
+    #: ``Param``), or that are not searched there (a plain value, used instead of the default).
+    dataset_search_spaces: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def search_space_for(self, dataset: str) -> dict[str, Param]:
+        """The search space on ``dataset``: ``search_space`` with that dataset's ranges, less its fixed values."""
+        return _space_on(self.search_space, self.dataset_search_spaces.get(dataset, {}))
+
+    def fixed_for(self, dataset: str) -> dict[str, Any]:
+        """The values of the parameters not searched on ``dataset`` (overriding the defaults there)."""
+        return {k: v for k, v in self.dataset_search_spaces.get(dataset, {}).items() if not _is_param(v)}
 
     def hyperparameters(self, overrides: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
         """The defaults overlaid with ``overrides`` (validated against the search space)."""
@@ -76,6 +87,16 @@ class MethodSpec:
         return self.build(self.hyperparameters(overrides), ctx)
 
 
+def _is_param(value: Any) -> bool:
+    return isinstance(value, (Float, Int, Categorical))
+
+
+def _space_on(space: Mapping[str, Param], overrides: Mapping[str, Any]) -> dict[str, Param]:
+    """``space`` with a dataset's overrides: a ``Param`` replaces a range, a plain value removes the key."""
+    out = {**space, **{k: v for k, v in overrides.items() if _is_param(v)}}
+    return {k: v for k, v in out.items() if k not in overrides or _is_param(overrides[k])}
+
+
 _REGISTRY: dict[str, MethodSpec] = {}
 #: Method names appear in storage keys, file names and tables.
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
@@ -86,14 +107,18 @@ LOSS_LR_RANGE = Float(1e-6, 1.0, log=True)
 def register_method(*, name: str, display_name: str, search_space: Mapping[str, Param],
                     defaults: Mapping[str, Any], source: str, needs_num_classes: bool = False,
                     has_parameters: bool = False, m_per_class: int = 4, warmup_epochs: int = 0,
-                    needs_spatial_map: bool = False, can_run_frozen: bool = True) -> Callable[[BuildFn], BuildFn]:
+                    needs_spatial_map: bool = False, can_run_frozen: bool = True,
+                    dataset_search_spaces: Optional[Mapping[str, Mapping[str, Any]]] = None,
+                    ) -> Callable[[BuildFn], BuildFn]:
     """Decorator registering ``fn(hp, ctx) -> Method`` under ``name``.
 
     Raises ``RegistryError`` for anything a method must satisfy: a new lower-case name, a display name, a
     source, a docstring on ``fn`` (the method's description), something to search, a default inside the
     range for every searched parameter, ``loss_lr`` searched over ``LOSS_LR_RANGE`` exactly when the method
     has parameters, at least one image per class in a batch, a non-negative warm-up, and every default
-    (searched or fixed) read by ``fn`` (called once with the defaults on a small context: ``_check_keys_read``).
+    (searched or fixed) read by ``fn`` (called once with the defaults on a small context: ``_check_keys_read``);
+    ``dataset_search_spaces`` overrides only searched parameters, leaves something to search and keeps
+    every default inside its dataset's range.
     """
 
     def decorator(fn: BuildFn) -> BuildFn:
@@ -124,12 +149,23 @@ def register_method(*, name: str, display_name: str, search_space: Mapping[str, 
             raise RegistryError(f"{where}: warmup_epochs must be a non-negative integer, got {warmup_epochs!r}")
         validate_values(search_space, {k: v for k, v in defaults.items() if k in search_space},
                         where=f"method {name!r} defaults")
+        for dataset, overrides in (dataset_search_spaces or {}).items():
+            unknown = set(overrides) - set(search_space)
+            if unknown:
+                raise RegistryError(f"{where}: dataset_search_spaces[{dataset!r}] overrides unsearched "
+                                    f"parameter(s) {sorted(unknown)}")
+            space = _space_on(search_space, overrides)
+            if not space:
+                raise RegistryError(f"{where}: dataset_search_spaces[{dataset!r}] leaves nothing to search")
+            validate_values(space, {k: v for k, v in defaults.items() if k in space},
+                            where=f"method {name!r} defaults on {dataset}")
         _check_keys_read(fn, {**defaults}, where)
         _REGISTRY[name] = MethodSpec(
             name=name, display_name=display_name, build=fn, search_space=dict(search_space),
             defaults=dict(defaults), source=source, description=description, needs_num_classes=needs_num_classes,
             has_parameters=has_parameters, m_per_class=m_per_class, warmup_epochs=warmup_epochs,
-            needs_spatial_map=needs_spatial_map, can_run_frozen=can_run_frozen)
+            needs_spatial_map=needs_spatial_map, can_run_frozen=can_run_frozen,
+            dataset_search_spaces={k: dict(v) for k, v in (dataset_search_spaces or {}).items()})
         return fn
 
     return decorator

@@ -167,7 +167,7 @@ def _time_method(bench: Workbench, dcfg: DatasetConfig, method: str, iterations:
     marks: list[float] = []
     validated: list[float] = []
     spec = get_method(method)
-    params = {k: v for k, v in spec.defaults.items() if k in spec.search_space}
+    params = {k: v for k, v in spec.defaults.items() if k in spec.search_space_for(dcfg.name)}
     try:
         bench.train_folds(method, params, dcfg, ("plan", dcfg.key, method), max_iterations=3 * iterations,
                           heartbeat=lambda: marks.append(time.perf_counter()),

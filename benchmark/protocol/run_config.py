@@ -22,6 +22,7 @@ from benchmark.methods import get_method, list_methods
 from benchmark.methods.dataset_params import check_method_params
 from benchmark.secrets import redact_url
 from benchmark.models.checks import check_model_section
+from benchmark.protocol.diverged_trial import DIVERGED_TRIAL_RULES
 from benchmark.protocol.fidelity import PRUNERS, trial_iterations
 from benchmark.protocol.units import SAMPLERS, SEARCH_ORDERS
 from benchmark.training.checks import check_training_section
@@ -49,9 +50,10 @@ def check_run_config(cfg: BenchmarkConfig) -> None:
     check_choice(cfg.protocol.sampler, tuple(SAMPLERS), "protocol.sampler")
     check_choice(cfg.protocol.pruner, PRUNERS, "protocol.pruner")
     check_choice(cfg.protocol.search_order, SEARCH_ORDERS, "protocol.search_order")
+    check_choice(cfg.protocol.diverged_trial, DIVERGED_TRIAL_RULES, "protocol.diverged_trial")
     for i, d in enumerate(cfg.datasets):
         check_dataset_entry(d.name, d.root, d.options, f"datasets[{i}]")
-        check_method_params(d.method_params, f"datasets[{i}].method_params")
+        check_method_params(d.method_params, f"datasets[{i}].method_params", d.name)
     for path, t in cfg.training_sections():
         check_training_section(t, path)
     budget = cfg.protocol.budget_iterations

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
@@ -40,9 +40,11 @@ from benchmark.methods import get_method
 from benchmark.methods.search_space import suggest
 from benchmark.protocol import budget
 from benchmark.protocol import storage as st
+from benchmark.protocol.diverged_trial import trial_value
 from benchmark.protocol.faults import kill_point
 from benchmark.protocol.fidelity import PRUNED_ATTR, TrialProgress, make_pruner, trial_iterations
 from benchmark.protocol.seeds import derive_seed
+from benchmark.protocol.sobol_gp import SobolGPSampler, auto_startup_trials
 from benchmark.protocol.workbench import IterationCapReached, Workbench
 
 log = logging.getLogger(__name__)
@@ -64,13 +66,17 @@ def study_name(dataset: str, method: str, stage: str) -> str:
     return f"{dataset}::{method}::{stage}"
 
 
-#: ``protocol.sampler`` name -> ``make(seed, n_startup_trials)``. GP is the closest to the reality check's
-#: Ax GP + EI; TPE uses constant liar so that concurrent workers do not sample the same configuration.
-SAMPLERS: dict[str, Callable[[int, int], optuna.samplers.BaseSampler]] = {
-    "tpe": lambda seed, n_startup: optuna.samplers.TPESampler(seed=seed, multivariate=True,
-                                                              n_startup_trials=n_startup, constant_liar=True),
-    "gp": lambda seed, n_startup: optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_startup),
-    "random": lambda seed, n_startup: optuna.samplers.RandomSampler(seed=seed),
+#: ``protocol.sampler`` name -> ``make(seed, n_startup_trials, sequence_seed)`` (``seed``: the slot's;
+#: ``sequence_seed``: the search's, for a design shared by its slots). ``sobol_gp`` is the reality check's
+#: Ax default (Sobol start, GP + EI; ``benchmark.protocol.sobol_gp``); TPE uses constant liar so that
+#: concurrent workers do not sample the same configuration.
+SAMPLERS: dict[str, Callable[[int, int, int], optuna.samplers.BaseSampler]] = {
+    "tpe": lambda seed, n_startup, _: optuna.samplers.TPESampler(seed=seed, multivariate=True,
+                                                                 n_startup_trials=n_startup, constant_liar=True),
+    "gp": lambda seed, n_startup, _: optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_startup),
+    "sobol_gp": lambda seed, n_startup, sequence_seed: SobolGPSampler(seed=seed, n_startup=n_startup,
+                                                                      sequence_seed=sequence_seed),
+    "random": lambda seed, n_startup, _: optuna.samplers.RandomSampler(seed=seed),
 }
 
 
@@ -79,8 +85,13 @@ SAMPLERS: dict[str, Callable[[int, int], optuna.samplers.BaseSampler]] = {
 SEARCH_ORDERS = ("ordered", "concurrent")
 
 
-def make_sampler(kind: str, seed: int, n_startup_trials: int) -> optuna.samplers.BaseSampler:
-    return SAMPLERS[kind](seed, n_startup_trials)
+def make_sampler(kind: str, seed: int, n_startup_trials: int, sequence_seed: int = 0) -> optuna.samplers.BaseSampler:
+    return SAMPLERS[kind](seed, n_startup_trials, sequence_seed)
+
+
+def startup_trials(value: Union[int, str], n_params: int) -> int:
+    """``protocol.n_startup_trials``: as given, or ``auto``: max(5, number of searched parameters)."""
+    return auto_startup_trials(n_params) if value == "auto" else int(value)
 
 
 def owners(trials: list[FrozenTrial], units: dict[int, int]) -> dict[int, FrozenTrial]:
@@ -168,7 +179,9 @@ class SearchStage(_Stage):
     def __init__(self, bench: Workbench, storage, dcfg: DatasetConfig, method: str) -> None:
         super().__init__(bench, storage, dcfg, method, "search")
         self.spec = get_method(method)
-        self.n_trials = self.cfg.protocol.n_trials if self.spec.search_space else 1
+        #: The method's search space on this dataset (``MethodSpec.search_space_for``).
+        self.space = self.spec.search_space_for(dcfg.name)
+        self.n_trials = self.cfg.protocol.n_trials if self.space else 1
         self.tcfg = self.cfg.training_for(dcfg)
         #: A whole trial's most training iterations; the search's budget (None: n_trials alone).
         self.trial_max = trial_iterations(self.cfg.protocol.n_folds, self.tcfg)
@@ -232,7 +245,7 @@ class SearchStage(_Stage):
             st.fail_stale_trials(self.study, p.grace_period, st.unclaimed_after(p.storage_wait))
             trials = self.trials()
             if not trials:  # the method's defaults are slot 0
-                defaults = {k: v for k, v in self.spec.defaults.items() if k in self.spec.search_space}
+                defaults = {k: v for k, v in self.spec.defaults.items() if k in self.space}
                 self.study.enqueue_trial(defaults, user_attrs={SLOT: 0})
                 continue
             slots = self.slots(trials)
@@ -275,7 +288,8 @@ class SearchStage(_Stage):
                 trial.set_user_attr(budget.ALLOWANCE, allowance)
             # parameters are sampled lazily at the first suggest: seed the sampler by the slot now
             self.study.sampler = make_sampler(p.sampler, derive_seed(self.cfg.seed, "sampler", self.name, slot),
-                                              p.n_startup_trials)
+                                              startup_trials(p.n_startup_trials, len(self.space)),
+                                              derive_seed(self.cfg.seed, "sampler", self.name))
             self._run(trial, lambda t, hb, slot=slot, cap=allowance: self._objective(t, slot, hb, cap))
             return RAN
         return BLOCKED
@@ -296,7 +310,7 @@ class SearchStage(_Stage):
 
     def _objective(self, trial: optuna.Trial, slot: int, heartbeat: st.Heartbeat,
                    allowance: Optional[int]) -> tuple[float, dict]:
-        params = suggest(trial, self.spec.search_space)
+        params = suggest(trial, self.space)
         progress = TrialProgress(trial, self.cfg.protocol.pruner, self.cfg.protocol.n_folds, prunable=slot != 0)
 
         def on_fold_end(i, result):
@@ -317,7 +331,7 @@ class SearchStage(_Stage):
         except IterationCapReached as exc:
             trial.set_user_attr(PRUNED_ATTR, f"budget: {exc}")
             raise optuna.TrialPruned(str(exc)) from None
-        return progress.mean(), {}
+        return trial_value(progress.mean(), progress.statuses, self.cfg.protocol.diverged_trial), {}
 
     def best_trial(self) -> FrozenTrial:
         """The COMPLETE slot with the highest value (the lowest slot on ties); pruned trials never count."""

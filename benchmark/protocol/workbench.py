@@ -197,7 +197,7 @@ class Workbench:
                                 device=self.device)
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(derive_seed(seed, "method"))
-                method = spec.create(ctx, params_for(method_name, dcfg.method_params, params))
+                method = spec.create(ctx, params_for(method_name, dcfg.method_params, params, dcfg.name))
             validated = None if on_validation is None else (
                 lambda epoch, iteration, value, i=i: on_validation(i, epoch, iteration, value))
             model, result = train_fold(

@@ -70,11 +70,13 @@ def edge_parameters(params: Mapping[str, Any], space: Mapping[str, Param], *,
     return out
 
 
-def _registry_space(method: str) -> Mapping[str, Param] | None:
+def _registry_space(method: str, dataset: str) -> Mapping[str, Param] | None:
+    """The method's search space on ``dataset`` (its per-dataset ranges: ``MethodSpec.search_space_for``;
+    ``dataset`` is the results' dataset column, i.e. the entry's label when it has one)."""
     from benchmark.methods import get_method
 
     try:
-        return get_method(method).search_space
+        return get_method(method).search_space_for(dataset)
     except (BenchmarkError, KeyError):
         return None
 
@@ -85,7 +87,7 @@ def best_so_far(values: pd.Series) -> pd.Series:
 
 
 def search_diagnostics(trials: pd.DataFrame, *,
-                       space_of: Callable[[str], Mapping[str, Param] | None] = _registry_space,
+                       space_of: Callable[[str, str], Mapping[str, Param] | None] = _registry_space,
                        late_fraction: float = LATE_FRACTION,
                        edge_fraction: float = EDGE_FRACTION) -> pd.DataFrame:
     """One row per (dataset, method) of ``trials`` (``trials.csv``'s columns), in their order.
@@ -122,7 +124,7 @@ def search_diagnostics(trials: pd.DataFrame, *,
                 params = json.loads(best["params"]) if isinstance(best["params"], str) else {}
             except json.JSONDecodeError:
                 params = {}
-            space = space_of(str(method))
+            space = space_of(str(method), str(dataset))
             if space is None:
                 warnings.append("search space unknown to this code: edges not checked")
             else:

@@ -22,12 +22,13 @@ OPTIMIZERS: dict[str, Callable[[list, TrainingConfig], torch.optim.Optimizer]] =
 
 
 def make_optimizer(model: TrunkModel, method: Method, cfg: TrainingConfig) -> torch.optim.Optimizer:
-    """Parameter groups: trunk, embedder (and any other head the method added), the method's own."""
+    """Parameter groups: trunk, embedder (and any other head the method added), the method's own (with
+    ``training.loss_weight_decay``; the model's groups take ``training.weight_decay``)."""
     trunk = [p for p in model.trunk.parameters() if p.requires_grad]
     trunk_ids = {id(p) for p in trunk}
     rest = [p for p in model.parameters() if p.requires_grad and id(p) not in trunk_ids]
     groups = [{"params": trunk, "lr": cfg.lr_trunk, "name": "trunk"},
               {"params": rest, "lr": cfg.lr_embedder, "name": "embedder"}]
-    groups += method.optimizer_groups(cfg.lr_embedder, cfg.weight_decay)
+    groups += method.optimizer_groups(cfg.lr_embedder, cfg.loss_weight_decay)
     groups = [g for g in groups if g["params"]]
     return OPTIMIZERS[cfg.optimizer](groups, cfg)

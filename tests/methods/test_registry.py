@@ -80,8 +80,12 @@ LOSS_LR = {"loss_lr": Float(1e-6, 1.0, log=True)}
     ({"search_space": LOSS_LR, "defaults": {"loss_lr": 1e-3}}, _build, RegistryError, "has no parameters"),
     ({"m_per_class": 0}, _build, RegistryError, "m_per_class"),
     ({"warmup_epochs": -1}, _build, RegistryError, "warmup_epochs"),
+    ({"dataset_search_spaces": {"sop": {"x": Float(0, 2)}}}, _build, RegistryError, "unsearched"),
+    ({"dataset_search_spaces": {"sop": {"m": Float(0.6, 2)}}}, _build, ConfigError, "on sop.*outside"),
+    ({"dataset_search_spaces": {"sop": {"m": 0.1}}}, _build, RegistryError, "nothing to search"),
 ], ids=["no-docstring", "no-source", "no-display-name", "nothing-searched", "no-default", "default-outside",
-        "params-without-loss-lr", "loss-lr-other-range", "loss-lr-without-params", "m-per-class-0", "warmup-negative"])
+        "params-without-loss-lr", "loss-lr-other-range", "loss-lr-without-params", "m-per-class-0", "warmup-negative",
+        "dataset-overrides-unsearched", "dataset-range-excludes-default", "dataset-leaves-nothing"])
 def test_registration_refuses_an_entry_that_breaks_the_contract(change, build, error, message):
     try:
         with pytest.raises(error, match=message):
@@ -196,3 +200,27 @@ def test_registration_accepts_every_key_the_build_function_reads(build, defaults
     finally:
         unregister_method("tmp_read")
 
+
+
+def _reads_m_and_k(hp, ctx):
+    """A throw-away method that reads ``m`` and ``k``."""
+    return PMLMethod(losses.ContrastiveLoss(neg_margin=hp["m"], pos_margin=hp["k"] - hp["k"]))
+
+
+def test_a_dataset_search_space_replaces_ranges_and_fixes_values_on_that_dataset_only():
+    try:
+        register_method(name="tmp_ds", **{**VALID, "search_space": {"m": Float(0, 1), "k": Float(0, 1)},
+                                          "defaults": {"m": 0.5, "k": 0.5},
+                                          "dataset_search_spaces": {"sop": {"m": Float(0, 3), "k": 0.25}}})(
+            _reads_m_and_k)
+        spec = get_method("tmp_ds")
+        assert spec.search_space_for("sop") == {"m": Float(0, 3)} and spec.fixed_for("sop") == {"k": 0.25}
+        assert spec.search_space_for("cub200") == {"m": Float(0, 1), "k": Float(0, 1)} and not spec.fixed_for("cub200")
+    finally:
+        unregister_method("tmp_ds")
+
+
+def test_list_methods_shows_the_sop_ranges():
+    text = describe_methods()
+    assert "on sop: scale [0.01, 300]" in text and "on sop: beta [0.01, 200]" in text
+    assert "on sop: la [0.01, 200]" in text and "on sop: weight_reg_weight=0 (fixed)" in text

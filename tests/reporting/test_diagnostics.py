@@ -53,7 +53,7 @@ def test_late_best_and_edges():
                       states=["COMPLETE"] * 4 + ["PRUNED"])
             + _trials("single", [0.3], [{}])
             + _trials("failed", [math.nan], [{}], states=["FAIL"]))
-    diag = search_diagnostics(pd.DataFrame(rows, columns=LEGACY), space_of=lambda m: SPACE)
+    diag = search_diagnostics(pd.DataFrame(rows, columns=LEGACY), space_of=lambda m, d: SPACE)
     late, early, single = (diag.set_index("method").loc[m] for m in ("late", "early", "single"))
     assert (late["budget"], late["best_trial"], late["best_position"]) == (5, 4, 5)
     assert bool(late["late_best"]) and "last 20% of the budget" in late["warnings"]
@@ -70,7 +70,7 @@ def test_boundary_of_the_last_fifth():
         values = [0.1] * 10
         values[pos - 1] = 0.9
         diag = search_diagnostics(pd.DataFrame(_trials("m", values, [{}] * 10), columns=LEGACY),
-                                  space_of=lambda m: {})
+                                  space_of=lambda m, d: {})
         assert bool(diag["late_best"].iloc[0]) is late
 
 
@@ -84,6 +84,15 @@ def test_registry_space_is_used():
     rows = _trials("triplet", [0.1, 0.2], [{"margin": 0.1}, {"margin": 1.99}])
     diag = search_diagnostics(pd.DataFrame(rows, columns=LEGACY))
     assert diag["edge_parameters"].iloc[0].startswith("margin=1.99 (high end")
+
+
+def test_the_registry_space_of_the_trials_dataset_is_used():
+    """ArcFace's scale reaches 300 on SOP (the published SOP range), 200 elsewhere."""
+    rows = _trials("arcface", [0.1, 0.2], [{"scale": 100.0}, {"scale": 199.0}])
+    cub = search_diagnostics(pd.DataFrame(rows, columns=LEGACY))
+    sop = search_diagnostics(pd.DataFrame([(r[0], "sop", *r[2:]) for r in rows], columns=LEGACY))
+    assert cub["edge_parameters"].iloc[0].startswith("scale=199 (high end of [0.01, 200])")
+    assert sop["edge_parameters"].iloc[0] == ""
 
 
 def test_best_so_far():

@@ -51,6 +51,10 @@ class BlockSparseCentersRegularizer(BaseRegularizer):
     defaults={"loss_lr": 1e-4, "la": 20.0, "gamma": 0.1, "weight_reg_weight": 0.2, "margin": 0.01,
               "centers_per_class": 10},
     needs_num_classes=True, has_parameters=True,
+    # the published SOP trace: la up to 200 (its optimum 100.00 sits on our CUB/Cars bound) and reg_weight
+    # not searched; fixed at 0 (no regulariser), our reading: PML 0.9.92's regulariser needs a
+    # (C*K)^2 matrix, some 29 GB at SOP's ~8,500 classes x 10 centres
+    dataset_search_spaces={"sop": {"la": Float(0.01, 200.0), "weight_reg_weight": 0.0}},
 )
 def softtriple(hp: dict, ctx: MethodContext) -> PMLMethod:
     """Cross-entropy over la · (S_c − δ·[c = y]), S_c a softmax(1/γ)-weighted similarity to class c's K centres.
