@@ -33,7 +33,8 @@ from benchmark.secrets import redact_url
 from tests.protocol.workers import ROOT, assert_every_unit_exactly_once, finish, fresh_postgres_database
 
 STORAGE_GONE = 4
-#: A tiny leaderboard (frozen regime: units of a few seconds), 2 search slots and 2 repeats, 5 units in all;
+#: A small leaderboard (frozen regime), 2 search slots and 2 repeats, 5 units in all, each unit long enough (400
+#: iterations a fold) that on a fast, quiet machine one worker cannot finish them all before the other starts;
 #: search slots run concurrently, so that both workers are inside a unit when the server stops.
 TINY = """\
 name: outage
@@ -45,7 +46,7 @@ datasets:
     options: {num_classes: 8, images_per_class: 4}
 model: {trunk: small_cnn, embedding_dim: 8, pretrained: true, pretrain_epochs: 1}
 frozen: {cut: after_last, grid: 2, views: 1}
-training: {regime: frozen, threads: 1, batch_size: 4, m_per_class: 2, iterations_per_epoch: 20, max_epochs: 2,
+training: {regime: frozen, threads: 1, batch_size: 4, m_per_class: 2, iterations_per_epoch: 200, max_epochs: 2,
            val_interval: 1, patience: 2}
 protocol: {n_folds: 2, n_trials: 2, n_repeats: 2, n_startup_trials: 1, pruner: none, poll_interval: 0.3,
            search_order: concurrent}
