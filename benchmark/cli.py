@@ -269,7 +269,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from benchmark.models.trunks import check_pretrained_weights
     from benchmark.protocol.leaderboard import run_leaderboard
-    from benchmark.protocol.local_workers import plan_workers
+    from benchmark.protocol.local_workers import plan_for
     from benchmark.protocol.preflight import check_device, check_outside_datasets, check_output_dir, check_precision
     from benchmark.protocol.run_dir import attach_log, prepare_run_dir
     from benchmark.protocol.storage_check import check_storage_url
@@ -290,8 +290,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     bench = Workbench(cfg, progress=not args.no_progress)
     bench.prepare()  # layouts, paths inside the root, each image once, readable headers; trunk; frozen caches
     prepare_run_dir(run_dir, cfg, list(argv), allow_config_change=args.allow_config_change)
-    frozen = any(cfg.training_for(d).regime == "frozen" or d.name == "features" for d in cfg.datasets)
-    plan = plan_workers(cfg.protocol.workers, device=cfg.device, frozen=frozen)
+    plan = plan_for(cfg)
     if plan.n > 1:
         code = _run_local_workers(cfg, run_dir, bench, plan, argv, progress=not args.no_progress)
         if code != 0:
@@ -402,7 +401,7 @@ def _write_report(run_dir: Path, *, formats, compare, plots: bool, print_format:
 def cmd_plan(args: argparse.Namespace) -> int:
     """Counts (and with --measure, timings and a wall-time estimate) of a run, before it runs."""
     from benchmark.config import CONFIG_DIR
-    from benchmark.protocol.local_workers import plan_workers
+    from benchmark.protocol.local_workers import plan_for
     from benchmark.protocol.plan import measure, plan_run, render_plan
 
     if args.source is not None:
@@ -415,8 +414,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     cfg = _config_from_args(args)
     run_dir = Path(args.out) if args.out else RESULTS_DIR / cfg.name
     plan = plan_run(cfg, previous_run=run_dir)
-    frozen = any(cfg.training_for(d).regime == "frozen" or d.name == "features" for d in cfg.datasets)
-    workers = plan_workers(cfg.protocol.workers, device=cfg.device, frozen=frozen)
+    workers = plan_for(cfg)
     if args.measure:
         from benchmark.protocol.preflight import check_device
 

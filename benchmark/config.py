@@ -243,6 +243,10 @@ class BenchmarkConfig:
         """The training config of ``dataset`` (global values overlaid with its own)."""
         return dataclasses.replace(self.training, **dataset.training)
 
+    def is_frozen(self, dataset: DatasetConfig) -> bool:
+        """True when ``dataset`` trains in the frozen regime (its training says so, or it is a features file)."""
+        return self.training_for(dataset).regime == "frozen" or dataset.name == "features"
+
     def training_sections(self) -> list[tuple[str, TrainingConfig]]:
         """``(dotted path, training config)`` of every dataset, for checks that name the key."""
         return [(f"datasets[{i}].training" if d.training else "training", self.training_for(d))

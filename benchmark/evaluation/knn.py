@@ -27,6 +27,8 @@ import faiss
 import numpy as np
 import torch
 
+from benchmark.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 #: Environment variable forcing a backend (``torch``, ``faiss``; ``auto`` or unset: measured).
@@ -108,8 +110,6 @@ def choose_backend(n_query: int, n_reference: int, dim: int, *, use_gpu: bool = 
     if forced in BACKENDS:
         return forced
     if forced != "auto":
-        from benchmark.errors import ConfigError
-
         raise ConfigError(f"environment variable {ENV} must be torch, faiss or auto, got {forced!r}")
     device = _gpu_wanted(use_gpu)
     if device == "cuda" and _faiss_gpu():

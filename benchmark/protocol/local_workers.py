@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
+from benchmark.config import BenchmarkConfig
+
 #: Seconds a worker has to record its unit and exit after SIGTERM before it is killed.
 STOP_GRACE = 30.0
 #: Seconds between two looks at the workers and the storage.
@@ -74,6 +76,12 @@ def plan_workers(setting: int | str, *, device: str, frozen: bool, cores: Option
     n = max(1, n)
     return WorkerPlan(n=n, threads=max(1, cores // n),
                       gpus=tuple(i % gpus if gpus else None for i in range(n)))
+
+
+def plan_for(cfg: BenchmarkConfig) -> WorkerPlan:
+    """The worker plan of a run's config (``protocol.workers``, its device, whether a dataset trains frozen)."""
+    return plan_workers(cfg.protocol.workers, device=cfg.device,
+                        frozen=any(cfg.is_frozen(d) for d in cfg.datasets))
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec

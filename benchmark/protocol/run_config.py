@@ -64,7 +64,7 @@ def check_run_config(cfg: BenchmarkConfig) -> None:
                               f"maximum on datasets[{i}] ({d.key}): n_folds x max_epochs x iterations_per_epoch = "
                               f"{most}")
     for i, d in enumerate(cfg.datasets):
-        frozen = cfg.training_for(d).regime == "frozen" or d.name == "features"
+        frozen = cfg.is_frozen(d)
         if d.name == "features" and cfg.frozen.cut != "after_last":
             raise ConfigError(f"config key 'frozen.cut': {cfg.frozen.cut} needs a trunk, and dataset "
                               f"'datasets[{i}]' is a features file without one (use after_last)")

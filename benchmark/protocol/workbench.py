@@ -131,7 +131,7 @@ class Workbench:
 
     def is_frozen(self, dcfg: DatasetConfig) -> bool:
         """True when ``dcfg`` trains in the frozen regime (its config says so, or it is a features dataset)."""
-        return self.cfg.training_for(dcfg).regime == "frozen" or dcfg.name == "features"
+        return self.cfg.is_frozen(dcfg)
 
     def load_all(self) -> None:
         """Load and split every dataset of the config now (bad data fails here, before any work)."""
