@@ -78,7 +78,7 @@ def run_leaderboard(cfg: BenchmarkConfig, run_dir: Path, *, progress: bool = Tru
     check_storage_config(storage, cfg, allow_config_change=allow_config_change)
     bench = bench or Workbench(cfg, progress=progress)
     stages = build_stages(bench, storage)
-    order = stages.ordered()
+    order = stages.work_order()
     done, total = work_done(stages)
     complete_at_start = done >= total
     bar = tqdm(total=total, initial=done, desc="leaderboard", disable=not progress, dynamic_ncols=True)
@@ -122,13 +122,20 @@ def run_leaderboard(cfg: BenchmarkConfig, run_dir: Path, *, progress: bool = Tru
 class StorageProgress:
     """One progress bar for a run whose units other processes do (``--workers``): it reads the storage."""
 
+    #: Seconds between two reads of the storage: each reads every study, CPU taken from the workers.
+    EVERY = 5.0
+
     def __init__(self, stages: Stages, *, enabled: bool) -> None:
         self.stages = stages
+        self.read_at = time.monotonic()
         done, total = work_done(stages)
         self.bar = tqdm(total=total, initial=done, desc="leaderboard", disable=not enabled, dynamic_ncols=True,
                         file=sys.stderr)
 
     def update(self) -> None:
+        if time.monotonic() - self.read_at < self.EVERY:
+            return
+        self.read_at = time.monotonic()
         try:
             done, total = work_done(self.stages)
         except StorageUnavailableError:  # the workers report the outage themselves; the bar waits

@@ -463,7 +463,7 @@ class PretrainedStage(_QueuedStage):
 
 @dataclass
 class Stages:
-    """All stages of a leaderboard, in the order a single worker runs them."""
+    """All stages of a leaderboard: ``work_order`` (what a worker looks at first) and ``ordered`` (by method)."""
 
     pretrained: list
     search: dict
@@ -472,7 +472,17 @@ class Stages:
     #: worker that does (``{"worker": host:pid, "run_dir": ..., "same_folder": bool}``), set by ``leaderboard``.
     finished_by: Optional[dict] = None
 
+    def work_order(self) -> list:
+        """The order a worker looks for work in: each dataset's Pretrained evaluation, every search, then every
+        repeat stage. A search is a chain (ordered search: slot k waits for slot k - 1), repeats are independent
+        units: starting every chain first keeps all workers busy to the end, where the repeats fill them; by
+        method instead, the last method's chain would run alone while the other workers wait. The order
+        changes no result (every unit's seed and sampler history are fixed), only when each is done."""
+        return list(self.pretrained) + list(self.search.values()) + list(self.repeats.values())
+
     def ordered(self) -> list:
+        """The stages by dataset and method (Pretrained, then each method's search and repeats): the order of
+        summaries and of the finish claim."""
         out: list = []
         for pre in self.pretrained:
             out.append(pre)
