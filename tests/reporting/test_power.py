@@ -62,3 +62,25 @@ def test_pairwise_power_frame():
     assert row["sd_a"] == pytest.approx(np.std([0.60, 0.62, 0.67], ddof=1))
     assert row["repeats_needed"] >= 2
     assert frame.loc[frame["method_a"] == "pretrained", "min_detectable_difference"].isna().all()
+
+
+def _power_through_distributions(difference, var_a, n_a, var_b, n_b, alpha=0.05):
+    """The power formula through scipy.stats' distribution objects (what welch_power computed before it
+    called their ufuncs directly)."""
+    sa, sb = var_a / n_a, var_b / n_b
+    se = math.sqrt(sa + sb)
+    df = (sa + sb) ** 2 / (sa ** 2 / (n_a - 1) + sb ** 2 / (n_b - 1))
+    crit = float(stats.t.ppf(1.0 - alpha / 2.0, df))
+    nc = abs(difference) / se
+    power = float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
+    if math.isnan(power):
+        power = float(stats.norm.sf(crit - nc) + stats.norm.cdf(-crit - nc))
+    return min(1.0, max(0.0, power))
+
+
+def test_welch_power_equals_scipy_stats_distributions():
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        args = (10 ** rng.uniform(-5, 1), 10 ** rng.uniform(-8, 0), int(rng.integers(2, 10_000)),
+                10 ** rng.uniform(-8, 0), int(rng.integers(2, 10_000)))
+        assert welch_power(*args) == _power_through_distributions(*args), args
