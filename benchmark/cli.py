@@ -183,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--compare", choices=["published"],
                      help="add the published numbers (a block of rows below ours, with our difference)")
     rep.add_argument("--no-plots", action="store_true", help="skip the plots")
+    rep.add_argument("--jobs", type=int, default=1,
+                     help="processes: 2 or more draw the plots in a second process while the first writes the "
+                          "tables and statistics (run --workers N reports with N)")
     rep.add_argument("--print", dest="print_format", default=None,
                      choices=["markdown", "text", "latex"],
                      help="format of every table printed to the terminal (default: the first of --format)")
@@ -314,7 +317,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.no_report:
         return 0
     return _report(run_dir, formats=("markdown", "text", "latex"), compare=None, plots=True,
-                   print_format="markdown")
+                   print_format="markdown", jobs=plan.n)  # the cores the workers had, for the report
 
 
 def _run_local_workers(cfg, run_dir: Path, bench, plan, argv: Sequence[str], *, progress: bool) -> int:
@@ -356,8 +359,9 @@ def _summarise_warnings(caught: list) -> None:
 
 
 def _write_report(run_dir: Path, *, formats, compare, plots: bool, print_format: str,
-                  latex_width: str = "column", show: bool = True) -> int:
-    from benchmark.reporting import aggregate_run, write_plots, write_reports
+                  latex_width: str = "column", show: bool = True, jobs: int = 1) -> int:
+    from benchmark.reporting import aggregate_run, write_reports
+    from benchmark.reporting.plots_process import plots_drawer
     from benchmark.reporting.run_files import check_run_files
     from benchmark.reporting.run_report import write_run_report
     from benchmark.reporting.tables import EXTENSIONS, comparison_note, dataset_comparison, dataset_tables
@@ -367,11 +371,16 @@ def _write_report(run_dir: Path, *, formats, compare, plots: bool, print_format:
     if not results.is_file():
         raise BenchmarkError(f"{results} does not exist (is {run_dir} a run folder?)")
     check_run_files(run_dir)  # every file it reads, before anything is written
-    written = write_reports(run_dir, formats=tuple(formats), compare=compare, latex_width=latex_width)
-    if plots:
-        written += write_plots(run_dir)
-    # significance, ranks, search diagnostics, cost, power, CD diagrams and report.html
-    stats_written, findings = write_run_report(run_dir, plots=plots)
+    drawer = plots_drawer(run_dir, jobs) if plots else None  # with jobs > 1, drawn alongside what follows
+    try:
+        written = write_reports(run_dir, formats=tuple(formats), compare=compare, latex_width=latex_width)
+        # significance, ranks, search diagnostics, cost, power, CD diagrams and report.html
+        stats_written, findings = write_run_report(run_dir, plots=plots,
+                                                   plots_ready=drawer.result if drawer else None)
+    except BaseException:
+        if drawer is not None:
+            drawer.cancel()
+        raise
     written += stats_written
     if not show:
         return 0
@@ -441,10 +450,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise BenchmarkError(f"unknown format {bad[0]!r} (expected markdown, text or latex)")
     if not formats:
         raise BenchmarkError("--format names no format (expected some of markdown, text, latex)")
+    if args.jobs < 1:
+        raise UsageError(f"--jobs {args.jobs}: expected a number of processes, 1 or more")
     run_dir = Path(args.run_dir)
     compare = True if args.compare == "published" else None  # each dataset's published table
     return _report(run_dir, formats=formats, compare=compare, plots=not args.no_plots,
-                   print_format=args.print_format or formats[0], latex_width=args.latex_width)
+                   print_format=args.print_format or formats[0], latex_width=args.latex_width, jobs=args.jobs)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

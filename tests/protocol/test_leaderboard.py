@@ -82,16 +82,17 @@ def test_rerun_is_a_no_op(reference_run):
     pd.testing.assert_frame_equal(pd.read_csv(reference_run / "results.csv"), results_before)
 
 
-@pytest.mark.parametrize("interrupt_at, complete_before", [(2, 1), (4, 2)])
+@pytest.mark.parametrize("interrupt_at, complete_before", [(2, 1), (6, 4)])
 def test_interrupted_run_resumes_to_identical_results(reference_run, tmp_path, monkeypatch, interrupt_at,
                                                       complete_before):
-    """Ctrl-C in the 2nd search trial, or in the 2nd repeat: the re-run redoes only that unit."""
+    """Ctrl-C in the 2nd search trial, or in the 2nd repeat (workers take every search unit first): the re-run
+    redoes only that unit."""
     out = tmp_path / "run"
     original = workbench.Workbench.train_folds
     calls = {"n": 0}
 
     def interrupting(self, *args, **kwargs):
-        calls["n"] += 1  # calls 1-2: contrastive's search trials; 3-4: its repeats
+        calls["n"] += 1  # calls 1-2: contrastive's search trials; 3-4: the other method's; 5-6: contrastive's repeats
         if calls["n"] == interrupt_at:
             raise KeyboardInterrupt
         return original(self, *args, **kwargs)
@@ -100,7 +101,7 @@ def test_interrupted_run_resumes_to_identical_results(reference_run, tmp_path, m
     assert run(out) == 130
     partial = pd.read_csv(out / "trials.csv")
     assert (partial["state"] == "COMPLETE").sum() == complete_before
-    assert (partial["state"] == "FAIL").sum() == (1 if interrupt_at == 2 else 0)
+    assert (partial["state"] == "FAIL").sum() == (1 if interrupt_at == 2 else 0)  # trials.csv: search trials
     monkeypatch.setattr(workbench.Workbench, "train_folds", original)
     assert run(out) == 0
     got = pd.read_csv(out / "results.csv").sort_values(["method", "repeat", "embedding", "metric"])
