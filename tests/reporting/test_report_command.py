@@ -92,3 +92,24 @@ def test_compare_published_without_published_numbers_and_identical_repeats(tmp_p
     assert len([ln for ln in proc.stderr.splitlines() if ln.strip()]) <= 1
     identical = [ln for ln in proc.stdout.splitlines() if "repeats are all identical" in ln]
     assert len(identical) == 1 and re.search(r"- \d+ of \d+ tested pairs have a method", identical[0])
+
+
+def test_jobs_2_draws_the_plots_in_a_second_process_with_the_same_report(tmp_path):
+    """--jobs 2 (what run --workers 2 reports with): the same files, the same page, the same PNG plots, the
+    same terminal output as one process; --jobs 0 is refused in one line before anything is written."""
+    runs = {jobs: write_run_folder(tmp_path / jobs / "run", datasets=("cub200", "cars196")) for jobs in ("1", "2")}
+    procs = {jobs: _report(str(run), "--jobs", jobs) for jobs, run in runs.items()}
+    for proc in procs.values():
+        assert proc.returncode == 0, proc.stderr
+    assert procs["1"].stdout.replace(str(runs["1"]), "RUN") == procs["2"].stdout.replace(str(runs["2"]), "RUN")
+    files = {jobs: sorted(p.relative_to(run) for p in run.rglob("*") if p.is_file()) for jobs, run in runs.items()}
+    assert files["1"] == files["2"] and any(p.parts[0] == "plots" for p in files["1"])
+    for rel in files["1"]:
+        if rel.suffix in (".png", ".html", ".csv", ".md", ".tex"):
+            assert (runs["1"] / rel).read_bytes() == (runs["2"] / rel).read_bytes(), rel
+    bad = write_run_folder(tmp_path / "bad" / "run")
+    before = sorted(p for p in bad.rglob("*"))
+    proc = _report(str(bad), "--jobs", "0")
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        "error: --jobs 0: expected a number of processes, 1 or more"]
+    assert sorted(p for p in bad.rglob("*")) == before
