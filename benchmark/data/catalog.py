@@ -26,7 +26,8 @@ from benchmark.errors import ConfigError
 #: Datasets read from disk: loader (called as ``loader(root, **options)``) and what ``root`` is.
 _FILE_DATASETS: dict[str, tuple[Callable[..., DataSource], str]] = {
     "cub200": (load_cub200, "the folder holding CUB_200_2011/ (expected <root>/CUB_200_2011/images)"),
-    "cars196": (load_cars196, "the folder holding cars_annos.mat and car_ims/"),
+    "cars196": (load_cars196, "the folder holding cars_annos.mat and car_ims/, or the devkit layout (cars_train/, "
+                "cars_test/, devkit/cars_train_annos.mat, cars_test_annos_withlabels.mat)"),
     "sop": (load_sop, "the Stanford_Online_Products folder holding Ebay_train.txt and Ebay_test.txt"),
     "inshop": (load_inshop, "the In-shop folder holding list_eval_partition.txt and img/"),
     "folder": (load_image_folder, "a folder with one sub-folder of images per class"),
