@@ -17,13 +17,13 @@ import numpy as np
 from benchmark.data.base import DataSource
 from benchmark.data.files import (
     Files,
-    check_images_exist,
     excerpt,
     files_source,
     first_half_source,
     require_dir,
     require_file,
 )
+from benchmark.data.lists import LIST_SPLITS, image_root_for, list_source, resolve_paths
 from benchmark.config import not_utf8
 from benchmark.errors import DatasetError
 
@@ -31,9 +31,9 @@ from benchmark.errors import DatasetError
 #: File endings (lower case) read as images in a folder dataset.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 FOLDER_LAYOUT = "one sub-folder of images per class, or train/ and test/ folders that each hold class sub-folders"
-CSV_LAYOUT = "a CSV file with header path,label and an optional split column (train/test)"
+CSV_LAYOUT = "a CSV file with header path,label and an optional split column (train/test, or train/query/gallery)"
 CSV_COLUMNS = ("path", "label", "split")
-SPLITS = ("train", "test")
+SPLITS = LIST_SPLITS
 
 
 
@@ -164,13 +164,17 @@ def _check_labels(path: Path, rows: list[tuple[int, str, str, str | None]]) -> N
                            f"or all class names")
 
 
-def load_csv(path: str | Path, *, image_size: int = 227, resize: int = 256) -> DataSource:
-    """A CSV file with header ``path,label`` and an optional ``split`` column (``train``/``test``).
+def load_csv(path: str | Path, *, image_root: str | Path | None = None, class_split: str = "file",
+             image_size: int = 227, resize: int = 256) -> DataSource:
+    """A CSV file with header ``path,label`` and an optional ``split`` column (``train``/``test``, or
+    ``train``/``query``/``gallery``: then query rows are evaluated against gallery rows).
 
-    Relative paths are resolved against the CSV's folder. Integer labels are kept; otherwise the
+    Absolute paths are taken as written; relative paths are resolved against ``image_root`` (default: the
+    CSV's folder) and must stay inside it (``benchmark.data.lists``). Integer labels are kept; otherwise the
     labels are mapped to 0, 1, ... in sorted order (names in ``info["class_names"]``); a mix of both,
     a missing label (``NaN``, ``NA``, ``null``, ...) and a quoted field running over a line end are refused. Without a
-    ``split`` column the first half of the sorted classes is train, the rest test.
+    ``split`` column, or with ``class_split="first_half"``, the first half of the sorted classes is train, the rest
+    test.
     """
     path = require_file(Path(path), CSV_LAYOUT)
     start = 1  # the line where the record being read starts (a quoted field may span lines)
@@ -209,7 +213,8 @@ def load_csv(path: str | Path, *, image_size: int = 227, resize: int = 256) -> D
                         raise DatasetError(f"{path}:{lineno}: the {c} column is empty")
                 split = values.get("split")
                 if split is not None and split not in SPLITS:
-                    raise DatasetError(f"{path}:{lineno}: expected split train or test, found {excerpt(split)}")
+                    raise DatasetError(f"{path}:{lineno}: expected split train or test (or train, query or gallery), "
+                                       f"found {excerpt(split)}")
                 rows.append((lineno, values["path"], values["label"], split))
     except csv.Error as exc:
         hint = " (an unclosed quote?)" if "end of data" in str(exc) else ""
@@ -229,24 +234,10 @@ def load_csv(path: str | Path, *, image_size: int = 227, resize: int = 256) -> D
         ids = {n: i for i, n in enumerate(names)}
         labels = np.array([ids[v] for v in raw_labels], dtype=np.int64)
         info["class_names"] = names
-    paths = [Path(p) if Path(p).is_absolute() else path.parent / p for _, p, _, _ in rows]
-    check_images_exist(paths, lambda i: f"{path}:{rows[i][0]}")
-
-    if "split" not in col:
+    info["image_root"] = str(image_root_for(path, image_root))
+    paths = resolve_paths([r[1] for r in rows], Path(info["image_root"]), [f"{path}:{r[0]}" for r in rows])
+    if "split" not in col or class_split == "first_half":
         return first_half_source("csv", paths, labels, where=path, image_size=image_size, resize=resize,
                                  info=info)
-    is_train = np.array([r[3] == "train" for r in rows])
-    shared = np.intersect1d(labels[is_train], labels[~is_train])
-    if len(shared):
-        label = shared[0]
-        lines = {t: next(r[0] for r, lab, tr in zip(rows, labels, is_train) if lab == label and tr == t)
-                 for t in (True, False)}
-        raw = next(r[2] for r, lab in zip(rows, labels) if lab == label)
-        raise DatasetError(f"{path}: label {raw!r} is in both splits (train at line {lines[True]}, "
-                           f"test at line {lines[False]}; expected class-disjoint splits)")
-    train = ([p for p, t in zip(paths, is_train) if t], labels[is_train])
-    test = ([p for p, t in zip(paths, is_train) if not t], labels[~is_train])
-    for what, files in (("train", train), ("test", test)):
-        if len(files[0]) == 0:
-            raise DatasetError(f"{path}: no rows with split {what} (expected both train and test rows)")
-    return files_source("csv", train, test, image_size=image_size, resize=resize, info=info)
+    return list_source("csv", paths, labels, [r[3] for r in rows], [r[0] for r in rows], raw_labels,
+                       list_file=path, image_size=image_size, resize=resize, info=info)

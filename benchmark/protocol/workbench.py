@@ -98,7 +98,8 @@ class Workbench:
             from benchmark.data.catalog import load_dataset
             from benchmark.data.integrity import check_file_dataset
 
-            source = load_dataset(dcfg.name, root=dcfg.root, **dcfg.options)
+            source = load_dataset(dcfg.name, root=dcfg.root, image_root=dcfg.image_root,
+                                  class_split=dcfg.class_split, **dcfg.options)
             # every image file readable before anything is computed from them (the frozen regime's cache)
             check_file_dataset(source, progress=self.progress, desc=dcfg.key)
             p = self.cfg.protocol

@@ -197,3 +197,33 @@ def make_csv(path: Path, n_classes: int = 4, per_class: int = 2, *, split: bool 
             lines.append(row + (",train" if c < n_classes // 2 else ",test") * split)
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def make_oml(path: Path, n_classes: int = 6, per_class: int = 3, *, split: str = "dml", query_gallery: bool = True,
+             categories: tuple[str, ...] = ("shoes", "bags"), absolute: bool = False,
+             image_dir: Path | None = None, image_root: Path | None = None) -> Path:
+    """open-metric-learning's ``df.csv`` as OML writes it (pandas ``to_csv``: ``True``/``False`` flags, empty cells
+    where training rows have none, the box columns), with images under ``image_dir`` (default: ``images/`` beside
+    the file), named relative to ``image_root`` (default: the file's folder), or by absolute path with ``absolute``.
+
+    ``split="dml"``: the first half of the classes train, the rest validation; ``"classification"``: every class on
+    both sides (OML's CUB and Cars converters). Validation rows: a class's first image a query and the others
+    gallery with ``query_gallery``, else every row both (the test set against itself). Labels ``0 .. C-1``."""
+    image_dir = image_dir if image_dir is not None else path.parent / "images"
+    lines = ["label,path,split,is_query,is_gallery,category,x_1,x_2,y_1,y_2"]
+    for c in range(n_classes):
+        for j in range(per_class):
+            image = write_image(image_dir / f"{c}_{j}.jpg", 100 + c * per_class + j)
+            rel = str(image) if absolute else image.relative_to(image_root or path.parent).as_posix()
+            train = c < n_classes // 2 if split == "dml" else j == 0
+            if train:
+                flags = ","
+            elif query_gallery:
+                flags = "True,False" if j == (0 if split == "dml" else 1) else "False,True"
+            else:
+                flags = "True,True"
+            lines.append(f"{c},{rel},{'train' if train else 'validation'},{flags},{categories[c % len(categories)]},"
+                         f"1,39,1,31")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
