@@ -174,6 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
                                           "the small CNN pretrained (resumable), trunk outputs cached (run does "
                                           "this itself; prepare is optional)")
     _add_config_args(prep)
+    prep.add_argument("--write-manifest", metavar="FILE",
+                      help="also record the split manifest of these datasets (per-class image counts and checksums of "
+                           "the sorted file lists) in FILE, for others to check their copies against "
+                           "(datasets[].split_manifest)")
     rep = sub.add_parser("report", help="tables (Markdown, text, LaTeX), significance, ranks, search diagnostics, "
                                         "cost, plots and report.html from a run folder's CSV files")
     rep.add_argument("run_dir", help="a run folder written by dml-bench run (results/<name>)")
@@ -248,19 +252,25 @@ def cmd_list_methods(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    """Everything before the first unit of work (see ``Workbench.prepare``); writes only to the cache."""
+    """Everything before the first unit of work (see ``Workbench.prepare``); writes only to the cache, and to the
+    ``--write-manifest`` file when given."""
     import time
 
     from benchmark.models.trunks import check_pretrained_weights
     from benchmark.protocol.preflight import check_device, check_precision
+    from benchmark.protocol.split_record import check_manifest_target, write_split_manifest
     from benchmark.protocol.workbench import Workbench
 
     start = time.monotonic()
     cfg = _config_from_args(args)
+    target = None if args.write_manifest is None else check_manifest_target(args.write_manifest)
     check_device(cfg.device)
     check_precision(cfg)
     check_pretrained_weights(cfg.model.trunk, pretrained=cfg.model.pretrained, weights=cfg.model.weights)
-    for line in Workbench(cfg, progress=not args.no_progress).prepare():
+    bench = Workbench(cfg, progress=not args.no_progress)
+    for line in bench.prepare():
+        print(line, flush=True)
+    for line in [] if target is None else write_split_manifest(bench, target):
         print(line, flush=True)
     print(f"prepared in {time.monotonic() - start:.0f} s: `dml-bench run` with this config starts training at once")
     return 0
