@@ -194,6 +194,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="LaTeX tables: 'column' (default) shrinks a table wider than \\linewidth to it, so it fits "
                           "a column of a two-column paper and the text of a one-column one; 'page' makes a table* "
                           "(spanning both columns) shrunk to the text width; 'none' keeps the natural width")
+    exp = sub.add_parser("export", help="send a run folder's results to an experiment tracker: one MLflow run per "
+                                        "method and dataset (parameters, per-repeat metrics, validation curves, "
+                                        "tables as artifacts)")
+    exp.add_argument("run_dir", help="a run folder written by dml-bench run (results/<name>)")
+    exp.add_argument("--mlflow", required=True, metavar="URI",
+                     help="MLflow tracking URI: sqlite:///mlflow.db, file:./mlruns, or a server http://host:5000 "
+                          "(needs pip install 'dml-bench[mlflow]')")
+    exp.add_argument("--experiment", help="the MLflow experiment (default: the run folder's name)")
     return parser
 
 
@@ -457,6 +465,16 @@ def cmd_report(args: argparse.Namespace) -> int:
                    print_format=args.print_format or formats[0], latex_width=args.latex_width)
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from benchmark.reporting.mlflow_export import export_mlflow
+
+    if not args.run_dir.strip():
+        raise UsageError("the run folder is empty (expected dml-bench export RUN_DIR --mlflow URI)")
+    for line in export_mlflow(Path(args.run_dir), args.mlflow, experiment=args.experiment):
+        print(line, flush=True)
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     previous = _handle_signals(_on_sigterm, _on_sigint)
@@ -470,6 +488,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return cmd_plan(args)
         if args.command == "prepare":
             return cmd_prepare(args)
+        if args.command == "export":
+            return cmd_export(args)
         return cmd_report(args)
     except BenchmarkError as exc:
         # one line whatever the message quotes (a file name may hold a line break)
