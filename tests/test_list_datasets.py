@@ -40,7 +40,13 @@ def test_dml_split_runs_end_to_end_with_query_gallery_metrics(tmp_path, capsys):
     assert set(test.dataset) == {"oml"}
     assert {"precision_at_1", "map_at_r", "recall_at_2"} <= set(test.metric)
     # query/gallery evaluation: the norm-P@1 correlation of test-set-against-itself evaluation is not computed
-    assert not any(m.startswith("norm_") for m in test.metric)
+    assert not any(m.startswith("kappa_") for m in test.metric)
+    # per-category metrics of the df.csv's category column, in results and in a table of their own
+    assert {"map_at_r@shoes", "map_at_r@bags", "precision_at_1@shoes"} <= set(test.metric)
+    table = (out / "tables" / "oml.md").read_text()
+    assert "## MAP@R per category" in table and "MAP@R [shoes]" in table
+    main_table = table.split("## MAP@R per category")[0]
+    assert "[shoes]" not in main_table  # not among the other metrics
 
 
 def test_classification_split_is_refused_before_anything_is_written(tmp_path, capsys):
