@@ -79,14 +79,20 @@ def check_list_keys(name: object, where: str, *, image_root: object = None, clas
 
 
 def check_dataset_entry(name: object, root: object, options: dict, where: str, *, image_root: object = None,
-                        class_split: object = "file") -> None:
+                        class_split: object = "file", split_manifest: object = None) -> None:
     """Check one ``datasets[i]`` entry without reading anything: a known name, a root exactly when
     the dataset is read from disk, known options of the right type and range, ``image_root`` and ``class_split``
-    for list files only. ``ConfigError`` names the dotted key (``where`` is e.g. ``datasets[0]``)."""
+    for list files only, ``split_manifest`` for image files only. ``ConfigError`` names the dotted key (``where``
+    is e.g. ``datasets[0]``)."""
     if name not in DATASETS:
         raise ConfigError(f"config key '{where}.name': unknown dataset {name!r} (known datasets: "
                           f"{', '.join(DATASETS)})")
     check_list_keys(name, where, image_root=image_root, class_split=class_split)
+    if split_manifest is not None and (name in ("builtin", "features") or not isinstance(split_manifest, str)
+                                       or not split_manifest.strip()):
+        raise ConfigError(f"config key '{where}.split_manifest': expected a manifest file written by dml-bench "
+                          f"prepare --write-manifest for a dataset of image files, got {split_manifest!r} for "
+                          f"dataset {name!r}")
     if name == "builtin":
         if root is not None:
             raise ConfigError(f"config key '{where}.root': dataset 'builtin' is generated and takes no root "
