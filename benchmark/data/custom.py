@@ -23,7 +23,7 @@ from benchmark.data.files import (
     require_dir,
     require_file,
 )
-from benchmark.data.lists import LIST_SPLITS, image_root_for, list_source, resolve_paths
+from benchmark.data.lists import LIST_SPLITS, image_root_for, list_source, resolve_paths, with_test_categories
 from benchmark.config import not_utf8
 from benchmark.errors import DatasetError
 
@@ -31,8 +31,9 @@ from benchmark.errors import DatasetError
 #: File endings (lower case) read as images in a folder dataset.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 FOLDER_LAYOUT = "one sub-folder of images per class, or train/ and test/ folders that each hold class sub-folders"
-CSV_LAYOUT = "a CSV file with header path,label and an optional split column (train/test, or train/query/gallery)"
-CSV_COLUMNS = ("path", "label", "split")
+CSV_LAYOUT = ("a CSV file with header path,label and optional split (train/test, or train/query/gallery) and "
+              "category columns")
+CSV_COLUMNS = ("path", "label", "split", "category")
 SPLITS = LIST_SPLITS
 
 
@@ -143,20 +144,20 @@ _INT = re.compile(r"[+-]?\d+")
 MISSING_LABELS = ("nan", "na", "n/a", "<na>", "null", "none", "nat")
 
 
-def _check_labels(path: Path, rows: list[tuple[int, str, str, str | None]]) -> None:
+def _check_labels(path: Path, rows: list[tuple]) -> None:
     """No missing-value label (``NaN`` & co.), no negative id, and integer ids or names, not a mix (a stray word among
     integer ids, e.g. a missing value, would become a class of its own)."""
-    for lineno, _, label, _ in rows:
+    for lineno, _, label, *_ in rows:
         if label.lower() in MISSING_LABELS:
             raise DatasetError(f"{path}:{lineno}: the label is missing ({excerpt(label)}); expected a class for "
                                f"every row")
-    ints = [(lineno, label) for lineno, _, label, _ in rows if _INT.fullmatch(label)]
+    ints = [(lineno, label) for lineno, _, label, *_ in rows if _INT.fullmatch(label)]
     negative = next(((lineno, label) for lineno, label in ints if int(label) < 0), None)
     if negative is not None:
         raise DatasetError(f"{path}:{negative[0]}: label {negative[1]} is negative (often a mark for unlabelled "
                            f"images); expected class ids >= 0 (leave unlabelled images out)")
     if ints and len(ints) < len(rows):
-        words = [(lineno, label) for lineno, _, label, _ in rows if not _INT.fullmatch(label)]
+        words = [(lineno, label) for lineno, _, label, *_ in rows if not _INT.fullmatch(label)]
         odd, usual = (words, ints) if len(ints) >= len(words) else (ints, words)
         kind = "an integer" if odd is ints else "not an integer"
         raise DatasetError(f"{path}:{odd[0][0]}: label {excerpt(odd[0][1])} is {kind}, unlike {len(usual)} other "
@@ -190,7 +191,8 @@ def load_csv(path: str | Path, *, image_root: str | Path | None = None, class_sp
                 line = ",".join(header)
                 other = next((name for sep, name in ((";", "semicolons"), ("\t", "tabs")) if sep in line), None)
                 hint = f" (separated by {other}? save it with commas)" if other and len(header) == 1 else ""
-                raise DatasetError(f"{path}:1: expected the header path,label or path,label,split, "
+                raise DatasetError(f"{path}:1: expected the header path,label or path,label,split (and an optional "
+                                   f"category column), "
                                    f"found {excerpt(line)}{hint}")
             col = {c: header.index(c) for c in header}
             rows = []  # (line number, path, label, split)
@@ -215,7 +217,7 @@ def load_csv(path: str | Path, *, image_root: str | Path | None = None, class_sp
                 if split is not None and split not in SPLITS:
                     raise DatasetError(f"{path}:{lineno}: expected split train or test (or train, query or gallery), "
                                        f"found {excerpt(split)}")
-                rows.append((lineno, values["path"], values["label"], split))
+                rows.append((lineno, values["path"], values["label"], split, values.get("category")))
     except csv.Error as exc:
         hint = " (an unclosed quote?)" if "end of data" in str(exc) else ""
         raise DatasetError(f"{path}:{start}: malformed CSV row ({exc}){hint}; expected {CSV_LAYOUT}") from None
@@ -236,8 +238,11 @@ def load_csv(path: str | Path, *, image_root: str | Path | None = None, class_sp
         info["class_names"] = names
     info["image_root"] = str(image_root_for(path, image_root))
     paths = resolve_paths([r[1] for r in rows], Path(info["image_root"]), [f"{path}:{r[0]}" for r in rows])
+    categories = [r[4] for r in rows] if "category" in col else None
     if "split" not in col or class_split == "first_half":
-        return first_half_source("csv", paths, labels, where=path, image_size=image_size, resize=resize,
-                                 info=info)
-    return list_source("csv", paths, labels, [r[3] for r in rows], [r[0] for r in rows], raw_labels,
-                       list_file=path, image_size=image_size, resize=resize, info=info)
+        source = first_half_source("csv", paths, labels, where=path, image_size=image_size, resize=resize,
+                                   info=info)
+        return with_test_categories(source, categories, np.where(np.isin(labels, source.test.labels), "test", "train"))
+    source = list_source("csv", paths, labels, [r[3] for r in rows], [r[0] for r in rows], raw_labels,
+                         list_file=path, image_size=image_size, resize=resize, info=info)
+    return with_test_categories(source, categories, [r[3] for r in rows])

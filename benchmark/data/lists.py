@@ -90,3 +90,16 @@ def list_source(name: str, paths: Sequence[Path], labels: np.ndarray, splits: Se
     test = (query[0] + gallery[0], np.concatenate([query[1], gallery[1]]))
     return files_source(name, part("train"), test, query=query, gallery=gallery, image_size=image_size,
                         resize=resize, info={**info, "n_query": len(query[0]), "n_gallery": len(gallery[0])})
+
+
+def with_test_categories(source: DataSource, categories: Sequence[object] | None, tags: Sequence[str]) -> DataSource:
+    """``source`` with ``info["test_categories"]``: each test image's category, aligned with ``source.test`` (query
+    rows first, then gallery rows), from the rows' ``categories`` and their tags (``LIST_SPLITS``; ``test`` for
+    every non-training row of a test set evaluated against itself). ``None``: no categories, ``source`` as it is."""
+    if categories is None:
+        return source
+    categories = np.asarray(categories, dtype=object)
+    tags = np.asarray(tags, dtype=object)
+    order = ("query", "gallery") if source.has_query_gallery else ("test",)
+    source.info["test_categories"] = np.concatenate([categories[tags == t] for t in order])
+    return source

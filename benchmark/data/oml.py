@@ -24,7 +24,7 @@ import numpy as np
 from benchmark.config import not_utf8
 from benchmark.data.base import DataSource
 from benchmark.data.files import excerpt, first_half_source, require_file
-from benchmark.data.lists import image_root_for, list_source, resolve_paths
+from benchmark.data.lists import image_root_for, list_source, resolve_paths, with_test_categories
 from benchmark.errors import DatasetError
 
 logger = logging.getLogger(__name__)
@@ -115,11 +115,10 @@ def load_oml(path: str | Path, *, image_root: str | Path | None = None, class_sp
         logger.warning("%s: bounding boxes (x_1, x_2, y_1, y_2) are not applied; images are used whole", path)
     info: dict = {"csv": str(path), "format": "oml", "image_root": str(image_root_for(path, image_root))}
     paths = resolve_paths([r["path"] for _, r in rows], Path(info["image_root"]), [f"{path}:{n}" for n in linenos])
-    if "category" in header:
-        info["categories"] = np.array([r["category"] for _, r in rows], dtype=object)
+    categories = [r["category"] for _, r in rows] if "category" in header else None
     if class_split == "first_half":
         source = first_half_source("oml", paths, labels, where=path, image_size=image_size, resize=resize, info=info)
-        return _with_test_categories(source, info, [np.isin(labels, source.test.labels)])
+        return with_test_categories(source, categories, np.where(np.isin(labels, source.test.labels), "test", "train"))
 
     splits = []
     for lineno, r in rows:
@@ -149,15 +148,4 @@ def load_oml(path: str | Path, *, image_root: str | Path | None = None, class_sp
             out.append("query" if q else "gallery")
     source = list_source("oml", paths, labels, out, linenos, [r["label"] for _, r in rows], list_file=path,
                          image_size=image_size, resize=resize, info=info, hint=CLASSIFICATION_HINT)
-    tags_arr = np.asarray(out, dtype=object)
-    order = [tags_arr == "test"] if self_test else [tags_arr == "query", tags_arr == "gallery"]
-    return _with_test_categories(source, info, order)
-
-
-def _with_test_categories(source: DataSource, info: dict, masks: list[np.ndarray]) -> DataSource:
-    """``source`` with ``info["test_categories"]`` aligned with ``source.test`` (rows of ``masks`` in order)."""
-    categories = info.pop("categories", None)
-    source.info.pop("categories", None)
-    if categories is not None:
-        source.info["test_categories"] = np.concatenate([categories[m] for m in masks])
-    return source
+    return with_test_categories(source, categories, out)

@@ -110,7 +110,8 @@ def test_csv_split_column_overrides_first_half(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("file,label\n", r"data\.csv:1: expected the header path,label or path,label,split, found 'file,label'"),
+    ("file,label\n", r"data\.csv:1: expected the header path,label or path,label,split \(and an optional category "
+                     r"column\), found 'file,label'"),
     ("path,label,extra\n", r"data\.csv:1: expected the header path,label or path,label,split"),
     ("path,label\n", r"data\.csv: no rows after the header"),
     ("path,label\nimages/0_0.jpg\n", r"data\.csv:2: expected 2 columns \(path,label\), found 1"),
@@ -246,3 +247,14 @@ def test_csv_query_gallery_errors(tmp_path, rows, message):
     (tmp_path / "data.csv").write_text("path,label,split\n" + rows)
     with pytest.raises(DatasetError, match=message):
         load_csv(tmp_path / "data.csv")
+
+
+def test_csv_category_column_gives_test_categories(tmp_path):
+    csv = make_csv(tmp_path / "data.csv", n_classes=4, per_class=2, split=True)
+    lines = csv.read_text().splitlines()
+    csv.write_text("\n".join([lines[0] + ",category"] + [f"{line},{'red' if i % 2 else 'blue'}"
+                                                           for i, line in enumerate(lines[1:])]) + "\n")
+    ds = load_csv(csv, **SIZE)
+    assert ds.test.labels.tolist() == [2, 2, 3, 3]
+    assert ds.info["test_categories"].tolist() == ["blue", "red", "blue", "red"]  # rows 5-8 of the file
+    assert load_csv(csv, class_split="first_half").info["test_categories"].tolist() == ["blue", "red", "blue", "red"]
