@@ -5,7 +5,8 @@ One MLflow run per method × dataset (Pretrained included) in one experiment (de
 * parameters: method, display name, dataset, folds, repeats, embedding dimension, and the searched
   hyperparameters of the configuration that was retrained (``hp.<name>``: the best COMPLETE search trial of
   ``trials.csv``, ties to the earliest slot, as the repeat stage chose it);
-* metrics: every value of ``results.csv`` as ``<embedding>/<metric>`` at step = repeat; the aggregate over
+* metrics: every value of ``results.csv`` as ``<embedding>/<metric>`` at step = repeat (a per-category metric
+  ``map_at_r@bicycle`` as ``<embedding>/map_at_r.bicycle``: MLflow refuses ``@``); the aggregate over
   repeats as ``mean/<embedding>/<metric>`` and ``ci95/<embedding>/<metric>`` (half-width of the 95% interval;
   ``separated`` is the mean of the fold models, as the tables print); the validation curves of ``curves.csv``
   as ``val_map_at_r/repeat<r>/fold<f>`` at step = training iteration;
@@ -24,6 +25,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Optional
@@ -32,6 +34,7 @@ import pandas as pd
 
 from benchmark.errors import BenchmarkError
 from benchmark.manifest import read_manifest
+from benchmark.metric_catalog import split_category
 from benchmark.reporting.aggregate import aggregate, read_curves, read_results, read_trials
 from benchmark.reporting.run_files import check_run_files
 
@@ -41,6 +44,18 @@ INSTALL = "pip install 'dml-bench[mlflow]' (or pip install mlflow-skinny)"
 RUN_DIR_TAG = "dml_bench.run_dir"
 #: Files of the run folder every MLflow run gets as artifacts, where present.
 RUN_FILES = ("config.resolved.yaml", "manifest.json", "provenance.json")
+
+
+def metric_key(*parts: str) -> str:
+    """An MLflow metric name from ``parts`` joined by ``/``: a per-category metric ``map_at_r@bicycle`` becomes
+    ``map_at_r.bicycle`` (MLflow refuses ``@``; and its folder store keeps ``a/b`` as a file, so ``a/b/c`` cannot
+    sit beside it), and a character MLflow refuses in a name (it takes letters, digits, ``_ - . / :`` and spaces)
+    becomes ``_``."""
+    out = []
+    for part in parts:
+        metric, category = split_category(part)
+        out.append(metric if category is None else f"{metric}.{category}")
+    return re.sub(r"[^/\w.\- :]", "_", "/".join(out))
 
 
 def _mlflow_client(uri: str):
@@ -141,18 +156,19 @@ def export_mlflow(run_dir: str | os.PathLike, uri: str, *, experiment: Optional[
             params = {"method": method, "display_name": display, "dataset": dataset, "folds": manifest.folds,
                       "repeats": int(rows["repeat"].nunique()), "embedding_dim": manifest.fold_dim()}
             params.update({f"hp.{k}": v for k, v in sorted(_best_params(trials, method, dataset).items())})
-            metrics = [_metric(f"{r.embedding}/{r.metric}", r.value, r.repeat, now)
+            metrics = [_metric(metric_key(r.embedding, r.metric), r.value, r.repeat, now)
                        for r in rows.itertuples() if not math.isnan(r.value)]
             mine = agg[(agg["method"] == method) & (agg["dataset"] == dataset)]
             for r in mine.itertuples():
                 if not math.isnan(r.mean):
-                    metrics.append(_metric(f"mean/{r.embedding}/{r.metric}", r.mean, 0, now))
+                    metrics.append(_metric(metric_key("mean", r.embedding, r.metric), r.mean, 0, now))
                 if not math.isnan(r.half_width):
-                    metrics.append(_metric(f"ci95/{r.embedding}/{r.metric}", r.half_width, 0, now))
+                    metrics.append(_metric(metric_key("ci95", r.embedding, r.metric), r.half_width, 0, now))
             my_curves = None
             if curves is not None:
                 my_curves = curves[(curves["method"] == method) & (curves["dataset"] == dataset)]
-                metrics += [_metric(f"{c.metric}/repeat{int(c.repeat)}/fold{int(c.fold)}", c.value, c.iteration, now)
+                metrics += [_metric(metric_key(c.metric, f"repeat{int(c.repeat)}", f"fold{int(c.fold)}"), c.value,
+                                    c.iteration, now)
                             for c in my_curves.itertuples() if not math.isnan(c.value)]
             tags = {RUN_DIR_TAG: key, "dml_bench.method": method, "dml_bench.dataset": dataset}
             run = client.create_run(experiment_id, run_name=f"{display} / {dataset}", tags=tags)

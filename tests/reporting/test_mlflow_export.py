@@ -21,6 +21,9 @@ def _runs(uri: str, experiment: str) -> dict[str, object]:
 
 def _round_trip(tmp_path, uri, capsys, monkeypatch):
     run = write_run_folder(tmp_path / "myrun")
+    with (run / "results.csv").open("a") as f:  # a per-category metric (a dataset with categories): '@' in its name
+        f.write("contrastive,Contrastive,cub200,0,concatenated,map_at_r@coffee maker,0.25\n"
+                "contrastive,Contrastive,cub200,1,concatenated,map_at_r@coffee maker,0.27\n")
     (run / "tables").mkdir()
     (run / "tables" / "cub200.md").write_text("| Method | MAP@R |\n")
     (run / "tables" / "cars196.md").write_text("another dataset's table\n")
@@ -43,6 +46,9 @@ def _round_trip(tmp_path, uri, capsys, monkeypatch):
     assert runs["contrastive"].data.metrics["mean/concatenated/map_at_r"] == pytest.approx(0.31)
     assert runs["contrastive"].data.metrics["mean/separated/map_at_r"] == pytest.approx(0.29)
     assert "ci95/concatenated/map_at_r" in runs["contrastive"].data.metrics
+    history = client.get_metric_history(runs["contrastive"].info.run_id, "concatenated/map_at_r.coffee maker")
+    assert sorted((m.step, m.value) for m in history) == [(0, 0.25), (1, 0.27)]
+    assert runs["contrastive"].data.metrics["mean/concatenated/map_at_r.coffee maker"] == pytest.approx(0.26)
     curve = client.get_metric_history(runs["contrastive"].info.run_id, "val_map_at_r/repeat2/fold0")
     assert sorted((m.step, round(m.value, 9)) for m in curve) == [(10, 0.11), (20, 0.12), (30, 0.13)]
     artifacts = {a.path for a in client.list_artifacts(runs["contrastive"].info.run_id)}
