@@ -174,6 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
                                           "the small CNN pretrained (resumable), trunk outputs cached (run does "
                                           "this itself; prepare is optional)")
     _add_config_args(prep)
+    prep.add_argument("--write-manifest", metavar="FILE",
+                      help="also record the split manifest of these datasets (per-class image counts and checksums of "
+                           "the sorted file lists) in FILE, for others to check their copies against "
+                           "(datasets[].split_manifest)")
     rep = sub.add_parser("report", help="tables (Markdown, text, LaTeX), significance, ranks, search diagnostics, "
                                         "cost, plots and report.html from a run folder's CSV files")
     rep.add_argument("run_dir", help="a run folder written by dml-bench run (results/<name>)")
@@ -193,6 +197,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="LaTeX tables: 'column' (default) shrinks a table wider than \\linewidth to it, so it fits "
                           "a column of a two-column paper and the text of a one-column one; 'page' makes a table* "
                           "(spanning both columns) shrunk to the text width; 'none' keeps the natural width")
+    exp = sub.add_parser("export", help="send a run folder's results to an experiment tracker: one MLflow run per "
+                                        "method and dataset (parameters, per-repeat metrics, validation curves, "
+                                        "tables as artifacts)")
+    exp.add_argument("run_dir", help="a run folder written by dml-bench run (results/<name>)")
+    exp.add_argument("--mlflow", required=True, metavar="URI",
+                     help="MLflow tracking URI: sqlite:///mlflow.db, file:./mlruns, or a server http://host:5000 "
+                          "(needs pip install 'dml-bench[mlflow]')")
+    exp.add_argument("--experiment", help="the MLflow experiment (default: the run folder's name)")
     return parser
 
 
@@ -251,19 +263,25 @@ def cmd_list_methods(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    """Everything before the first unit of work (see ``Workbench.prepare``); writes only to the cache."""
+    """Everything before the first unit of work (see ``Workbench.prepare``); writes only to the cache, and to the
+    ``--write-manifest`` file when given."""
     import time
 
     from benchmark.models.trunks import check_pretrained_weights
     from benchmark.protocol.preflight import check_device, check_precision
+    from benchmark.protocol.split_record import check_manifest_target, write_split_manifest
     from benchmark.protocol.workbench import Workbench
 
     start = time.monotonic()
     cfg = _config_from_args(args)
+    target = None if args.write_manifest is None else check_manifest_target(args.write_manifest)
     check_device(cfg.device)
     check_precision(cfg)
     check_pretrained_weights(cfg.model.trunk, pretrained=cfg.model.pretrained, weights=cfg.model.weights)
-    for line in Workbench(cfg, progress=not args.no_progress).prepare():
+    bench = Workbench(cfg, progress=not args.no_progress)
+    for line in bench.prepare():
+        print(line, flush=True)
+    for line in [] if target is None else write_split_manifest(bench, target):
         print(line, flush=True)
     print(f"prepared in {time.monotonic() - start:.0f} s: `dml-bench run` with this config starts training at once")
     return 0
@@ -458,6 +476,16 @@ def cmd_report(args: argparse.Namespace) -> int:
                    print_format=args.print_format or formats[0], latex_width=args.latex_width, jobs=args.jobs)
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from benchmark.reporting.mlflow_export import export_mlflow
+
+    if not args.run_dir.strip():
+        raise UsageError("the run folder is empty (expected dml-bench export RUN_DIR --mlflow URI)")
+    for line in export_mlflow(Path(args.run_dir), args.mlflow, experiment=args.experiment):
+        print(line, flush=True)
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     previous = _handle_signals(_on_sigterm, _on_sigint)
@@ -471,6 +499,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return cmd_plan(args)
         if args.command == "prepare":
             return cmd_prepare(args)
+        if args.command == "export":
+            return cmd_export(args)
         return cmd_report(args)
     except BenchmarkError as exc:
         # one line whatever the message quotes (a file name may hold a line break)

@@ -206,6 +206,19 @@ class DatasetConfig:
     label: Optional[str] = doc(None, help="The dataset's name in results and tables (default: name); lets a "
                                           "leaderboard hold one dataset twice.")
     root: Optional[str] = doc(None, help="The dataset's folder or file, in its official layout.")
+    image_root: Optional[str] = doc(None, help="A list file's (csv, oml) folder its relative image paths are resolved "
+                                               "against (default: the list file's folder); absolute paths are "
+                                               "taken as written.")
+    class_split: str = doc("file", help="How a list file (csv, oml) is split into training and test classes: file "
+                                        "(its split column) or first_half (the first half of the sorted class ids "
+                                        "train, the rest test: the DML split of CUB-200-2011 and Cars196, "
+                                        "re-derived from a df.csv written with the classification split).")
+    verify_split: bool = doc(True, help="Check the loaded images against the checked-in split manifest (cub200, "
+                                        "cars196, sop, inshop: image and class totals of train and test) and against "
+                                        "split_manifest when set; false to load a subset or a test fixture.")
+    split_manifest: Optional[str] = doc(None, help="A split manifest written by dml-bench prepare --write-manifest "
+                                                   "from a trusted copy: per-class image counts and checksums of the "
+                                                   "sorted file lists, checked when the dataset is loaded.")
     options: dict[str, Any] = doc(default_factory=dict, help="Dataset options, e.g. {context_bias: 0.9} for the "
                                                              "built-in dataset.")
     training: dict[str, Any] = doc(default_factory=dict, help="Training keys overridden for this dataset, e.g. "

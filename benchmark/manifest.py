@@ -33,7 +33,7 @@ from typing import Optional
 from benchmark.constants import CONCATENATED, fold_embedding
 from benchmark.errors import BenchmarkError
 from benchmark.io import atomic_write_json
-from benchmark.metric_catalog import MetricInfo, describe_metrics
+from benchmark.metric_catalog import MetricInfo, describe_metrics, split_category
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = 1
@@ -66,7 +66,12 @@ class RunManifest:
         return dims.pop()
 
     def metric(self, name: str) -> MetricInfo:
-        """The description of metric ``name``."""
+        """The description of metric ``name`` (a per-category metric, ``map_at_r@bicycle``, is described as its
+        metric, labelled with the category)."""
+        base, category = split_category(name)
+        if name not in self.metrics and category is not None and base in self.metrics:
+            info = self.metrics[base]
+            return MetricInfo(f"{info.label} [{category}]", info.unit, info.higher_is_better)
         if name not in self.metrics:
             raise BenchmarkError(f"{self.source} does not describe metric {name!r} (it describes: "
                                  f"{', '.join(self.metrics)})")

@@ -102,6 +102,24 @@ CONCATENATION_HAS_NO_THRESHOLD = (
     "training classes), so the concatenation gets ROC AUC only")
 
 
+#: Per-category metrics (a dataset whose test images have a category: SOP's super-classes, a df.csv's
+#: ``category``): ``<metric>@<category>``, the queries of one category ranked against the whole test set or
+#: gallery, described as the metric itself (``MAP@R [bicycle]``).
+CATEGORY_SEP = "@"
+CATEGORY_METRICS = ("precision_at_1", "map_at_r")
+
+
+def category_key(metric: str, category: object) -> str:
+    """The name of ``metric`` over the queries of ``category``: ``map_at_r@bicycle``."""
+    return f"{metric}{CATEGORY_SEP}{category}"
+
+
+def split_category(name: str) -> tuple[str, Optional[str]]:
+    """``(metric, category)`` of a per-category metric name, ``(name, None)`` for any other."""
+    metric, sep, category = str(name).partition(CATEGORY_SEP)
+    return (metric, category) if sep and metric in CATEGORY_METRICS else (str(name), None)
+
+
 def is_threshold_metric(metric: str) -> bool:
     """Whether ``metric`` needs the verification threshold chosen on validation (TAR@FAR, test FAR)."""
     return metric == "far_at_threshold" or str(metric).startswith("tar_at_far_")

@@ -24,7 +24,16 @@ import pytest
 from PIL import Image
 
 from benchmark.cli import main
-from tests.data.fixtures import make_csv, make_cub, make_image_folder, make_sop, write_corrupt_image, write_image
+from tests.data.fixtures import (
+    make_cars196_devkit,
+    make_csv,
+    make_cub,
+    make_image_folder,
+    make_oml,
+    make_sop,
+    write_corrupt_image,
+    write_image,
+)
 from tests.models.weight_caches import isolate_weight_caches
 
 REPO = Path(__file__).resolve().parent.parent
@@ -144,8 +153,25 @@ def outside_image(tmp: Path) -> Path:
     return write_image(tmp / "elsewhere.jpg", 7)
 
 
-def csv_absolute(tmp: Path) -> Path:
-    return csv_with([f"{outside_image(tmp)},cat_1"])(tmp)
+def oml_classification(tmp: Path) -> Path:
+    return make_oml(tmp / "oml" / "df.csv", n_classes=8, per_class=3, split="classification")
+
+
+def cars_devkit_unlabelled_test(tmp: Path) -> Path:
+    root = make_cars196_devkit(tmp / "cars", n_classes=8, per_class=3)
+    (root / "cars_test_annos_withlabels.mat").rename(root / "cars_test_annos.mat")
+    return root
+
+
+def dataset_with(name: str, build: Callable[[Path], Path], extra: str) -> Callable[[Path], list[str]]:
+    """``dataset(name, build)`` with ``extra`` (keys of the dataset entry, e.g. ``image_root: x``) added."""
+    def make(tmp: Path) -> list[str]:
+        root = build(tmp)
+        text = DATA_CONFIG.format(name=name, root=root).replace(f"    root: {root}\n",
+                                                                f"    root: {root}\n    {extra}\n")
+        (tmp / "c.yaml").write_text(text)
+        return ["--config", str(tmp / "c.yaml")]
+    return make
 
 
 def csv_dotdot(tmp: Path) -> Path:
@@ -339,8 +365,20 @@ CASES = [
          ("outside.jpg", "outside the dataset root")),
     Case("image_in_two_classes", dataset("folder", folder_with(image_linked_into_other_class)),
          ("0.jpg", "two classes")),
-    Case("csv_absolute_path", dataset("csv", csv_absolute), ("elsewhere.jpg", "outside the dataset root")),
     Case("csv_dotdot_path", dataset("csv", csv_dotdot), ("elsewhere.jpg", "outside the dataset root")),
+    Case("oml_classification_split", dataset("oml", oml_classification),
+         ("df.csv", "is in both splits", "class_split: first_half")),
+    Case("cars_devkit_test_without_labels", dataset("cars196", cars_devkit_unlabelled_test),
+         ("cars_test_annos_withlabels.mat", "file not found")),
+    Case("cub_fixture_not_the_published_split", dataset("cub200", lambda tmp: make_cub(tmp / "cub", n_classes=8)),
+         ("dataset 'cub200'", "records 5864", "verify_split: false")),
+    Case("cub_split_manifest_missing", dataset_with("cub200", lambda tmp: make_cub(tmp / "cub", n_classes=8),
+                                                    "split_manifest: nowhere.json"),
+         ("nowhere.json", "split manifest not found")),
+    Case("image_root_on_a_folder_dataset", dataset_with("folder", folder, "image_root: /data"),
+         ("datasets[0].image_root", "only a list-file dataset")),
+    Case("split_manifest_on_builtin", sets("datasets[0].split_manifest=s.json"),
+         ("datasets[0].split_manifest", "dataset of image files")),
     Case("csv_two_classes", dataset("csv", csv_with(["images/0_0.jpg,cat_5"])), ("0_0.jpg", "two classes")),
     Case("csv_row_twice", dataset("csv", csv_with(["images/1_1.jpg,cat_1"])), ("1_1.jpg", "twice")),
     Case("csv_train_and_test", dataset("csv", csv_with(["images/0_0.jpg,cat_7,test"], split=True)),

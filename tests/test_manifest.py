@@ -70,3 +70,14 @@ def test_unknown_metric_or_embedding_is_an_error():
         m.metric("map_at_r")
     with pytest.raises(BenchmarkError, match="no dimension for embedding 'fold1'"):
         m.dim("fold1")
+
+
+def test_per_category_metric_is_described_as_its_metric():
+    manifest = manifest_for(folds=2, repeats=1, embedding_dim=8, recall_at=[[1]], far=None)
+    info = manifest.metric("map_at_r@coffee maker")
+    assert (info.label, info.unit, info.higher_is_better) == ("MAP@R [coffee maker]", "fraction", True)
+    assert manifest.metric("precision_at_1@bags").label == "P@1 [bags]"
+    with pytest.raises(BenchmarkError, match="does not describe metric 'r_precision@bags'"):
+        manifest.metric("r_precision@bags")  # per category: P@1 and MAP@R only
+    with pytest.raises(BenchmarkError, match="does not describe metric 'nmi@bags'"):
+        manifest.metric("nmi@bags")

@@ -1,5 +1,5 @@
-"""Datasets of the benchmark: loaders for CUB-200-2011, Cars196, Stanford Online Products,
-In-shop Clothes, the user's own folder or CSV and the built-in generated dataset (``load_dataset``),
+"""Datasets of the benchmark: loaders for CUB-200-2011, Cars196, Stanford Online Products, In-shop Clothes,
+the user's own folder, CSV or open-metric-learning df.csv and the built-in generated dataset (``load_dataset``),
 the ``DataSource`` they return, and the class-disjoint train/validation/test splits (``make_splits``).
 """
 

@@ -17,13 +17,13 @@ import numpy as np
 from benchmark.data.base import DataSource
 from benchmark.data.files import (
     Files,
-    check_images_exist,
     excerpt,
     files_source,
     first_half_source,
     require_dir,
     require_file,
 )
+from benchmark.data.lists import LIST_SPLITS, image_root_for, list_source, resolve_paths, with_test_categories
 from benchmark.config import not_utf8
 from benchmark.errors import DatasetError
 
@@ -31,9 +31,10 @@ from benchmark.errors import DatasetError
 #: File endings (lower case) read as images in a folder dataset.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 FOLDER_LAYOUT = "one sub-folder of images per class, or train/ and test/ folders that each hold class sub-folders"
-CSV_LAYOUT = "a CSV file with header path,label and an optional split column (train/test)"
-CSV_COLUMNS = ("path", "label", "split")
-SPLITS = ("train", "test")
+CSV_LAYOUT = ("a CSV file with header path,label and optional split (train/test, or train/query/gallery) and "
+              "category columns")
+CSV_COLUMNS = ("path", "label", "split", "category")
+SPLITS = LIST_SPLITS
 
 
 
@@ -143,20 +144,20 @@ _INT = re.compile(r"[+-]?\d+")
 MISSING_LABELS = ("nan", "na", "n/a", "<na>", "null", "none", "nat")
 
 
-def _check_labels(path: Path, rows: list[tuple[int, str, str, str | None]]) -> None:
+def _check_labels(path: Path, rows: list[tuple]) -> None:
     """No missing-value label (``NaN`` & co.), no negative id, and integer ids or names, not a mix (a stray word among
     integer ids, e.g. a missing value, would become a class of its own)."""
-    for lineno, _, label, _ in rows:
+    for lineno, _, label, *_ in rows:
         if label.lower() in MISSING_LABELS:
             raise DatasetError(f"{path}:{lineno}: the label is missing ({excerpt(label)}); expected a class for "
                                f"every row")
-    ints = [(lineno, label) for lineno, _, label, _ in rows if _INT.fullmatch(label)]
+    ints = [(lineno, label) for lineno, _, label, *_ in rows if _INT.fullmatch(label)]
     negative = next(((lineno, label) for lineno, label in ints if int(label) < 0), None)
     if negative is not None:
         raise DatasetError(f"{path}:{negative[0]}: label {negative[1]} is negative (often a mark for unlabelled "
                            f"images); expected class ids >= 0 (leave unlabelled images out)")
     if ints and len(ints) < len(rows):
-        words = [(lineno, label) for lineno, _, label, _ in rows if not _INT.fullmatch(label)]
+        words = [(lineno, label) for lineno, _, label, *_ in rows if not _INT.fullmatch(label)]
         odd, usual = (words, ints) if len(ints) >= len(words) else (ints, words)
         kind = "an integer" if odd is ints else "not an integer"
         raise DatasetError(f"{path}:{odd[0][0]}: label {excerpt(odd[0][1])} is {kind}, unlike {len(usual)} other "
@@ -164,13 +165,17 @@ def _check_labels(path: Path, rows: list[tuple[int, str, str, str | None]]) -> N
                            f"or all class names")
 
 
-def load_csv(path: str | Path, *, image_size: int = 227, resize: int = 256) -> DataSource:
-    """A CSV file with header ``path,label`` and an optional ``split`` column (``train``/``test``).
+def load_csv(path: str | Path, *, image_root: str | Path | None = None, class_split: str = "file",
+             image_size: int = 227, resize: int = 256) -> DataSource:
+    """A CSV file with header ``path,label`` and an optional ``split`` column (``train``/``test``, or
+    ``train``/``query``/``gallery``: then query rows are evaluated against gallery rows).
 
-    Relative paths are resolved against the CSV's folder. Integer labels are kept; otherwise the
+    Absolute paths are taken as written; relative paths are resolved against ``image_root`` (default: the
+    CSV's folder) and must stay inside it (``benchmark.data.lists``). Integer labels are kept; otherwise the
     labels are mapped to 0, 1, ... in sorted order (names in ``info["class_names"]``); a mix of both,
     a missing label (``NaN``, ``NA``, ``null``, ...) and a quoted field running over a line end are refused. Without a
-    ``split`` column the first half of the sorted classes is train, the rest test.
+    ``split`` column, or with ``class_split="first_half"``, the first half of the sorted classes is train, the rest
+    test.
     """
     path = require_file(Path(path), CSV_LAYOUT)
     start = 1  # the line where the record being read starts (a quoted field may span lines)
@@ -186,7 +191,8 @@ def load_csv(path: str | Path, *, image_size: int = 227, resize: int = 256) -> D
                 line = ",".join(header)
                 other = next((name for sep, name in ((";", "semicolons"), ("\t", "tabs")) if sep in line), None)
                 hint = f" (separated by {other}? save it with commas)" if other and len(header) == 1 else ""
-                raise DatasetError(f"{path}:1: expected the header path,label or path,label,split, "
+                raise DatasetError(f"{path}:1: expected the header path,label or path,label,split (and an optional "
+                                   f"category column), "
                                    f"found {excerpt(line)}{hint}")
             col = {c: header.index(c) for c in header}
             rows = []  # (line number, path, label, split)
@@ -209,8 +215,9 @@ def load_csv(path: str | Path, *, image_size: int = 227, resize: int = 256) -> D
                         raise DatasetError(f"{path}:{lineno}: the {c} column is empty")
                 split = values.get("split")
                 if split is not None and split not in SPLITS:
-                    raise DatasetError(f"{path}:{lineno}: expected split train or test, found {excerpt(split)}")
-                rows.append((lineno, values["path"], values["label"], split))
+                    raise DatasetError(f"{path}:{lineno}: expected split train or test (or train, query or gallery), "
+                                       f"found {excerpt(split)}")
+                rows.append((lineno, values["path"], values["label"], split, values.get("category")))
     except csv.Error as exc:
         hint = " (an unclosed quote?)" if "end of data" in str(exc) else ""
         raise DatasetError(f"{path}:{start}: malformed CSV row ({exc}){hint}; expected {CSV_LAYOUT}") from None
@@ -229,24 +236,13 @@ def load_csv(path: str | Path, *, image_size: int = 227, resize: int = 256) -> D
         ids = {n: i for i, n in enumerate(names)}
         labels = np.array([ids[v] for v in raw_labels], dtype=np.int64)
         info["class_names"] = names
-    paths = [Path(p) if Path(p).is_absolute() else path.parent / p for _, p, _, _ in rows]
-    check_images_exist(paths, lambda i: f"{path}:{rows[i][0]}")
-
-    if "split" not in col:
-        return first_half_source("csv", paths, labels, where=path, image_size=image_size, resize=resize,
-                                 info=info)
-    is_train = np.array([r[3] == "train" for r in rows])
-    shared = np.intersect1d(labels[is_train], labels[~is_train])
-    if len(shared):
-        label = shared[0]
-        lines = {t: next(r[0] for r, lab, tr in zip(rows, labels, is_train) if lab == label and tr == t)
-                 for t in (True, False)}
-        raw = next(r[2] for r, lab in zip(rows, labels) if lab == label)
-        raise DatasetError(f"{path}: label {raw!r} is in both splits (train at line {lines[True]}, "
-                           f"test at line {lines[False]}; expected class-disjoint splits)")
-    train = ([p for p, t in zip(paths, is_train) if t], labels[is_train])
-    test = ([p for p, t in zip(paths, is_train) if not t], labels[~is_train])
-    for what, files in (("train", train), ("test", test)):
-        if len(files[0]) == 0:
-            raise DatasetError(f"{path}: no rows with split {what} (expected both train and test rows)")
-    return files_source("csv", train, test, image_size=image_size, resize=resize, info=info)
+    info["image_root"] = str(image_root_for(path, image_root))
+    paths = resolve_paths([r[1] for r in rows], Path(info["image_root"]), [f"{path}:{r[0]}" for r in rows])
+    categories = [r[4] for r in rows] if "category" in col else None
+    if "split" not in col or class_split == "first_half":
+        source = first_half_source("csv", paths, labels, where=path, image_size=image_size, resize=resize,
+                                   info=info)
+        return with_test_categories(source, categories, np.where(np.isin(labels, source.test.labels), "test", "train"))
+    source = list_source("csv", paths, labels, [r[3] for r in rows], [r[0] for r in rows], raw_labels,
+                         list_file=path, image_size=image_size, resize=resize, info=info)
+    return with_test_categories(source, categories, [r[3] for r in rows])

@@ -2,7 +2,8 @@
 
 ``check_file_dataset`` takes a ``DataSource`` of image files and refuses, with a ``DatasetError``
 naming the file: an image path that escapes the dataset's root (an absolute path, ``..``, or a
-symbolic link resolving outside it), one image file listed twice (in two classes, twice in one
+symbolic link resolving outside it; a list file's paths are checked when it is read,
+``benchmark.data.lists``), one image file listed twice (in two classes, twice in one
 class, or in both the training and the test classes: the test set would hold training images),
 a file whose header no image reader accepts (empty, truncated header, not an image), a JPEG file cut
 short (one that lacks its end marker is decoded at 1/8 scale), an image over
@@ -27,11 +28,10 @@ from benchmark.errors import DatasetError
 
 
 def dataset_root(source: DataSource) -> Path | None:
-    """The folder every image of ``source`` must lie in: its root, or the CSV file's folder."""
+    """The folder every image of ``source`` must lie in: its root (a list file's relative paths were checked
+    against its image root when it was read, and its absolute paths are the user's choice: ``benchmark.data.lists``)."""
     if "root" in source.info:
         return Path(source.info["root"])
-    if "csv" in source.info:
-        return Path(source.info["csv"]).parent
     return None
 
 

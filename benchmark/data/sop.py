@@ -2,7 +2,9 @@
 (``Ebay_train.txt``: 11,318 classes, ``Ebay_test.txt``: 11,316 classes).
 
 Both files have the header ``image_id class_id super_class_id path``; paths are relative to
-``root``. The super-class ids are kept in ``info`` (``train_super_labels``/``test_super_labels``).
+``root``. The super-class ids are kept in ``info`` (``train_super_labels``/``test_super_labels``), and the
+test images' super-class names (``bicycle`` for ``bicycle_final/...``) as ``test_categories``: the evaluation
+reports P@1 and MAP@R per super-class (``benchmark.evaluation.embed``).
 """
 
 from __future__ import annotations
@@ -75,4 +77,16 @@ def load_sop(root: str | Path, *, image_size: int = 227, resize: int = 256) -> D
     return files_source("sop", (train_paths, train_labels), (test_paths, test_labels),
                         image_size=image_size, resize=resize,
                         info={"root": str(root), "train_super_labels": train_supers,
-                              "test_super_labels": test_supers})
+                              "test_super_labels": test_supers,
+                              "test_categories": super_class_names(test_paths, test_supers, root)})
+
+
+def super_class_names(paths: list[Path], supers: np.ndarray, root: Path) -> np.ndarray:
+    """Each image's super-class by name: its folder without ``_final`` (``bicycle_final/...`` -> ``bicycle``), or
+    the super-class id as text for an image outside such a folder."""
+    names = []
+    for path, super_id in zip(paths, supers):
+        parts = path.relative_to(root).parts
+        folder = parts[0] if len(parts) > 1 else ""
+        names.append(folder[:-len("_final")] if folder.endswith("_final") else str(int(super_id)))
+    return np.asarray(names, dtype=object)

@@ -48,7 +48,10 @@ def evaluate_models(models: Sequence[nn.Module], data: DataSource, *, device: to
                     seed: int = 0) -> dict[str, dict[str, float]]:
     """Test metrics of each fold model alone (``fold{i}``) and of their concatenation.
 
-    Retrieval: test-set-against-itself, or query against gallery when the dataset has them (In-shop).
+    Retrieval: test-set-against-itself, or query against gallery when the dataset has them (In-shop, a list
+    file that declares them). Where the dataset gives each test image a category (``info["test_categories"]``,
+    aligned with ``data.test``: SOP's super-classes, a df.csv's ``category``), P@1 and MAP@R per category of
+    the queries are added (``map_at_r@<category>``).
     With ``far`` set, verification metrics are added: ROC AUC on test pairs for every model, and for
     each fold model the true-accept rate at the threshold chosen on *its own validation classes*
     (``val_sets[i]``) for a false-accept rate of ``far`` (the concatenation has no validation set
@@ -61,14 +64,19 @@ def evaluate_models(models: Sequence[nn.Module], data: DataSource, *, device: to
     query_gallery = data.has_query_gallery
     query_set = (data.query if query_gallery else data.test).with_transform(data.eval_transform)
     gallery_set = data.gallery.with_transform(data.eval_transform) if query_gallery else None
+    # a category per test image (aligned with ``test``: query first): per-category metrics of the queries
+    categories = data.info.get("test_categories")
+    if categories is not None:
+        categories = np.asarray(categories, dtype=object)[:len(query_set)]
 
     def embed_set(model, images):
         return embed(model, images, device=device, batch_size=batch_size, num_workers=num_workers)
 
     def retrieval(q, g):
         if g is None:
-            return compute_metrics(q, query_set.labels, recall_at=recall_at)
-        return compute_metrics(q, query_set.labels, g, gallery_set.labels, recall_at=recall_at)
+            return compute_metrics(q, query_set.labels, recall_at=recall_at, query_categories=categories)
+        return compute_metrics(q, query_set.labels, g, gallery_set.labels, recall_at=recall_at,
+                               query_categories=categories)
 
     def verification(q, g, threshold):
         if far is None:

@@ -18,7 +18,7 @@ import torch
 
 from benchmark.errors import BenchmarkError
 from benchmark.evaluation.knn import nearest_neighbors
-from benchmark.metric_catalog import recall_key
+from benchmark.metric_catalog import CATEGORY_METRICS, category_key, recall_key
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
 
@@ -75,13 +75,17 @@ def metrics_from_neighbors(neighbor_labels: np.ndarray, query_labels: np.ndarray
 
 def compute_metrics(query: ArrayLike, query_labels: ArrayLike, reference: Optional[ArrayLike] = None,
                     reference_labels: Optional[ArrayLike] = None, *, recall_at: Sequence[int] = (1,),
-                    use_gpu: bool = False) -> dict[str, float]:
+                    use_gpu: bool = False, query_categories: Optional[Sequence] = None) -> dict[str, float]:
     """P@1, R-Precision, MAP@R and Recall@K of ``query`` against ``reference``.
 
     With ``reference=None`` the query set is ranked against itself, excluding each query.
     Embeddings are L2-normalised here. Returns a dict with keys ``precision_at_1``,
     ``r_precision``, ``map_at_r``, ``recall_at_{k}`` for each k, and ``num_queries`` (the queries
     that have at least one relevant reference sample and so were scored).
+
+    With ``query_categories`` (one per query) the ``CATEGORY_METRICS`` of each category's queries are added as
+    ``<metric>@<category>`` (``benchmark.metric_catalog.category_key``), from the same neighbours: a query is
+    still ranked against the whole reference set.
     """
     q = l2_normalize(as_embeddings(query, "query"))
     ql = as_labels(query_labels, len(q), "query_labels")
@@ -115,4 +119,13 @@ def compute_metrics(query: ArrayLike, query_labels: ArrayLike, reference: Option
     idx, ql_s, r_s = idx[scored], ql[scored], r[scored]
     out = metrics_from_neighbors(rl[idx], ql_s, r_s, recall_at)
     out["num_queries"] = int(scored.sum())
+    if query_categories is not None:
+        categories = np.asarray(query_categories, dtype=object).reshape(-1)
+        if len(categories) != len(q):
+            raise BenchmarkError(f"query_categories has {len(categories)} values for {len(q)} queries")
+        categories = categories[scored]
+        for category in sorted(set(categories.tolist()), key=str):
+            mask = categories == category
+            per = metrics_from_neighbors(rl[idx[mask]], ql_s[mask], r_s[mask], ())
+            out.update({category_key(m, category): per[m] for m in CATEGORY_METRICS})
     return out

@@ -52,7 +52,8 @@ def check_run_config(cfg: BenchmarkConfig) -> None:
     check_choice(cfg.protocol.search_order, SEARCH_ORDERS, "protocol.search_order")
     check_choice(cfg.protocol.diverged_trial, DIVERGED_TRIAL_RULES, "protocol.diverged_trial")
     for i, d in enumerate(cfg.datasets):
-        check_dataset_entry(d.name, d.root, d.options, f"datasets[{i}]")
+        check_dataset_entry(d.name, d.root, d.options, f"datasets[{i}]", image_root=d.image_root,
+                            class_split=d.class_split, split_manifest=d.split_manifest)
         check_method_params(d.method_params, f"datasets[{i}].method_params", d.name)
     for path, t in cfg.training_sections():
         check_training_section(t, path)

@@ -57,6 +57,8 @@ class PreparedDataset:
     folds: list[FoldData]
     #: Builds the fold models: ``new(seed)`` (the trunk and embedder, or a cached trunk in the frozen regime).
     models: object = None
+    #: The dataset as loaded from its files (``source`` before the frozen regime replaced its images).
+    files: Optional[DataSource] = None
 
 
 def _where(source: DataSource, dcfg: DatasetConfig) -> str:
@@ -97,10 +99,15 @@ class Workbench:
         if dcfg.key not in self._datasets:
             from benchmark.data.catalog import load_dataset
             from benchmark.data.integrity import check_file_dataset
+            from benchmark.data.split_manifest import verify_loaded
 
-            source = load_dataset(dcfg.name, root=dcfg.root, **dcfg.options)
+            source = load_dataset(dcfg.name, root=dcfg.root, image_root=dcfg.image_root,
+                                  class_split=dcfg.class_split, **dcfg.options)
             # every image file readable before anything is computed from them (the frozen regime's cache)
             check_file_dataset(source, progress=self.progress, desc=dcfg.key)
+            if dcfg.verify_split:  # a mirror trusted or refused (benchmark.data.split_manifest)
+                verify_loaded(source, dataset=dcfg.name, key=dcfg.key, manifest=dcfg.split_manifest)
+            files = source
             p = self.cfg.protocol
             try:
                 splits = make_splits(source.train.labels, source.test.labels, n_folds=p.n_folds,
@@ -126,7 +133,7 @@ class Workbench:
                                       train_eval=train.with_transform(source.eval_transform),
                                       val=source.train.subset(fold.val_indices).with_transform(source.eval_transform),
                                       num_classes=len(fold.train_classes)))
-            self._datasets[dcfg.key] = PreparedDataset(dcfg, source, splits, folds, models)
+            self._datasets[dcfg.key] = PreparedDataset(dcfg, source, splits, folds, models, files)
         return self._datasets[dcfg.key]
 
     def is_frozen(self, dcfg: DatasetConfig) -> bool:

@@ -37,7 +37,7 @@ from tabulate import tabulate
 from benchmark.constants import CONCATENATED, DIVERGED_METRIC, LATEX_WIDTHS, METRICS
 from benchmark.errors import BenchmarkError
 from benchmark.io import atomic_write, atomic_write_text
-from benchmark.metric_catalog import FRACTION, missing_reason
+from benchmark.metric_catalog import FRACTION, missing_reason, split_category
 from benchmark.reporting.aggregate import (
     SEPARATED,
     aggregate_run,
@@ -454,7 +454,15 @@ def other_metrics(agg: pd.DataFrame, dataset: str) -> list[str]:
     verification metrics; correlations and counts are not percentages and stay out."""
     sub = agg[(agg["dataset"] == dataset) & (agg["unit"] == FRACTION)]
     return [str(m) for m in pd.unique(sub["metric"])
-            if m not in METRICS and not _RECALL_RE.match(str(m)) and m != DIVERGED_METRIC]
+            if m not in METRICS and not _RECALL_RE.match(str(m)) and m != DIVERGED_METRIC
+            and split_category(str(m))[1] is None]
+
+
+def category_metrics(agg: pd.DataFrame, dataset: str, metric: str = "map_at_r") -> list[str]:
+    """The per-category names of ``metric`` of ``dataset`` (``map_at_r@bicycle``, ...), in the order of the run."""
+    sub = agg[agg["dataset"] == dataset]
+    return [str(m) for m in pd.unique(sub["metric"]) if split_category(str(m))[0] == metric
+            and split_category(str(m))[1] is not None]
 
 
 def dataset_comparison(agg: pd.DataFrame, dataset: str, compare: CompareArg) -> pd.DataFrame | None:
@@ -495,8 +503,10 @@ def dataset_tables(agg: pd.DataFrame, dataset: str, fmt: str, *, compare: Compar
 
     Markdown and text: one file ``<dataset>.md`` / ``.txt`` with the main table (P@1, RP, MAP@R), the
     Recall@K table when the dataset has ``recall_at_K`` with K > 1, and a table of the other metrics the
-    manifest gives as fractions (verification). LaTeX: one ``table`` each, ``<dataset>.tex`` (the main
-    table, or the first there is), ``<dataset>_recall.tex`` and ``<dataset>_other.tex``. ``compare`` is a
+    manifest gives as fractions (verification), and MAP@R per category where the dataset has categories (SOP's
+    super-classes, a df.csv's ``category``). LaTeX: one ``table`` each, ``<dataset>.tex`` (the main
+    table, or the first there is), ``<dataset>_recall.tex``, ``<dataset>_other.tex`` and
+    ``<dataset>_categories.tex``. ``compare`` is a
     comparison frame for ``dataset`` (:func:`dataset_comparison`) or any ``CompareArg``.
     """
     sub = agg[agg["dataset"] == dataset]
@@ -512,6 +522,13 @@ def dataset_tables(agg: pd.DataFrame, dataset: str, fmt: str, *, compare: Compar
         label = f"tab:dml-bench-{re.sub(r'[^A-Za-z0-9-]+', '-', dataset)}-other"
         sections.append(("_other", "Other metrics",
                          render_table(agg, dataset, metrics=others, label=label, what="Other metrics", **kwargs)))
+    per_category = category_metrics(agg, dataset)
+    if per_category:
+        label = f"tab:dml-bench-{re.sub(r'[^A-Za-z0-9-]+', '-', dataset)}-categories"
+        sections.append(("_categories", "MAP@R per category",
+                         render_table(agg, dataset, metrics=per_category, label=label, what="MAP@R per category",
+                                      embeddings=(CONCATENATED,) if (sub["embedding"] == CONCATENATED).any()
+                                      else (SEPARATED,), **kwargs)))
     if not sections:
         return []
     if fmt == "latex":

@@ -89,6 +89,46 @@ def make_cars196(root: Path, n_classes: int = 4, per_class: int = 3) -> Path:
     return root
 
 
+#: Fields of the devkit's ``cars_train_annos.mat`` / ``cars_test_annos_withlabels.mat``, in the official order.
+CARS_DEVKIT_FIELDS = ("bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2", "class", "fname")
+
+
+def write_cars_devkit_annos(path: Path, fnames: list[str], labels: list[int]) -> Path:
+    """A devkit annotation file: a 1 x N struct array ``annotations`` (``fname``, ``class`` and the boxes)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ann = np.zeros((1, len(fnames)), dtype=[(f, "O") for f in CARS_DEVKIT_FIELDS])
+    for i, (name, label) in enumerate(zip(fnames, labels)):
+        values = {"bbox_x1": 1, "bbox_y1": 2, "bbox_x2": 38, "bbox_y2": 30, "class": label, "fname": name}
+        for f in CARS_DEVKIT_FIELDS:
+            v = values[f]
+            ann[0, i][f] = v if isinstance(v, str) else np.array([[v]], dtype=np.uint8)
+    scipy.io.savemat(str(path), {"annotations": ann})
+    return path
+
+
+def make_cars196_devkit(root: Path, n_classes: int = 4, per_class: int = 3, *, test_annos_in_devkit: bool = False
+                        ) -> Path:
+    """The devkit layout of the images ``make_cars196`` writes (same pixels, same classes): image ``i`` goes to
+    ``cars_test/`` when its ``cars_annos.mat`` ``test`` flag (``i % 2``) is set, else to ``cars_train/``, numbered
+    ``00001.jpg`` ... in each; ``devkit/cars_train_annos.mat``, ``devkit/cars_meta.mat`` and
+    ``cars_test_annos_withlabels.mat`` (in ``devkit/`` with ``test_annos_in_devkit``), as the devkit ships them."""
+    parts: dict[str, tuple[list[str], list[int]]] = {"cars_train": ([], []), "cars_test": ([], [])}
+    for i in range(n_classes * per_class):
+        folder = "cars_test" if i % 2 else "cars_train"
+        names, labels = parts[folder]
+        names.append(f"{len(names) + 1:05d}.jpg")
+        labels.append(i % n_classes + 1)
+        write_image(root / folder / names[-1], i)
+    write_cars_devkit_annos(root / "devkit" / "cars_train_annos.mat", *parts["cars_train"])
+    test_dir = root / "devkit" if test_annos_in_devkit else root
+    write_cars_devkit_annos(test_dir / "cars_test_annos_withlabels.mat", *parts["cars_test"])
+    class_names = np.empty((1, n_classes), dtype=object)
+    for c in range(n_classes):
+        class_names[0, c] = f"Car Model {c + 1} 2012"
+    scipy.io.savemat(str(root / "devkit" / "cars_meta.mat"), {"class_names": class_names})
+    return root
+
+
 def make_sop(root: Path, n_train_classes: int = 3, n_test_classes: int = 3, per_class: int = 2) -> Path:
     """``root/Ebay_train.txt``, ``Ebay_test.txt``, ``Ebay_info.txt`` and ``<category>_final/*.JPG``.
 
@@ -155,5 +195,35 @@ def make_csv(path: Path, n_classes: int = 4, per_class: int = 2, *, split: bool 
             write_image(path.parent / rel, c * per_class + j)
             row = f"{rel},{label}"
             lines.append(row + (",train" if c < n_classes // 2 else ",test") * split)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def make_oml(path: Path, n_classes: int = 6, per_class: int = 3, *, split: str = "dml", query_gallery: bool = True,
+             categories: tuple[str, ...] = ("shoes", "bags"), absolute: bool = False,
+             image_dir: Path | None = None, image_root: Path | None = None) -> Path:
+    """open-metric-learning's ``df.csv`` as OML writes it (pandas ``to_csv``: ``True``/``False`` flags, empty cells
+    where training rows have none, the box columns), with images under ``image_dir`` (default: ``images/`` beside
+    the file), named relative to ``image_root`` (default: the file's folder), or by absolute path with ``absolute``.
+
+    ``split="dml"``: the first half of the classes train, the rest validation; ``"classification"``: every class on
+    both sides (OML's CUB and Cars converters). Validation rows: a class's first image a query and the others
+    gallery with ``query_gallery``, else every row both (the test set against itself). Labels ``0 .. C-1``."""
+    image_dir = image_dir if image_dir is not None else path.parent / "images"
+    lines = ["label,path,split,is_query,is_gallery,category,x_1,x_2,y_1,y_2"]
+    for c in range(n_classes):
+        for j in range(per_class):
+            image = write_image(image_dir / f"{c}_{j}.jpg", 100 + c * per_class + j)
+            rel = str(image) if absolute else image.relative_to(image_root or path.parent).as_posix()
+            train = c < n_classes // 2 if split == "dml" else j == 0
+            if train:
+                flags = ","
+            elif query_gallery:
+                flags = "True,False" if j == (0 if split == "dml" else 1) else "False,True"
+            else:
+                flags = "True,True"
+            lines.append(f"{c},{rel},{'train' if train else 'validation'},{flags},{categories[c % len(categories)]},"
+                         f"1,39,1,31")
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -9,7 +9,7 @@ from benchmark.data.catalog import DATASETS
 from benchmark.errors import ConfigError, DatasetError
 from tests.data.fixtures import make_cars196, make_csv, make_cub, make_image_folder, make_inshop, make_sop
 
-FILE_DATASETS = ("cub200", "cars196", "sop", "inshop", "folder", "csv", "features")
+FILE_DATASETS = ("cub200", "cars196", "sop", "inshop", "folder", "csv", "oml", "features")
 
 
 def test_names():
@@ -18,7 +18,7 @@ def test_names():
 
 def test_unknown_name():
     with pytest.raises(ConfigError, match=r"unknown dataset 'cub' \(known datasets: cub200, cars196, sop, "
-                                          r"inshop, folder, csv, features, builtin\)"):
+                                          r"inshop, folder, csv, oml, features, builtin\)"):
         load_dataset("cub")
 
 
@@ -31,7 +31,8 @@ def test_file_dataset_needs_root(name):
 @pytest.mark.parametrize("name, expected", [
     ("cub200", r"CUB_200_2011/images"), ("cars196", r"cars_annos\.mat"), ("sop", r"Ebay_train\.txt"),
     ("inshop", r"list_eval_partition\.txt"), ("folder", r"one sub-folder of images per class"),
-    ("csv", r"CSV file with header path,label"), ("features", r"an \.npz file or a folder of \.npy files"),
+    ("csv", r"CSV file with header path,label"), ("oml", r"open-metric-learning's df\.csv"),
+    ("features", r"an \.npz file or a folder of \.npy files"),
 ])
 def test_missing_root_folder(tmp_path, name, expected):
     with pytest.raises(DatasetError, match=rf"nowhere: .*not found \(expected .*{expected}"):

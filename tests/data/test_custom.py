@@ -110,12 +110,14 @@ def test_csv_split_column_overrides_first_half(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("file,label\n", r"data\.csv:1: expected the header path,label or path,label,split, found 'file,label'"),
+    ("file,label\n", r"data\.csv:1: expected the header path,label or path,label,split \(and an optional category "
+                     r"column\), found 'file,label'"),
     ("path,label,extra\n", r"data\.csv:1: expected the header path,label or path,label,split"),
     ("path,label\n", r"data\.csv: no rows after the header"),
     ("path,label\nimages/0_0.jpg\n", r"data\.csv:2: expected 2 columns \(path,label\), found 1"),
     ("path,label\nimages/0_0.jpg,\n", r"data\.csv:2: the label column is empty"),
-    ("path,label,split\nimages/0_0.jpg,a,val\n", r"data\.csv:2: expected split train or test, found 'val'"),
+    ("path,label,split\nimages/0_0.jpg,a,val\n",
+     r"data\.csv:2: expected split train or test \(or train, query or gallery\), found 'val'"),
     ("path,label\nimages/0_0.jpg,a\nimages/nope.jpg,b\n",
      r"nope\.jpg: image file is missing \(listed in .*data\.csv:3\)"),
     ("path,label,split\nimages/0_0.jpg,a,train\nimages/0_1.jpg,a,test\n",
@@ -178,3 +180,81 @@ def test_csv_value_in_an_unnamed_trailing_column_is_refused(tmp_path):
     (tmp_path / "data.csv").write_text("path,label,\nimages/0_0.jpg,a,\nimages/0_1.jpg,a,oops\n")
     with pytest.raises(DatasetError, match=r"data\.csv:3: expected 2 columns \(path,label\), found 3"):
         load_csv(tmp_path / "data.csv")
+
+
+# --------------------------------------------------------------------------- list files: paths as the user wrote them
+
+def test_csv_absolute_paths_to_images_elsewhere(tmp_path):
+    """A list of absolute paths (how list files are usually written) loads, wherever the images are."""
+    images = [write_image(tmp_path / "store" / f"{c}_{j}.jpg", 10 * c + j) for c in range(4) for j in range(2)]
+    (tmp_path / "lists").mkdir()
+    csv = tmp_path / "lists" / "data.csv"
+    csv.write_text("path,label\n" + "".join(f"{p},c{i // 2}\n" for i, p in enumerate(images)))
+    ds = load_csv(csv, **SIZE)
+    assert ds.train.paths == images[:4] and ds.test.paths == images[4:]
+    assert ds.test.labels.tolist() == [2, 2, 3, 3]
+
+
+def test_csv_relative_to_an_image_root(tmp_path):
+    csv = make_csv(tmp_path / "data" / "list.csv", n_classes=4, per_class=2)
+    moved = tmp_path / "lists" / "list.csv"
+    moved.parent.mkdir()
+    moved.write_text(csv.read_text())
+    with pytest.raises(DatasetError, match=r"lists/images/0_0\.jpg: image file is missing \(listed in .*list\.csv:2\)"):
+        load_csv(moved)
+    ds = load_csv(moved, image_root=tmp_path / "data", **SIZE)
+    assert ds.train.paths[0] == tmp_path / "data" / "images" / "0_0.jpg"
+    with pytest.raises(DatasetError, match=r"nowhere: folder not found \(expected the folder the relative image "
+                                           r"paths of .*list\.csv are resolved against \(image_root\)"):
+        load_csv(moved, image_root=tmp_path / "nowhere")
+
+
+def test_csv_relative_path_leaving_the_image_root(tmp_path):
+    csv = make_csv(tmp_path / "data" / "list.csv", n_classes=4, per_class=2)
+    write_image(tmp_path / "elsewhere.jpg")
+    with csv.open("a") as f:
+        f.write("../elsewhere.jpg,cat_3\n")
+    with pytest.raises(DatasetError, match=r"elsewhere\.jpg: image path is outside the dataset root .*data \(listed "
+                                           r"in .*list\.csv:10\)"):
+        load_csv(csv)
+
+
+def test_csv_query_and_gallery_split(tmp_path):
+    csv = make_csv(tmp_path / "data.csv", n_classes=4, per_class=3, split=True)
+    lines = csv.read_text().splitlines()
+    out = [lines[0]]
+    for line in lines[1:]:  # a test class's first image a query, the others gallery
+        out.append(line.replace(",test", ",query" if line.split(",")[0].endswith("_0.jpg") else ",gallery"))
+    csv.write_text("\n".join(out) + "\n")
+    ds = load_csv(csv, **SIZE)
+    assert ds.has_query_gallery
+    assert ds.query.labels.tolist() == [2, 3] and ds.gallery.labels.tolist() == [2, 2, 3, 3]
+    assert ds.test.labels.tolist() == [2, 3, 2, 2, 3, 3]
+    # the first-half rule instead, when asked for
+    assert not load_csv(csv, class_split="first_half").has_query_gallery
+
+
+@pytest.mark.parametrize("rows, message", [
+    ("images/0_0.jpg,a,train\nimages/0_1.jpg,b,test\nimages/1_0.jpg,c,query\n",
+     r"data\.csv: rows with split test \(line 3\) and query \(line 4\); expected train and test rows, or train, query "
+     r"and gallery rows"),
+    ("images/0_0.jpg,a,train\nimages/0_1.jpg,b,query\n", r"data\.csv: no rows with split gallery"),
+    ("images/0_0.jpg,a,train\nimages/0_1.jpg,b,query\nimages/1_0.jpg,a,gallery\n",
+     r"data\.csv: label 'a' is in both splits \(train at line 2, gallery at line 4"),
+])
+def test_csv_query_gallery_errors(tmp_path, rows, message):
+    make_csv(tmp_path / "data.csv", n_classes=2, per_class=2)
+    (tmp_path / "data.csv").write_text("path,label,split\n" + rows)
+    with pytest.raises(DatasetError, match=message):
+        load_csv(tmp_path / "data.csv")
+
+
+def test_csv_category_column_gives_test_categories(tmp_path):
+    csv = make_csv(tmp_path / "data.csv", n_classes=4, per_class=2, split=True)
+    lines = csv.read_text().splitlines()
+    csv.write_text("\n".join([lines[0] + ",category"] + [f"{line},{'red' if i % 2 else 'blue'}"
+                                                           for i, line in enumerate(lines[1:])]) + "\n")
+    ds = load_csv(csv, **SIZE)
+    assert ds.test.labels.tolist() == [2, 2, 3, 3]
+    assert ds.info["test_categories"].tolist() == ["blue", "red", "blue", "red"]  # rows 5-8 of the file
+    assert load_csv(csv, class_split="first_half").info["test_categories"].tolist() == ["blue", "red", "blue", "red"]

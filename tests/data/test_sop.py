@@ -31,6 +31,9 @@ def test_loads_official_split(sop):
     assert ds.test.labels.tolist() == [4, 4, 5, 5, 6, 6]
     assert ds.info["train_super_labels"].tolist() == [1, 1, 2, 2, 3, 3]
     assert ds.train.paths[0].parent == sop / "bicycle_final"
+    # the test images' super-classes by name (classes 4, 5, 6: super-classes 4, 5, 6 of the fixture)
+    assert ds.info["test_categories"].tolist() == ["coffee_maker"] * 2 + ["fan"] * 2 + ["kettle"] * 2
+    assert ds.info["test_super_labels"].tolist() == [4, 4, 5, 5, 6, 6]
     assert ds.train[0][0].shape == (3, 24, 24)
     assert ds.test[0][0].shape == (3, 24, 24)
 

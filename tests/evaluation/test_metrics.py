@@ -12,8 +12,9 @@ from benchmark.evaluation import knn
 from benchmark.evaluation.metrics import l2_normalize, nearest_neighbors
 
 
-def brute_force(q, ql, ref=None, rl=None, ks=(1,)):
-    """Loop over queries: rank every other reference sample by cosine similarity (stable order)."""
+def brute_force(q, ql, ref=None, rl=None, ks=(1,), only=None):
+    """Loop over queries (those of ``only`` when given, each still ranked against every reference sample): rank every
+    other reference sample by cosine similarity (stable order)."""
     self_mode = ref is None
     if self_mode:
         ref, rl = q, ql
@@ -21,6 +22,8 @@ def brute_force(q, ql, ref=None, rl=None, ks=(1,)):
     rn = ref / np.linalg.norm(ref, axis=1, keepdims=True)
     p1, rp, mapr, rec = [], [], [], {k: [] for k in ks}
     for i in range(len(q)):
+        if only is not None and i not in only:
+            continue
         sims = rn @ qn[i]
         order = [j for j in np.argsort(-sims, kind="stable") if not (self_mode and j == i)]
         labels = [rl[j] for j in order]
@@ -79,6 +82,23 @@ def test_query_gallery_matches_brute_force(seed):
     want = brute_force(q, ql, g, gl, ks=(1, 5, 10))
     for key, value in want.items():
         assert got[key] == pytest.approx(value, abs=1e-9), key
+
+
+@pytest.mark.parametrize("seed, query_gallery", [(0, False), (1, False), (2, True)])
+def test_per_category_metrics_match_brute_force(seed, query_gallery):
+    """A category's P@1 and MAP@R: its queries' values, each query ranked against the whole reference set."""
+    q, ql = make_data(seed, dup=False)
+    ref, rl = make_data(seed + 10, dup=False) if query_gallery else (None, None)
+    categories = np.array(["shoes", "bags", "hats"], dtype=object)[np.arange(len(q)) % 3]
+    got = compute_metrics(q, ql, ref, rl, recall_at=(1,), query_categories=categories)
+    for category in ("shoes", "bags", "hats"):
+        want = brute_force(q, ql, ref, rl, only=set(np.flatnonzero(categories == category)))
+        assert got[f"precision_at_1@{category}"] == pytest.approx(want["precision_at_1"], abs=1e-9)
+        assert got[f"map_at_r@{category}"] == pytest.approx(want["map_at_r"], abs=1e-9)
+    assert got["map_at_r"] == pytest.approx(brute_force(q, ql, ref, rl)["map_at_r"], abs=1e-9)  # unchanged
+    assert not any("@" in k and k.split("@")[0] not in ("precision_at_1", "map_at_r") for k in got)
+    with pytest.raises(BenchmarkError, match="query_categories has 2 values for"):
+        compute_metrics(q, ql, query_categories=["a", "b"])
 
 
 def test_perfect_and_known_values():
