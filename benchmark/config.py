@@ -144,7 +144,7 @@ class FrozenConfig:
 class ProtocolConfig:
     """Cross-validation, hyperparameter search, repeats and the storage that coordinates workers.
 
-    ``sampler``, ``diverged_trial`` and ``search_order`` are names checked by ``benchmark.protocol``,
+    ``sampler``, ``diverged_trial``, ``pooling`` and ``search_order`` are names checked by ``benchmark.protocol``,
     ``fold_mode`` by ``benchmark.data``."""
 
     n_folds: int = bounded(4, lo=2, hi=MAX_COUNT, help="Class-disjoint cross-validation folds.")
@@ -152,6 +152,10 @@ class ProtocolConfig:
     n_trials: int = bounded(50, lo=1, hi=MAX_COUNT, help="Hyperparameter search slots per method and dataset.")
     n_repeats: int = bounded(10, lo=1, hi=MAX_COUNT,
                              help="Retrainings of the best configuration from scratch, with new seeds.")
+    pooling: str = doc("repeats", help="What a method's test row pools: repeats (the n_repeats retrainings) or "
+                                       "with_best_trial (also the best search trial's own fold models, tested "
+                                       "once the trial leads the search: n = n_repeats + 1, as the reality "
+                                       "check's published report pooled them).")
     sampler: str = doc("tpe", help="The search's sampler (tpe: multivariate, with constant liar; gp; random; "
                                    "sobol_gp: a scrambled Sobol start, then a GP with expected improvement).")
     n_startup_trials: Union[int, str] = bounded(

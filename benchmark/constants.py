@@ -40,6 +40,14 @@ PRETRAINED = "pretrained"
 PRETRAINED_DISPLAY = "Pretrained"
 CONCATENATED = "concatenated"
 
+#: ``protocol.pooling``: which test evaluations a method's row pools. ``repeats``: the ``n_repeats``
+#: retrainings of the best configuration; ``with_best_trial``: those and the best search trial's own fold
+#: models (n = n_repeats + 1), as the reality check's published report pooled them. The manifest names the rule.
+POOLINGS = ("repeats", "with_best_trial")
+#: The ``repeat`` value of the best search trial's rows in ``results.csv`` (``with_best_trial`` only); the
+#: retrainings are repeats 0..n_repeats-1.
+BEST_TRIAL_REPEAT = -1
+
 
 def fold_embedding(i: int) -> str:
     """The ``embedding`` value of fold ``i``'s model in ``results.csv``."""

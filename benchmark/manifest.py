@@ -8,13 +8,17 @@ directions from it instead of guessing them::
       "format": 1,
       "folds": 2,
       "repeats": 5,
+      "pooling": "repeats",
       "embeddings": {"fold0": 128, "fold1": 128, "concatenated": 256},
       "metrics": {"map_at_r": {"label": "MAP@R", "unit": "fraction", "better": "higher"},
                   "far_at_threshold": {"label": "test FAR (target 1e-3)", "unit": "fraction", "better": "lower"},
                   ...}
     }
 
-``embeddings`` are the ``embedding`` values of ``results.csv`` with their dimension (each fold model's,
+``pooling`` says what a method's row pools (``protocol.pooling``): ``repeats``, its retrainings (``repeat``
+0..repeats-1 in ``results.csv``), or ``with_best_trial``, those and the best search trial (``repeat`` -1), as the
+reality check's published report did; a manifest without the key was written before the choice existed
+(``repeats``). ``embeddings`` are the ``embedding`` values of ``results.csv`` with their dimension (each fold model's,
 and the folds' embeddings concatenated); ``metrics`` describes every metric the run's evaluation can
 report (:func:`benchmark.metric_catalog.describe_metrics`). A run folder written before manifests
 existed has none: :func:`read_manifest` says so in one line (running the same ``dml-bench run`` again
@@ -30,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from benchmark.constants import CONCATENATED, fold_embedding
+from benchmark.constants import CONCATENATED, POOLINGS, fold_embedding
 from benchmark.errors import BenchmarkError
 from benchmark.io import atomic_write_json
 from benchmark.metric_catalog import MetricInfo, describe_metrics, split_category
@@ -48,6 +52,8 @@ class RunManifest:
     repeats: int
     dims: Mapping[str, int]
     metrics: Mapping[str, MetricInfo]
+    #: What a method's row pools (``POOLINGS``): its repeats, or those and the best search trial.
+    pooling: str = POOLINGS[0]
     #: Where it was read from (named in errors).
     source: str = MANIFEST_NAME
 
@@ -78,7 +84,8 @@ class RunManifest:
         return self.metrics[name]
 
     def to_json(self) -> dict:
-        return {"format": FORMAT, "folds": self.folds, "repeats": self.repeats, "embeddings": dict(self.dims),
+        return {"format": FORMAT, "folds": self.folds, "repeats": self.repeats, "pooling": self.pooling,
+                "embeddings": dict(self.dims),
                 "metrics": {k: {"label": m.label, "unit": m.unit, "better": _BETTER[m.higher_is_better]}
                             for k, m in self.metrics.items()}}
 
@@ -93,6 +100,9 @@ class RunManifest:
         for key in ("folds", "repeats"):
             if not isinstance(data.get(key), int) or isinstance(data.get(key), bool) or data[key] < 1:
                 raise bad(f"'{key}' must be a positive integer, got {data.get(key)!r}")
+        pooling = data.get("pooling", POOLINGS[0])
+        if pooling not in POOLINGS:
+            raise bad(f"'pooling' must be one of {', '.join(POOLINGS)}, got {pooling!r}")
         dims = data.get("embeddings")
         if not isinstance(dims, dict) or not dims or not all(
                 isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in dims.values()):
@@ -109,17 +119,20 @@ class RunManifest:
                 metrics[name] = MetricInfo(m["label"], m["unit"], m["better"] == "higher")
             except BenchmarkError as exc:
                 raise bad(f"metric {name!r}: {exc}") from None
-        return cls(folds=data["folds"], repeats=data["repeats"], dims=dims, metrics=metrics, source=source)
+        return cls(folds=data["folds"], repeats=data["repeats"], dims=dims, metrics=metrics, pooling=pooling,
+                   source=source)
 
 
 def manifest_for(*, folds: int, repeats: int, embedding_dim: int, recall_at: Iterable[Sequence[int]],
-                 far: Optional[float]) -> RunManifest:
+                 far: Optional[float], pooling: str = POOLINGS[0]) -> RunManifest:
     """The manifest of a run of ``folds`` fold models of ``embedding_dim`` each; ``recall_at`` holds
-    each dataset's Recall@K list, ``far`` the verification false-accept rate (None: off)."""
+    each dataset's Recall@K list, ``far`` the verification false-accept rate (None: off), ``pooling`` what a
+    method's row pools."""
     dims = {fold_embedding(i): embedding_dim for i in range(folds)}
     dims[CONCATENATED] = folds * embedding_dim
     ks = [k for per_dataset in recall_at for k in per_dataset]
-    return RunManifest(folds=folds, repeats=repeats, dims=dims, metrics=describe_metrics(recall_at=ks, far=far))
+    return RunManifest(folds=folds, repeats=repeats, dims=dims, metrics=describe_metrics(recall_at=ks, far=far),
+                       pooling=pooling)
 
 
 def write_manifest(run_dir: str | os.PathLike, manifest: RunManifest) -> Path:

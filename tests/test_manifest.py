@@ -39,6 +39,18 @@ def test_write_and_read_back(tmp_path):
     assert (back.folds, back.repeats, dict(back.dims), dict(back.metrics)) == \
         (m.folds, m.repeats, dict(m.dims), dict(m.metrics))
     assert back.source == str(path)
+    assert data["pooling"] == back.pooling == "repeats"
+
+
+def test_the_pooling_is_recorded_and_an_older_manifest_without_it_reads_as_repeats(tmp_path):
+    cfg = load_run_config(preset="reality-check")
+    assert run_manifest(cfg).pooling == "with_best_trial"
+    write_manifest(tmp_path, run_manifest(cfg))
+    assert read_manifest(tmp_path).pooling == "with_best_trial"
+    data = json.loads((tmp_path / MANIFEST_NAME).read_text())
+    del data["pooling"]
+    (tmp_path / MANIFEST_NAME).write_text(json.dumps(data))
+    assert read_manifest(tmp_path).pooling == "repeats"
 
 
 def test_missing_manifest_is_one_line_naming_the_file(tmp_path):
@@ -52,6 +64,7 @@ def test_missing_manifest_is_one_line_naming_the_file(tmp_path):
     ('{"format": 9}', "not a run manifest of format 1"),
     ('{"format": 1, "folds": 0, "repeats": 1}', "'folds' must be a positive integer"),
     ('{"format": 1, "folds": 2, "repeats": 1, "embeddings": {"fold0": "128"}}', "'embeddings'"),
+    ('{"format": 1, "folds": 2, "repeats": 1, "pooling": "best"}', "'pooling' must be one of repeats, "),
     ('{"format": 1, "folds": 2, "repeats": 1, "embeddings": {"fold0": 128}, '
      '"metrics": {"map_at_r": {"label": "MAP@R", "unit": "fraction", "better": "up"}}}', "metric 'map_at_r'"),
     ('{"format": 1, "folds": 2, "repeats": 1, "embeddings": {"fold0": 128}, '

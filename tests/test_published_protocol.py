@@ -5,12 +5,14 @@ default elsewhere stays today's behaviour where the README says so."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import optuna
+import pandas as pd
 import pytest
 import torch
 from scipy.stats import qmc
@@ -197,3 +199,48 @@ def test_item8_folds_on_196_classes_are_the_published_split_managers_blocks(pres
                                                               mode=preset.protocol.fold_mode).folds]
     assert cub_blocks == [list(range(76, 101)), list(range(1, 26)), list(range(26, 51)), list(range(51, 76))]
     assert default.protocol.fold_mode == "contiguous"
+
+
+# -- 9. pooling of repeats -------------------------------------------------------------------------
+
+def test_item9_the_preset_pools_the_best_trial_with_its_repeats(preset, default):
+    assert (preset.protocol.pooling, preset.protocol.n_repeats) == ("with_best_trial", 10)  # n = 11, as published
+    assert default.protocol.pooling == "repeats"
+
+
+@pytest.mark.slow
+def test_item9_the_pooled_best_trial_is_its_own_models_tested(tmp_path):
+    """A smoke run under the published pooling: each method's row pools the best search trial (repeat -1)
+    with its retrainings; the trial's rows are what its own fold models (retrained here from its seeds,
+    which on a CPU gives the same weights) score on the test set; manifest and tables say which pooling."""
+    from benchmark.cli import main
+    from benchmark.config import parse_config, read_config_file
+    from benchmark.protocol.units import study_name
+    from benchmark.protocol.workbench import Workbench
+
+    out = tmp_path / "run"
+    assert main(["run", "--preset", "smoke", "--out", str(out), "--no-progress", "--methods", "contrastive",
+                 "--set", "protocol.pooling=with_best_trial", "--set", "evaluation.verification_far=null"]) == 0
+    results = pd.read_csv(out / "results.csv")
+    mine = results[results["method"] == "contrastive"]
+    assert sorted(set(mine["repeat"])) == [-1, 0, 1]
+    assert json.loads((out / "manifest.json").read_text())["pooling"] == "with_best_trial"
+    md = (out / "tables" / "builtin.md").read_text(encoding="utf-8")
+    assert "best search trial and its retrainings" in md
+    row = next(line for line in md.splitlines() if line.startswith("| Contrastive"))
+    assert row.rstrip(" |").endswith("3")  # n = 2 repeats + the best trial
+
+    trials = pd.read_csv(out / "trials.csv")
+    done = trials[trials["state"] == "COMPLETE"]
+    best = done.sort_values(["value", "slot"], ascending=[False, True]).iloc[0]
+    cfg = parse_config(read_config_file(out / "config.resolved.yaml"))
+    bench = Workbench(cfg, progress=False)
+    dcfg = cfg.datasets[0]
+    trained = bench.train_folds("contrastive", json.loads(best["params"]), dcfg,
+                                ("search", study_name(dcfg.key, "contrastive", "search"), int(best["slot"])))
+    assert sum(r.best_value for _, r in trained) / len(trained) == pytest.approx(best["value"], abs=1e-9)
+    test = bench.evaluate([m for m, _ in trained], dcfg)
+    pooled = mine[mine["repeat"] == -1]
+    assert len(pooled) == sum(len(v) - ("num_queries" in v) for v in test.values())
+    for r in pooled.itertuples():
+        assert r.value == pytest.approx(test[r.embedding][r.metric], abs=1e-6), (r.embedding, r.metric)

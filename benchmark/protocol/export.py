@@ -30,10 +30,12 @@ from benchmark.metric_catalog import VALIDATION_METRIC
 from benchmark.methods import get_method
 from benchmark.protocol.faults import kill_point
 from benchmark.protocol.fidelity import PRUNED_ATTR
-from benchmark.protocol.units import DROPPED, RETRY_OF, Stages
+from benchmark.protocol.units import DROPPED, RETRY_OF, TEST, Stages
 
 
 def result_rows(stages: Stages) -> list[dict]:
+    """The test evaluations as ``results.csv`` rows: Pretrained, and each method's pooled units (its repeats,
+    and the best search trial as repeat ``BEST_TRIAL_REPEAT`` under ``protocol.pooling: with_best_trial``)."""
     rows = []
 
     def add(method, display, dataset, repeat, test):
@@ -46,11 +48,11 @@ def result_rows(stages: Stages) -> list[dict]:
 
     for pre in stages.pretrained:
         for unit, t in pre.completed_units().items():
-            add(PRETRAINED, PRETRAINED_DISPLAY, pre.dcfg.key, unit, t.user_attrs["test"])
+            add(PRETRAINED, PRETRAINED_DISPLAY, pre.dcfg.key, unit, t.user_attrs[TEST])
     for (dataset, method), rep in stages.repeats.items():
         display = get_method(method).display_name
-        for unit, t in sorted(rep.completed_units().items()):
-            add(method, display, dataset, unit, t.user_attrs["test"])
+        for unit, t in sorted(rep.pooled_units().items()):
+            add(method, display, dataset, unit, t.user_attrs[TEST])
             diverged = t.user_attrs.get("fold_status", []).count("diverged")
             if diverged:
                 add(method, display, dataset, unit, {CONCATENATED: {DIVERGED_METRIC: float(diverged)}})
@@ -141,7 +143,7 @@ def _write_csv(path: Path, rows: list[dict], columns) -> None:
 def run_manifest(cfg: BenchmarkConfig) -> RunManifest:
     """The manifest of ``cfg``'s results: its folds of ``model.embedding_dim`` each, its repeats, and every
     metric its evaluation settings (each dataset's Recall@K, the verification FAR) can report."""
-    return manifest_for(folds=cfg.protocol.n_folds, repeats=cfg.protocol.n_repeats,
+    return manifest_for(folds=cfg.protocol.n_folds, repeats=cfg.protocol.n_repeats, pooling=cfg.protocol.pooling,
                         embedding_dim=cfg.model.embedding_dim,
                         recall_at=[cfg.recall_at_for(d) for d in cfg.datasets],
                         far=cfg.evaluation.verification_far)

@@ -15,6 +15,7 @@ from typing import Iterable, Optional
 
 from benchmark.config import (BenchmarkConfig, apply_overrides, check_choice, config_to_dict, parse_config,
                               preset_path, read_config_file)
+from benchmark.constants import POOLINGS
 from benchmark.data.catalog import check_dataset_entry
 from benchmark.data.splits import FOLD_MODES
 from benchmark.errors import ConfigError, RunDirError
@@ -51,6 +52,7 @@ def check_run_config(cfg: BenchmarkConfig) -> None:
     check_choice(cfg.protocol.pruner, PRUNERS, "protocol.pruner")
     check_choice(cfg.protocol.search_order, SEARCH_ORDERS, "protocol.search_order")
     check_choice(cfg.protocol.diverged_trial, DIVERGED_TRIAL_RULES, "protocol.diverged_trial")
+    check_choice(cfg.protocol.pooling, POOLINGS, "protocol.pooling")
     for i, d in enumerate(cfg.datasets):
         check_dataset_entry(d.name, d.root, d.options, f"datasets[{i}]", image_root=d.image_root,
                             class_split=d.class_split, split_manifest=d.split_manifest)

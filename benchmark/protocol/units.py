@@ -6,7 +6,12 @@
   trials are configurations to choose from. With ``protocol.budget_iterations`` the search also ends
   when its training iterations are spent, each trial training at most its allowance (``budget``).
 * ``RepeatStage``: the best configuration retrained from scratch, one unit per repeat, each
-  evaluated on the test classes.
+  evaluated on the test classes. With ``protocol.pooling: with_best_trial`` a method's row also pools
+  the best search trial's own fold models (``RepeatStage.pooled_units``), as the reality check's
+  published report did: a search trial that finishes ahead of every configuration finished before it
+  (by ``best_trial``'s order) is evaluated on the test classes at once, its models still in memory, so
+  the final best trial always has its test evaluation, whichever slots finished before it. The test
+  evaluation is stored on the trial and never read by the search or the choice of the best trial.
 * ``PretrainedStage``: the "Pretrained" row (trunk before training, untrained embedders).
 
 Exactly once, with any number of workers and no lock: every trial belongs to a unit (a search
@@ -35,6 +40,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 from benchmark.config import BenchmarkConfig, DatasetConfig
+from benchmark.constants import BEST_TRIAL_REPEAT
 from benchmark.errors import ConfigError
 from benchmark.methods import get_method
 from benchmark.methods.search_space import suggest
@@ -54,6 +60,9 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 #: States of a trial that still holds (or has done) its unit.
 LIVE = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
 SLOT, UNIT, RETRY_OF, DROPPED, LATE = "slot", "unit", "retry_of", "dropped", "late_result"
+#: A trial's test evaluation (``Workbench.evaluate``'s metrics), on repeats, the Pretrained unit and, under
+#: ``protocol.pooling: with_best_trial``, on the search trials that led the search when they finished.
+TEST = "test"
 #: How many trials a worker may drop in a row before it gives the others time (a safety bound).
 _MAX_DROPS = 50
 
@@ -325,13 +334,29 @@ class SearchStage(_Stage):
             progress.validation(i, epoch, iteration, value)
 
         try:
-            self.bench.train_folds(self.method, params, self.dcfg, ("search", self.name, slot),
-                                   on_fold_end=on_fold_end, on_validation=on_validation, max_iterations=allowance,
-                                   heartbeat=heartbeat.beat, desc=f"{self.dcfg.key}/{self.method} trial {slot}")
+            trained = self.bench.train_folds(self.method, params, self.dcfg, ("search", self.name, slot),
+                                             on_fold_end=on_fold_end, on_validation=on_validation,
+                                             max_iterations=allowance, heartbeat=heartbeat.beat,
+                                             desc=f"{self.dcfg.key}/{self.method} trial {slot}")
         except IterationCapReached as exc:
             trial.set_user_attr(PRUNED_ATTR, f"budget: {exc}")
             raise optuna.TrialPruned(str(exc)) from None
-        return trial_value(progress.mean(), progress.statuses, self.cfg.protocol.diverged_trial), {}
+        value = trial_value(progress.mean(), progress.statuses, self.cfg.protocol.diverged_trial)
+        attrs = {}
+        if self.cfg.protocol.pooling == "with_best_trial" and self.leads(trial.number, slot, value):
+            if heartbeat.lost:
+                raise UnitLost(trial.number)
+            attrs[TEST] = self.bench.evaluate([m for m, _ in trained], self.dcfg)
+        return value, attrs
+
+    def leads(self, number: int, slot: int, value: float) -> bool:
+        """True when trial ``number`` of ``slot`` with ``value`` beats every other COMPLETE slot by
+        ``best_trial``'s order (the higher value, then the lower slot). The final best trial beats them all,
+        so it leads whenever it finishes: under ``with_best_trial`` pooling it is always tested."""
+        trials = self.trials()
+        slots = self.slots(trials)
+        return all((value, -slot) > (t.value, -slots[t.number]) for t in self.owners(trials).values()
+                   if t.state == TrialState.COMPLETE and t.number != number)
 
     def best_trial(self) -> FrozenTrial:
         """The COMPLETE slot with the highest value (the lowest slot on ties); pruned trials never count."""
@@ -441,10 +466,28 @@ class RepeatStage(_QueuedStage):
         results = [r for _, r in trained]
         test = self.bench.evaluate(models, self.dcfg)
         kill_point("test.evaluated")
-        attrs = {"test": test, "fold_values": [r.best_value for r in results],
+        attrs = {TEST: test, "fold_values": [r.best_value for r in results],
                  "fold_status": [r.status for r in results], "fold_iterations": [r.iterations for r in results],
                  "curves": [r.curve for r in results]}
         return sum(r.best_value for r in results) / len(results), attrs
+
+    def pooled_units(self) -> dict[int, FrozenTrial]:
+        """The trials the method's test row pools, by their ``repeat`` in ``results.csv``: the completed
+        repeats and, under ``protocol.pooling: with_best_trial`` once the best configuration is chosen, the
+        best search trial as ``BEST_TRIAL_REPEAT``.
+
+        A best trial without a test evaluation (its search ran under ``pooling: repeats``) is refused in one line.
+        """
+        units = self.completed_units()
+        if self.cfg.protocol.pooling != "with_best_trial" or "params" not in self.study.user_attrs:
+            return units
+        best = self.search.best_trial()
+        if TEST not in best.user_attrs:
+            slot = self.search.slots(self.search.trials())[best.number]
+            raise ConfigError(f"protocol.pooling: with_best_trial pools the best search trial of {self.search.name} "
+                              f"(slot {slot}), but it has no test evaluation: the search ran under pooling: "
+                              f"repeats (expected a new run folder, or protocol.pooling: repeats)")
+        return {BEST_TRIAL_REPEAT: best, **units}
 
 
 class PretrainedStage(_QueuedStage):
@@ -458,7 +501,7 @@ class PretrainedStage(_QueuedStage):
         models = self.bench.untrained_models(self.dcfg, ("pretrained", self.dcfg.key))
         test = self.bench.evaluate(models, self.dcfg)
         kill_point("test.evaluated")
-        return 0.0, {"test": test}
+        return 0.0, {TEST: test}
 
 
 @dataclass

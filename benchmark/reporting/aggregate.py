@@ -296,6 +296,7 @@ def aggregate(results: pd.DataFrame, manifest: RunManifest, confidence: float = 
     out = out.loc[order].reset_index(drop=True)
     out["n"] = out["n"].astype("int64")
     out.attrs["confidence"] = confidence
+    out.attrs["pooling"] = manifest.pooling  # what n counts, for the tables' legends
     return out
 
 

@@ -39,6 +39,7 @@ from benchmark.reporting.power import POWER
 from benchmark.reporting.significance import ALPHA, TEST_LEGEND, oriented
 from benchmark.reporting.tables import (
     DATASET_DISPLAY,
+    POOLING_LEGEND,
     empty_columns,
     empty_columns_note,
     other_metrics,
@@ -317,7 +318,8 @@ def _page(run_dir: Path, a: RunAnalysis, figs: Path, *, linkable: bool = False) 
             f"<title>dml-bench report: {_esc(run_dir.name)}</title><style>{_STYLE}</style></head><body>",
             f"<h1>dml-bench report: {_esc(run_dir.name)}</h1>",
             "<p class='legend'>Values in percent: mean ± half-width of the 95% Student-t interval "
-            "over n repeats (a single evaluation, such as Pretrained, has no ±). <b>Bold</b>: best "
+            f"over {_esc(POOLING_LEGEND[a.manifest.pooling])} (a single evaluation, such as Pretrained, has "
+            "no ±). <b>Bold</b>: best "
             f"mean of the column. †: the significance group, the best method with at least two "
             f"repeats and those not significantly worse than it ({_esc(TEST_LEGEND)}).</p>",
             _toc(toc)]

@@ -70,6 +70,10 @@ DIVERGED_MARK = {"markdown": " ‡", "text": " ‡", "latex": "$^\\ddagger$"}
 DIVERGED_LEGEND = ("‡: training diverged (non-finite loss) in some folds of this method's repeats; those folds "
                    "kept their best checkpoint before it (see trials.csv and the run's last lines).")
 GROUP_MARK = {"markdown": " †", "text": " †", "latex": "$^\\dagger$"}
+#: What n counts in a legend, by the run's ``protocol.pooling`` (the aggregate's ``attrs["pooling"]``).
+POOLING_LEGEND = {"repeats": "n repeats",
+                  "with_best_trial": "n runs (the best search trial and its retrainings, pooled as the reality "
+                                     "check's published report did)"}
 GROUP_LEGEND = ("†: the significance group, i.e. the best method with at least two repeats and "
                 f"those not significantly worse than it ({TEST_LEGEND}); single evaluations "
                 "are not tested.")
@@ -258,6 +262,7 @@ def _render(agg: pd.DataFrame, dataset: str, columns: Sequence[tuple[str, str]],
     groups = list(dict.fromkeys(emb for emb, _ in columns))
     conf = agg.attrs.get("confidence", 0.95)
     conf_text = f"{100 * conf:g}%"
+    over_n = POOLING_LEGEND[agg.attrs.get("pooling", "repeats")]
     sources = sorted({str(r["source"]) for r in comparison.values() if str(r["source"])})
     other_dims = sorted({(str(r["embedding"]), int(r["dim"]), int(r["published_dim"])) for r in comparison.values()
                          if pd.notna(r["published_dim"]) and int(r["published_dim"]) != int(r["dim"])})
@@ -270,7 +275,7 @@ def _render(agg: pd.DataFrame, dataset: str, columns: Sequence[tuple[str, str]],
 
     if fmt == "latex":
         return _latex(body, columns, groups, dims, labels, show_n=show_n, dataset=dataset, name=name,
-                      conf_text=conf_text, caption=caption, label=label, what=what,
+                      conf_text=conf_text, over_n=over_n, caption=caption, label=label, what=what,
                       published=published, sources=sources, dims_note=dims_note, best_note=best_note,
                       empty_note=empty_note, width=latex_width)
 
@@ -288,7 +293,7 @@ def _render(agg: pd.DataFrame, dataset: str, columns: Sequence[tuple[str, str]],
     if not notes:
         return table
     lines = [(f"{what} (%) on {name}: mean ± half-width of the {conf_text} Student-t confidence "
-             "interval over n repeats; a single evaluation (n = 1, e.g. Pretrained) has no ±.")]
+             f"interval over {over_n}; a single evaluation (n = 1, e.g. Pretrained) has no ±.")]
     if len(groups) > 1:
         lines.append("; ".join(f"{_GROUP_NAMES.get(e, (e, e))[1]} = "
                                f"{_group_title(e, dims).lower()}" for e in groups) + ".")
@@ -318,6 +323,7 @@ def _group_title(emb: str, dims: Mapping[str, int]) -> str:
 
 def _latex(body: list[list[str]], columns: Sequence[tuple[str, str]], groups: list[str],
            dims: Mapping[str, int], labels: Mapping[str, str], *, show_n: bool, dataset: str, name: str, conf_text: str,
+           over_n: str = POOLING_LEGEND["repeats"],
            caption: str | None, label: str | None, what: str, published: list[list[str]],
            sources: list[str], dims_note: str = "", best_note: str = "Bold: best mean per column.",
            empty_note: str = "", width: str = "column") -> str:
@@ -326,7 +332,7 @@ def _latex(body: list[list[str]], columns: Sequence[tuple[str, str]], groups: li
     conf_tex = conf_text.replace("%", r"\%")
     if caption is None:
         caption = (f"{what} (\\%) on {latex_escape(name)}: mean $\\pm$ half-width of the "
-                   f"{conf_tex} Student-$t$ confidence interval over $n$ repeats (no $\\pm$ "
+                   f"{conf_tex} Student-$t$ confidence interval over $n${latex_escape(over_n)[1:]} (no $\\pm$ "
                    f"for a single evaluation). {latex_escape(best_note[:-1])}; $^\\dagger$: the "
                    "best method with at least two repeats and those not significantly worse "
                    "than it (two-sided Welch $t$-test over repeats, Holm-corrected over all "

@@ -306,3 +306,85 @@ def test_softtriple_regularizer_matches_pml():
     total = sum(math.sqrt(max(2 - 2 * sum(a * b for a, b in zip(w[c * 4 + s], w[c * 4 + t])), 0.0))
                 for c in range(3) for s, t in itertools.combinations(range(4), 2))
     assert ours.item() == pytest.approx(total / (3 * 4 * 3), abs=1e-5)
+
+
+def _ms_miner_by_hand(emb, labels, a_, b_, lam, eps):
+    """The MS paper's loss over the pairs its miner keeps, written out with loops: the mean over all anchors."""
+    x = [unit(v) for v in emb]
+    n = len(x)
+
+    def s(i, j):
+        return sum(p * q for p, q in zip(x[i], x[j]))
+
+    terms = []
+    for i in range(n):
+        pos = [k for k in range(n) if k != i and labels[k] == labels[i]]
+        neg = [k for k in range(n) if labels[k] != labels[i]]
+        kept_pos = [k for k in pos if neg and s(i, k) - eps < max(s(i, j) for j in neg)]
+        kept_neg = [k for k in neg if pos and s(i, k) + eps > min(s(i, j) for j in pos)]
+        terms.append((1 / a_) * math.log(1 + sum(math.exp(-a_ * (s(i, k) - lam)) for k in kept_pos))
+                     + (1 / b_) * math.log(1 + sum(math.exp(b_ * (s(i, k) - lam)) for k in kept_neg)))
+    return mean(terms)
+
+
+@pytest.mark.parametrize("emb, labels", [
+    # one mined positive pair (anchor 1) and one mined negative pair (anchor 1 against 2): PML alone gives 0
+    ([[0.9771237725013421, 0.21267142077097612], [0.14348191220374865, -0.989652939605777],
+      [0.033733497516071305, -0.9994308636145539]], [0, 0, 1]),
+    # unbalanced, with a class of one sample (no positive: its anchor mines nothing)
+    ([[1.0, 0.2, 0.1], [0.8, 0.5, -0.2], [0.6, 0.1, 0.3], [-0.3, 1.0, 0.4], [0.1, 0.7, 0.9], [0.5, -0.6, 0.8]],
+     [0, 0, 0, 1, 1, 2]),
+    (EMB, LABELS),
+])
+def test_ms_miner_is_the_papers_formula_in_unbalanced_and_single_sample_batches(emb, labels):
+    hp = {"alpha": 2.0, "beta": 50.0, "base": 0.5, "epsilon": 0.1}
+    expected = _ms_miner_by_hand(emb, labels, hp["alpha"], hp["beta"], hp["base"], hp["epsilon"])
+    method = get_method("ms_miner").create(CTX, hp)
+    got = method(torch.tensor(emb, dtype=torch.float64), torch.tensor(labels)).item()
+    assert expected > 0 and got == pytest.approx(expected, abs=1e-9)
+
+
+def test_without_the_singleton_guard_pml_would_give_zero_for_one_positive_and_one_negative_pair():
+    from pytorch_metric_learning import losses, miners
+
+    emb = torch.tensor([[0.9771237725013421, 0.21267142077097612], [0.14348191220374865, -0.989652939605777],
+                        [0.033733497516071305, -0.9994308636145539]], dtype=torch.float64)
+    labels = torch.tensor([0, 0, 1])
+    pairs = miners.MultiSimilarityMiner(epsilon=0.1)(emb, labels)
+    assert [len(x) for x in pairs] == [1, 1, 1, 1]
+    assert losses.MultiSimilarityLoss(alpha=2.0, beta=50.0, base=0.5)(emb, labels, pairs).item() == 0.0
+
+
+def _cosine_contrastive_by_hand(x, labels, ref, ref_labels, offset=0, pm=1.0, nm=0.5):
+    """The XBM paper's contrastive loss on cosine similarity of ``x`` against ``ref`` (sample i of ``x`` is
+    ``ref[offset + i]``: that pair is left out), PML's reduction: each term's mean over its non-zero pairs."""
+    def s(a, b):
+        return sum(p * q for p, q in zip(a, b))
+    pos, neg = [], []
+    for i, a in enumerate(x):
+        for j, b in enumerate(ref):
+            if j == offset + i:
+                continue
+            if labels[i] == ref_labels[j]:
+                pos.append(relu(pm - s(a, b)))
+            else:
+                neg.append(relu(s(a, b) - nm))
+    return mean_nonzero(pos) + mean_nonzero(neg)
+
+
+@pytest.mark.parametrize("weight", [0.0, 1.0])
+def test_xbm_is_the_memory_term_and_the_authors_in_batch_term_is_an_option(weight):
+    """Unbalanced batches with a single-sample class: the memory term pairs the batch with the whole memory
+    (the last batch and this one); ``in_batch_weight`` adds the batch against itself, as the authors' code does."""
+    first = [unit(v) for v in [[1.0, 0.2, 0.1], [0.8, 0.5, -0.2], [0.6, 0.1, 0.3], [-0.3, 1.0, 0.4], [0.5, -0.6, 0.8]]]
+    second = [unit(v) for v in [[0.2, 0.9, 0.1], [0.9, -0.1, 0.4], [-0.5, 0.3, 0.8], [0.4, 0.4, -0.7]]]
+    l1, l2 = [0, 0, 0, 1, 2], [1, 1, 0, 2]
+    method = get_method("contrastive_xbm").create(CTX, {"memory_size": 128, "in_batch_weight": weight})
+    got1 = method(torch.tensor(first, dtype=torch.float64), torch.tensor(l1)).item()
+    got2 = method(torch.tensor(second, dtype=torch.float64), torch.tensor(l2)).item()
+    batch1 = _cosine_contrastive_by_hand(first, l1, first, l1)
+    memory2 = _cosine_contrastive_by_hand(second, l2, first + second, l1 + l2, offset=len(first))
+    batch2 = _cosine_contrastive_by_hand(second, l2, second, l2)
+    assert got1 == pytest.approx(batch1 + weight * batch1, abs=1e-9)  # at first the memory is the batch
+    assert got2 == pytest.approx(memory2 + weight * batch2, abs=1e-9)
+    assert differs(memory2, batch2)

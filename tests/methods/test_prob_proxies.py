@@ -127,3 +127,35 @@ def test_warm_start_sets_directions_to_class_means():
         mean = torch.as_tensor(emb[labels == c].mean(0))
         assert torch.allclose(method.proxy_directions[c].detach(), 6.0 * mean / mean.norm(), atol=1e-5)
     assert torch.equal(method.proxy_directions[5].detach(), before[5])
+
+
+def _proxy_anchor_by_hand(mu, proxies, labels, alpha=32.0, delta=0.1, weight_by_count=False):
+    """Proxy-Anchor with loops. The paper: (1/|P+|) Σ_{p in P+} log(1 + Σ_{x in X_p+} e^{-α(s(x,p) - δ)}) +
+    (1/|P|) Σ_p log(1 + Σ_{x in X_p-} e^{α(s(x,p) + δ)}). ``weight_by_count``: the EL-nivMF authors' positive
+    term, whose mean runs over the batch's samples, so each present proxy counts as often as its class's samples."""
+    s = torch.nn.functional.normalize(mu, dim=1) @ torch.nn.functional.normalize(proxies, dim=1).T
+    labels = labels.tolist()
+    present = sorted(set(labels))
+    pos = {p: math.log(1 + sum(math.exp(-alpha * (s[i, p].item() - delta)) for i, y in enumerate(labels) if y == p))
+           for p in present}
+    neg = [math.log(1 + sum(math.exp(alpha * (s[i, p].item() + delta)) for i, y in enumerate(labels) if y != p))
+           for p in range(proxies.shape[0])]
+    pos_term = (sum(pos[y] for y in labels) / len(labels)) if weight_by_count else sum(pos.values()) / len(present)
+    return pos_term + sum(neg) / len(neg)
+
+
+@pytest.mark.parametrize("labels", [
+    [0, 0, 0, 0, 0, 1, 2, 2],        # unbalanced, with a class of one sample
+    [3, 1, 4, 0, 5, 2],              # one sample per class
+    [0, 0, 1, 1, 2, 2, 3, 3],        # balanced: the authors' weighting agrees
+])
+def test_nivmf_proxy_anchor_term_is_the_papers_per_proxy_mean_in_any_batch(labels):
+    gen = torch.Generator().manual_seed(1)
+    mu = torch.randn(len(labels), EMBEDDING, generator=gen, dtype=torch.float64)
+    proxies = torch.randn(NUM_CLASSES, EMBEDDING, generator=gen, dtype=torch.float64)
+    y = torch.tensor(labels)
+    ours = proxy_anchor_loss(torch.nn.functional.normalize(mu, dim=1), proxies, y, alpha=32, margin=0.1).item()
+    assert ours == pytest.approx(_proxy_anchor_by_hand(mu, proxies, y), abs=1e-9)
+    authors = _proxy_anchor_by_hand(mu, proxies, y, weight_by_count=True)
+    counts = set(np.bincount(labels).tolist()) - {0}
+    assert (abs(ours - authors) < 1e-9) == (len(counts) == 1)  # they differ exactly when the batch is unbalanced

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from optuna.trial import TrialState
+
+from benchmark.errors import ConfigError
 
 from benchmark.protocol.run_config import assemble_config
 from benchmark.protocol import storage as st
@@ -186,3 +189,74 @@ def test_a_search_trials_slot_never_changes_when_others_record_theirs(tmp_path):
     before = search.slots(search.trials())
     asked[1].set_user_attr("slot", before[asked[1].number])  # one worker records its slot
     assert search.slots(search.trials()) == before == {0: 0, 1: 1, 2: 2, 3: 3}
+
+
+class ScriptedBench(FakeBench):
+    """A FakeBench whose search slot k scores ``values[k]`` on every fold, and which counts test evaluations."""
+
+    def __init__(self, cfg, values):
+        super().__init__(cfg)
+        self.values = values
+        self.tested = []
+
+    def train_folds(self, method, params, dcfg, key, **kwargs):
+        self.ran.append(key)
+        value = self.values[key[2]] if key[0] == "search" else 0.5
+
+        class R:
+            best_value, status, curve, iterations = value, "completed", [(0, 0, value)], 10
+
+        for i in range(2):
+            if kwargs.get("on_fold_end"):
+                kwargs["on_fold_end"](i, R())
+        return [(key, R()), (key, R())]
+
+    def evaluate(self, models, dcfg):
+        self.tested.append(models[0])
+        return {"concatenated": {"map_at_r": float(len(self.tested))}}
+
+
+def _pooled_run(tmp_path, pooling, values):
+    cfg = assemble_config({"methods": ["contrastive"], "protocol": {
+        "n_trials": len(values), "n_repeats": 2, "n_folds": 2, "pooling": pooling, "pruner": "none"}})
+    storage = st.create_storage(None, tmp_path)
+    bench = ScriptedBench(cfg, values)
+    search = SearchStage(bench, storage, cfg.datasets[0], "contrastive")
+    repeats = RepeatStage(bench, storage, cfg.datasets[0], "contrastive", search)
+    while search.step() != DONE:
+        pass
+    while repeats.step() != DONE:
+        pass
+    return bench, search, repeats
+
+
+def test_with_best_trial_pooling_tests_each_leading_trial_and_pools_the_best_one(tmp_path):
+    # slot 4 ties with slot 3: the lower slot is the best, so slot 4 does not lead and is not tested
+    bench, search, repeats = _pooled_run(tmp_path, "with_best_trial", [0.3, 0.5, 0.4, 0.6, 0.6])
+    searched = [k for k in bench.tested if k[0] == "search"]
+    assert [k[2] for k in searched] == [0, 1, 3]  # the trials ahead of every finished one when they finished
+    best = search.best_trial()
+    assert search.slots(search.trials())[best.number] == 3
+    pooled = repeats.pooled_units()
+    assert sorted(pooled) == [-1, 0, 1]
+    assert pooled[-1].number == best.number
+    assert pooled[-1].user_attrs["test"] == {"concatenated": {"map_at_r": 3.0}}  # slot 3's own models, 3rd test
+    assert [t.user_attrs["test"]["concatenated"]["map_at_r"] for _, t in sorted(pooled.items())[1:]] == [4.0, 5.0]
+
+
+def test_repeats_pooling_never_tests_a_search_trial(tmp_path):
+    bench, search, repeats = _pooled_run(tmp_path, "repeats", [0.3, 0.5, 0.4])
+    assert all(k[0] == "repeat" for k in bench.tested) and len(bench.tested) == 2
+    assert all("test" not in t.user_attrs for t in search.trials())
+    assert sorted(repeats.pooled_units()) == [0, 1]
+
+
+def test_a_best_trial_without_its_test_evaluation_is_refused_in_one_line(tmp_path):
+    _, search, _ = _pooled_run(tmp_path, "repeats", [0.3, 0.5])
+    cfg = assemble_config({"methods": ["contrastive"], "protocol": {
+        "n_trials": 2, "n_repeats": 2, "n_folds": 2, "pooling": "with_best_trial", "pruner": "none"}})
+    storage = st.create_storage(None, tmp_path)
+    bench = ScriptedBench(cfg, [0.3, 0.5])
+    again = SearchStage(bench, storage, cfg.datasets[0], "contrastive")
+    with pytest.raises(ConfigError, match=r"best search trial of .*slot 1.*no test evaluation.*pooling: repeats"):
+        RepeatStage(bench, storage, cfg.datasets[0], "contrastive", again).pooled_units()

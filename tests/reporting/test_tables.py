@@ -295,3 +295,17 @@ def test_a_method_whose_repeats_diverged_is_marked_and_explained():
     assert DIVERGED_METRIC not in other_metrics(agg, "cub200")
     clean = render_table(aggregate(df, MANIFEST), "cub200", fmt="markdown", metrics=("precision_at_1",))
     assert "‡" not in clean
+
+
+@pytest.mark.parametrize("pooling, phrase, tex", [
+    ("repeats", "interval over n repeats;", "interval over $n$ repeats (no"),
+    ("with_best_trial", "interval over n runs (the best search trial and its retrainings, pooled as the reality "
+                        "check's published report did);", "interval over $n$ runs (the best search trial"),
+])
+def test_the_legend_says_what_n_pools_as_the_manifest_records_it(pooling, phrase, tex):
+    from benchmark.reporting.aggregate import aggregate
+
+    m = manifest_for(folds=4, repeats=3, embedding_dim=128, recall_at=[[1]], far=None, pooling=pooling)
+    agg = aggregate(fake_results(), m)
+    assert phrase in render_table(agg, "cub200", metrics=("precision_at_1",))
+    assert tex in render_table(agg, "cub200", fmt="latex", metrics=("precision_at_1",))

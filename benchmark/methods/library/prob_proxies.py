@@ -60,6 +60,10 @@ Deviations from the authors' code: exact log C_D (their quadratic fit is off by 
 D = 128, and ignores D); the PNCA cross-entropy is over all classes (no proxy subsampling); our own
 Proxy-Anchor term on shared proxies; τ in log space; a single optimizer group with the lr ratios
 built into the parametrisation; the protocol's trunk, optimiser and schedule, not theirs.
+The Proxy-Anchor term's positive part is the paper's mean over the proxies present in the batch; the
+authors' code (``criteria/proxyvmf_panc.py``, ``oproxy``) takes it per sample and averages over the batch,
+so a class counts as often as it has samples: the same value in a class-balanced batch (the protocol's
+8 × 4), up to ~1 apart in an unbalanced one (tested both ways).
 """
 
 from __future__ import annotations
