@@ -30,6 +30,7 @@ from benchmark.config import BenchmarkConfig, config_to_dict
 from benchmark.errors import StorageUnavailableError
 from benchmark.protocol import budget
 from benchmark.protocol import storage as st
+from benchmark.protocol.artifacts import ArtifactStore
 from benchmark.protocol.export import export_results
 from benchmark.protocol.run_config import refuse_config_change
 from benchmark.protocol.units import BLOCKED, DONE, DROPPED, RAN, RepeatStage, SearchStage, Stages, build_stages
@@ -77,7 +78,7 @@ def run_leaderboard(cfg: BenchmarkConfig, run_dir: Path, *, progress: bool = Tru
     storage = st.create_storage(cfg.protocol.storage, run_dir, wait=cfg.protocol.storage_wait)
     check_storage_config(storage, cfg, allow_config_change=allow_config_change)
     bench = bench or Workbench(cfg, progress=progress)
-    stages = build_stages(bench, storage)
+    stages = build_stages(bench, storage, artifacts=ArtifactStore(run_dir, cfg.protocol.save))
     order = stages.ordered()
     done, total = work_done(stages)
     complete_at_start = done >= total

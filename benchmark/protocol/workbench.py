@@ -20,10 +20,11 @@ from benchmark.config import BenchmarkConfig, DatasetConfig
 from benchmark.data.base import DataSource, ImageSet
 from benchmark.data.splits import Splits, check_evaluable, make_splits
 from benchmark.errors import DatasetError
-from benchmark.evaluation.embed import evaluate_models
+from benchmark.evaluation.embed import TestEmbeddings, embed_test, score_embeddings
 from benchmark.methods import MethodContext, get_method
 from benchmark.methods.dataset_params import params_for
 from benchmark.models.build import ModelFactory
+from benchmark.models.raw_trunk import RawTrunk
 from benchmark.protocol.frozen import prepare_frozen
 from benchmark.protocol.seeds import derive_seed
 from benchmark.training.threads import torch_threads
@@ -222,12 +223,31 @@ class Workbench:
         return [data.models.new(derive_seed(self.cfg.seed, *seed_key, "fold", i, "init")).to(self.device).eval()
                 for i in range(n)]
 
+    def raw_trunk(self, dcfg: DatasetConfig) -> RawTrunk:
+        """The trunk as it is, its pooled output without an embedder (the "Raw trunk" row; for a features
+        dataset, the features as given), on this worker's device."""
+        data = self.dataset(dcfg)
+        return RawTrunk(data.models.new(0).trunk).to(self.device)
+
     def evaluate(self, models: list, dcfg: DatasetConfig) -> dict:
         """Test metrics ``{fold{i} | concatenated: {metric: value}}`` (the test set is used only here)."""
+        return self.score(self.embed_test(models, dcfg), dcfg)
+
+    def embed_test(self, models: list, dcfg: DatasetConfig, *, names: Optional[list] = None,
+                   thresholds: bool = True) -> TestEmbeddings:
+        """The test embeddings of ``models`` (and, with ``thresholds``, each fold model's verification threshold
+        on its validation classes), which ``score`` turns into the test metrics and ``--save embeddings`` keeps."""
         data = self.dataset(dcfg)
         tcfg = self.cfg.training_for(dcfg)
         with torch_threads(tcfg.threads):
-            return evaluate_models(models, data.source, device=self.device, recall_at=self.cfg.recall_at_for(dcfg),
-                                   batch_size=tcfg.eval_batch_size, num_workers=tcfg.num_workers,
-                                   val_sets=[f.val for f in data.folds], far=self.cfg.evaluation.verification_far,
-                                   seed=self.cfg.seed)
+            return embed_test(models, data.source, device=self.device, batch_size=tcfg.eval_batch_size,
+                              num_workers=tcfg.num_workers,
+                              val_sets=[f.val for f in data.folds] if thresholds else None,
+                              far=self.cfg.evaluation.verification_far, seed=self.cfg.seed, names=names)
+
+    def score(self, emb: TestEmbeddings, dcfg: DatasetConfig) -> dict:
+        """The test metrics of ``emb`` under this config (its Recall@K, verification FAR, clustering)."""
+        with torch_threads(self.cfg.training_for(dcfg).threads):
+            return score_embeddings(emb, recall_at=self.cfg.recall_at_for(dcfg),
+                                    far=self.cfg.evaluation.verification_far, seed=self.cfg.seed,
+                                    clustering=self.cfg.evaluation.clustering)
