@@ -39,7 +39,7 @@ TOLERANCE = 1e-6
 
 def _read_rows(path: Path) -> pd.DataFrame:
     try:
-        frame = pd.read_csv(path, float_precision="round_trip")
+        frame = pd.read_csv(path)
     except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise BenchmarkError(f"cannot read {path}: {(str(exc).splitlines() or [type(exc).__name__])[0]}") from None
     if sorted(frame.columns) != sorted(RESULT_COLUMNS):
