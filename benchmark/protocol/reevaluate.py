@@ -29,6 +29,7 @@ from benchmark.io import atomic_write
 from benchmark.manifest import RunManifest, read_manifest, write_manifest
 from benchmark.metric_catalog import PROTOCOL, describe_metric, is_threshold_metric, recall_k, tar_key
 from benchmark.protocol.artifacts import ARTIFACTS_DIR, EMBEDDINGS_FILE, read_embeddings
+from benchmark.training.threads import torch_threads
 
 #: Values added by ``dml-bench evaluate RUN`` (columns ``RESULT_COLUMNS``), kept across re-exports.
 EVALUATED_FILE = "evaluated.csv"
@@ -177,8 +178,9 @@ def reevaluate_run(run_dir: str | Path, metrics: Optional[Sequence[str]] = None)
         dcfg = datasets[dataset]
         emb, meta = read_embeddings(path)
         ks = sorted({*cfg.recall_at_for(dcfg), *(k for k in map(recall_k, wanted) if k is not None)})
-        scores = score_embeddings(emb, recall_at=ks, far=far, seed=cfg.seed,
-                                  clustering=any(m in CLUSTERING_METRICS for m in wanted))
+        with torch_threads(cfg.training_for(dcfg).threads):  # the run's threads (faiss's k-means among them)
+            scores = score_embeddings(emb, recall_at=ks, far=far, seed=cfg.seed,
+                                      clustering=any(m in CLUSTERING_METRICS for m in wanted))
         report.units += 1
         for embedding, values in scores.items():
             for metric in wanted:
