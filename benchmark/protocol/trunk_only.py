@@ -29,7 +29,7 @@ def evaluate_trunk(cfg: BenchmarkConfig, run_dir: Path, bench: Workbench) -> lis
     rows, dims, lines = [], {}, []
     store = ArtifactStore(run_dir, cfg.protocol.save)
     for dcfg in cfg.datasets:
-        emb = bench.embed_test([bench.raw_trunk(dcfg)], dcfg, names=[CONCATENATED], thresholds=False)
+        emb = bench.raw_trunk_embeddings(dcfg)
         test = bench.score(emb, dcfg)
         dim = int(emb.query[CONCATENATED].shape[1])
         dims.setdefault(CONCATENATED, dim)

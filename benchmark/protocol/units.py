@@ -474,8 +474,7 @@ class PretrainedStage(_QueuedStage):
         models = self.bench.untrained_models(self.dcfg, ("pretrained", self.dcfg.key))
         emb = self.bench.embed_test(models, self.dcfg)
         test = self.bench.score(emb, self.dcfg)
-        raw = self.bench.embed_test([self.bench.raw_trunk(self.dcfg)], self.dcfg, names=[CONCATENATED],
-                                   thresholds=False)  # scored like every concatenation: no TAR@FAR
+        raw = self.bench.raw_trunk_embeddings(self.dcfg)  # scored like every concatenation: no TAR@FAR
         raw_test = self.bench.score(raw, self.dcfg)
         kill_point("test.evaluated")
         if self.artifacts is not None:
