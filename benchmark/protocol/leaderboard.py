@@ -33,7 +33,8 @@ from benchmark.protocol import storage as st
 from benchmark.protocol.artifacts import ArtifactStore
 from benchmark.protocol.export import export_results
 from benchmark.protocol.run_config import refuse_config_change
-from benchmark.protocol.units import BLOCKED, DONE, DROPPED, RAN, RepeatStage, SearchStage, Stages, build_stages
+from benchmark.protocol.units import (BLOCKED, DONE, DROPPED, RAN, RAW_TEST_ATTR, RepeatStage, SearchStage, Stages,
+                                      build_stages)
 from benchmark.protocol.workbench import Workbench
 
 log = logging.getLogger(__name__)
@@ -239,8 +240,11 @@ def _announce(stage, bar) -> None:
         msg = (f"[repeats done] {stage.dcfg.key}/{stage.method}: {len(units)} repeats, test concatenated MAP@R "
                f"mean {sum(concat) / len(concat):.4f}")
     else:
-        test = next(iter(stage.completed_units().values())).user_attrs["test"]
+        attrs = next(iter(stage.completed_units().values())).user_attrs
+        test = attrs["test"]
         value = test.get("concatenated", test.get("fold0", {})).get("map_at_r", float("nan"))
-        msg = f"[pretrained] {stage.dcfg.key}: test MAP@R {value:.4f}"
+        raw = attrs.get(RAW_TEST_ATTR, {}).get("concatenated", {}).get("map_at_r")
+        msg = f"[pretrained] {stage.dcfg.key}: test MAP@R {value:.4f}" + (
+            f" (raw trunk {raw:.4f})" if raw is not None else "")
     log.info(msg)
     bar.write(msg)

@@ -7,7 +7,8 @@
   when its training iterations are spent, each trial training at most its allowance (``budget``).
 * ``RepeatStage``: the best configuration retrained from scratch, one unit per repeat, each
   evaluated on the test classes.
-* ``PretrainedStage``: the "Pretrained" row (trunk before training, untrained embedders).
+* ``PretrainedStage``: the "Pretrained" row (trunk before training, untrained embedders), and the "Raw trunk"
+  row (the trunk's pooled output, no embedder) in the same unit.
 
 Exactly once, with any number of workers and no lock: every trial belongs to a unit (a search
 slot, a repeat index), and the unit's **owner** is its lowest-numbered trial that has not failed.
