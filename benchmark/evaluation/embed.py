@@ -52,6 +52,8 @@ class TestEmbeddings:
     ``thresholds[name]``: the verification threshold a fold model chose on its own validation classes.
     """
 
+    __test__ = False  # (not a pytest test class, whatever its name)
+
     query_labels: np.ndarray
     query: dict[str, np.ndarray]
     gallery_labels: Optional[np.ndarray] = None
