@@ -1,4 +1,4 @@
-"""The command line: ``dml-bench`` / ``python run_benchmark.py`` {list-methods, prepare, plan, run, report}.
+"""The command line: ``dml-bench`` / ``python run_benchmark.py`` {list-methods, prepare, plan, run, evaluate, report}.
 
 Bad input (a malformed argument, an unknown or out-of-range config key, an output folder that
 cannot be used, an unreachable storage, a missing or malformed dataset, a run folder of another
@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from benchmark.config import list_presets
+from benchmark.protocol.artifacts import SAVE_MODES
 from benchmark.constants import LATEX_WIDTHS
 from benchmark.errors import BenchmarkError, DiskFullError
 from benchmark.io import is_disk_full
@@ -54,6 +55,10 @@ def _add_run_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
     p.add_argument("--workers", help="worker processes to start on this machine, or auto (every core; one per "
                                      "GPU); they share the run's storage (default: protocol.workers)")
     p.add_argument("--no-report", action="store_true", help=argparse.SUPPRESS)  # a worker started by --workers
+    p.add_argument("--save", choices=list(SAVE_MODES),
+                   help="keep in RUN/artifacts/ each repeat's test embeddings with labels (.npz, which dml-bench "
+                        "evaluate RUN re-scores), each fold model's best weights (.safetensors), both, or none "
+                        "(default: protocol.save); see docs/reference/run-folder.md for the disk cost")
 
 
 def _add_config_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
@@ -178,6 +183,19 @@ def build_parser() -> argparse.ArgumentParser:
                       help="also record the split manifest of these datasets (per-class image counts and checksums of "
                            "the sorted file lists) in FILE, for others to check their copies against "
                            "(datasets[].split_manifest)")
+    ev = sub.add_parser("evaluate", help="without training: re-score a run's saved embeddings (RUN_DIR), adding "
+                                         "new metrics to its results and tables, or evaluate a trunk as it is "
+                                         "(--config/--preset: the raw-trunk row alone) through the test protocol")
+    ev.add_argument("run_dir", nargs="?", help="a run folder written by dml-bench run --save embeddings (or both)")
+    ev.add_argument("--metrics", help="with RUN_DIR: comma-separated metrics to compute from the saved embeddings, "
+                                      "e.g. nmi,ami,f1,recall_at_16 (default: the run's own, to check them); "
+                                      "values results.csv has are compared, new ones added")
+    _add_config_args(ev, required=False)
+    ev.add_argument("--out", help="with --config/--preset: the output folder "
+                                  "(default: results/<config name>-raw-trunk)")
+    ev.add_argument("--save", choices=list(SAVE_MODES), help="with --config/--preset: keep the raw trunk's test "
+                                                             "embeddings (embeddings or both)")
+    ev.add_argument("--no-plots", action="store_true", help="skip the plots")
     rep = sub.add_parser("report", help="tables (Markdown, text, LaTeX), significance, ranks, search diagnostics, "
                                         "cost, plots and report.html from a run folder's CSV files")
     rep.add_argument("run_dir", help="a run folder written by dml-bench run (results/<name>)")
@@ -233,7 +251,7 @@ def _config_from_args(args: argparse.Namespace):
     overrides = list(args.overrides)
     for flag, key in (("trials", "protocol.n_trials"), ("repeats", "protocol.n_repeats"),
                       ("folds", "protocol.n_folds"), ("device", "device"), ("seed", "seed"),
-                      ("workers", "protocol.workers")):
+                      ("workers", "protocol.workers"), ("save", "protocol.save")):
         value = getattr(args, flag, None)  # prepare has no --trials, --repeats, --workers
         if value is not None:
             overrides.append(f"{key}={value}")
@@ -486,6 +504,53 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """Re-score RUN_DIR's saved embeddings, or evaluate the config's trunk as it is; then its report."""
+    check_text_flags(args)
+    if args.run_dir is not None:
+        if args.preset or args.config or args.out or args.save:
+            raise UsageError("give a run folder (RUN_DIR) or a config (--config/--preset, --out, --save), not both")
+        from benchmark.protocol.reevaluate import reevaluate_run
+
+        run_dir = Path(args.run_dir)
+        _set_run_dir(run_dir)
+        metrics = _names(args.metrics) if args.metrics is not None else None
+        if args.metrics is not None and not metrics:
+            raise UsageError("--metrics is empty (expected comma-separated metric names, e.g. nmi,ami,f1)")
+        for line in reevaluate_run(run_dir, metrics).lines():
+            print(line, file=sys.stderr)
+    else:
+        if not (args.preset or args.config):
+            raise UsageError("evaluate needs a run folder (dml-bench evaluate RUN_DIR) or a config (--config/--preset)")
+        if args.metrics is not None:
+            raise UsageError("--metrics re-scores a run folder's saved embeddings; with --config/--preset the "
+                             "config's evaluation keys choose the metrics")
+        run_dir = _evaluate_trunk(args, argv)
+    return _report(run_dir, formats=("markdown", "text", "latex"), compare=None, plots=not args.no_plots,
+                   print_format="markdown")
+
+
+def _evaluate_trunk(args: argparse.Namespace, argv: Sequence[str]) -> Path:
+    from benchmark.models.trunks import check_pretrained_weights
+    from benchmark.protocol.preflight import check_device, check_output_dir
+    from benchmark.protocol.run_dir import prepare_run_dir
+    from benchmark.protocol.trunk_only import evaluate_trunk
+    from benchmark.protocol.workbench import Workbench
+
+    cfg = _config_from_args(args)
+    run_dir = Path(args.out) if args.out else RESULTS_DIR / f"{cfg.name}-raw-trunk"
+    _set_run_dir(run_dir)
+    check_output_dir(run_dir)
+    check_device(cfg.device)
+    check_pretrained_weights(cfg.model.trunk, pretrained=cfg.model.pretrained, weights=cfg.model.weights)
+    bench = Workbench(cfg, progress=not args.no_progress)
+    bench.prepare()
+    prepare_run_dir(run_dir, cfg, list(argv), allow_config_change=False)
+    for line in evaluate_trunk(cfg, run_dir, bench):
+        print(line, file=sys.stderr)
+    return run_dir
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     previous = _handle_signals(_on_sigterm, _on_sigint)
@@ -501,6 +566,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return cmd_prepare(args)
         if args.command == "export":
             return cmd_export(args)
+        if args.command == "evaluate":
+            return cmd_evaluate(args, argv)
         return cmd_report(args)
     except BenchmarkError as exc:
         # one line whatever the message quotes (a file name may hold a line break)

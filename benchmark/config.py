@@ -188,6 +188,9 @@ class ProtocolConfig:
     workers: Union[int, str] = bounded(1, lo=1, hi=MAX_NUM_WORKERS, keywords=("auto",),
                                        help="Worker processes dml-bench run starts on this machine, all on the "
                                             "run's storage; auto: one per core on a CPU, one per GPU.")
+    save: str = doc("none", help="What each repeat keeps in the run folder's artifacts/: embeddings (the test "
+                                 "embeddings and labels, .npz, which dml-bench evaluate RUN re-scores), models "
+                                 "(each fold model's best weights, .safetensors), both, or none.")
 
 
 @dataclass(frozen=True)
@@ -198,6 +201,9 @@ class EvaluationConfig:
     verification_far: Optional[float] = bounded(
         1e-3, lo=0.0, hi=1.0, lo_open=True, hi_open=True,
         help="False-accept rate of the verification report (TAR at this FAR); null turns it off.")
+    clustering: bool = doc(False, help="Also report NMI, AMI and the pairwise F1 of seeded k-means with k = the "
+                                       "number of test classes (dml-bench evaluate RUN --metrics nmi,ami,f1 adds "
+                                       "them to a finished run from its saved embeddings).")
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,12 @@ DIVERGED_METRIC = "diverged_folds"
 #: The "Pretrained" row's method name in results (the trunk before training, untrained embedder).
 PRETRAINED = "pretrained"
 PRETRAINED_DISPLAY = "Pretrained"
+#: The "Raw trunk" row's method name: the trunk's pooled output as it is, no embedder (a features dataset's
+#: features as given), one evaluation scored as a whole (``concatenated``), next to Pretrained.
+RAW_TRUNK = "raw_trunk"
+RAW_TRUNK_DISPLAY = "Raw trunk"
+#: Rows that are baselines of no training, never ranked or tested against the methods.
+BASELINES = (PRETRAINED, RAW_TRUNK)
 CONCATENATED = "concatenated"
 
 #: ``protocol.pooling``: which test evaluations a method's row pools. ``repeats``: the ``n_repeats``

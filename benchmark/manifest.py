@@ -124,15 +124,15 @@ class RunManifest:
 
 
 def manifest_for(*, folds: int, repeats: int, embedding_dim: int, recall_at: Iterable[Sequence[int]],
-                 far: Optional[float], pooling: str = POOLINGS[0]) -> RunManifest:
+                 far: Optional[float], pooling: str = POOLINGS[0], clustering: bool = False) -> RunManifest:
     """The manifest of a run of ``folds`` fold models of ``embedding_dim`` each; ``recall_at`` holds
     each dataset's Recall@K list, ``far`` the verification false-accept rate (None: off), ``pooling`` what a
     method's row pools."""
     dims = {fold_embedding(i): embedding_dim for i in range(folds)}
     dims[CONCATENATED] = folds * embedding_dim
     ks = [k for per_dataset in recall_at for k in per_dataset]
-    return RunManifest(folds=folds, repeats=repeats, dims=dims, metrics=describe_metrics(recall_at=ks, far=far),
-                       pooling=pooling)
+    return RunManifest(folds=folds, repeats=repeats, dims=dims,
+                       metrics=describe_metrics(recall_at=ks, far=far, clustering=clustering), pooling=pooling)
 
 
 def write_manifest(run_dir: str | os.PathLike, manifest: RunManifest) -> Path:

@@ -10,6 +10,7 @@ Units: ``fraction`` (in [0, 1], printed in percent), ``correlation`` (in [−1, 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Optional
@@ -70,6 +71,15 @@ UNCERTAINTY = {
 }
 
 
+#: The clustering metrics of k-means with k = number of test classes (``benchmark.evaluation.clustering``),
+#: reported when ``evaluation.clustering`` is on (or added afterwards by ``dml-bench evaluate RUN``).
+CLUSTERING = {
+    "nmi": MetricInfo("NMI", FRACTION, True),
+    "ami": MetricInfo("AMI", FRACTION, True),
+    "f1": MetricInfo("F1", FRACTION, True),
+}
+
+
 def verification_metrics(far: float) -> dict[str, MetricInfo]:
     """ROC AUC, the TAR at ``far`` (threshold from validation) and the FAR that threshold gives on test."""
     return {
@@ -79,19 +89,49 @@ def verification_metrics(far: float) -> dict[str, MetricInfo]:
     }
 
 
-def describe_metrics(*, recall_at: Iterable[int], far: Optional[float]) -> dict[str, MetricInfo]:
+def describe_metrics(*, recall_at: Iterable[int], far: Optional[float],
+                     clustering: bool = False) -> dict[str, MetricInfo]:
     """Every metric a test evaluation with these settings can report, and the protocol's own rows.
 
     ``recall_at``: the K of Recall@K (all datasets' together); ``far``: the verification false-accept
-    rate, None when verification is off.
+    rate, None when verification is off; ``clustering``: NMI, AMI and F1 (``evaluation.clustering``).
     """
     out = dict(RETRIEVAL)
     out.update({recall_key(int(k)): MetricInfo(f"R@{int(k)}", FRACTION, True) for k in sorted(set(recall_at))})
     if far is not None:
         out.update(verification_metrics(far))
+    if clustering:
+        out.update(CLUSTERING)
     out.update(UNCERTAINTY)
     out.update(PROTOCOL)
     return out
+
+
+_RECALL = re.compile(r"^recall_at_([1-9][0-9]*)$")
+_TAR = re.compile(r"^tar_at_far_([0-9]e[-+][0-9]+)$")
+
+
+def recall_k(metric: str) -> Optional[int]:
+    """K of a ``recall_at_K`` metric name, None for any other name."""
+    m = _RECALL.match(metric)
+    return int(m.group(1)) if m else None
+
+
+def describe_metric(metric: str) -> Optional[MetricInfo]:
+    """The description of one metric name, any K of Recall@K and any FAR of TAR@FAR included; None when
+    the name is no metric a test evaluation reports (``dml-bench evaluate --metrics`` checks names with it)."""
+    for table in (RETRIEVAL, CLUSTERING, UNCERTAINTY, PROTOCOL):
+        if metric in table:
+            return table[metric]
+    k = recall_k(metric)
+    if k is not None:
+        return MetricInfo(f"R@{k}", FRACTION, True)
+    m = _TAR.match(metric)
+    if m:
+        return verification_metrics(float(m.group(1)))[metric]
+    if metric in ("roc_auc", "far_at_threshold"):  # (the test FAR's label names the run's FAR: its manifest's)
+        return verification_metrics(1e-3)[metric]
+    return None
 
 
 #: Why the concatenated embedding has no TAR@FAR and no test FAR (see

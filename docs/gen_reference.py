@@ -31,10 +31,18 @@ from benchmark import config as cfg  # noqa: E402
 from benchmark.cli import build_parser  # noqa: E402
 from benchmark.data.catalog import DATASETS  # noqa: E402
 from benchmark.data.splits import FOLD_MODES  # noqa: E402
-from benchmark.metric_catalog import PROTOCOL, RETRIEVAL, UNCERTAINTY, recall_key, verification_metrics  # noqa: E402
+from benchmark.metric_catalog import (  # noqa: E402
+    CLUSTERING,
+    PROTOCOL,
+    RETRIEVAL,
+    UNCERTAINTY,
+    recall_key,
+    verification_metrics,
+)
 from benchmark.methods import list_methods  # noqa: E402
 from benchmark.models.cached_trunk import CUTS  # noqa: E402
 from benchmark.models.names import TIMM_PREFIX, TRUNKS  # noqa: E402
+from benchmark.protocol.artifacts import SAVE_MODES  # noqa: E402
 from benchmark.protocol.fidelity import PRUNERS  # noqa: E402
 from benchmark.protocol.units import SAMPLERS  # noqa: E402
 from benchmark.training.checks import REGIMES  # noqa: E402
@@ -54,6 +62,7 @@ CHOICES = {
     "protocol.fold_mode": list(FOLD_MODES),
     "protocol.sampler": list(SAMPLERS),
     "protocol.pruner": list(PRUNERS),
+    "protocol.save": list(SAVE_MODES),
     "datasets[].name": list(DATASETS),
 }
 
@@ -220,7 +229,8 @@ def metrics_page() -> str:
              "direction is better (from `benchmark/metric_catalog.py`). Definitions: "
              "[The protocol](../explanation/protocol.md#metrics).", "",
              "| metric | label | unit | better |", "|---|---|---|---|"]
-    rows = {**RETRIEVAL, recall_key(1): None, **verification_metrics(1e-3), **UNCERTAINTY, **PROTOCOL}
+    rows = {**RETRIEVAL, recall_key(1): None, **verification_metrics(1e-3), **CLUSTERING, **UNCERTAINTY,
+            **PROTOCOL}
     for name, info in rows.items():
         if info is None:
             lines.append("| `recall_at_<K>` | R@K (one per K of `evaluation.recall_at`) | fraction | higher |")
@@ -228,7 +238,10 @@ def metrics_page() -> str:
         better = "higher" if info.higher_is_better else "lower"
         lines.append(f"| `{name}` | {_cell(info.label)} | {info.unit} | {better} |")
     lines += ["", "The verification metrics are named after `evaluation.verification_far`; the row above shows "
-              "the default, 1e-3.", ""]
+              "the default, 1e-3. NMI, AMI and F1 (k-means with k = the number of test classes) are reported with "
+              "`evaluation.clustering: true`, or added to a finished run by `dml-bench evaluate RUN --metrics "
+              "nmi,ami,f1` from its saved embeddings, as can any metric of this page (a Recall@K of a new K too).",
+              ""]
     return "\n".join(lines)
 
 

@@ -251,7 +251,8 @@ def test_the_features_preset_runs_a_features_file_end_to_end(tmp_path):
 
     results = pd.read_csv(out / "results.csv")
     assert set(results["dataset"]) == {"features"}
-    assert set(results["method"]) == {"pretrained", "contrastive", "proxy_anchor"}
+    assert set(results["method"]) == {"pretrained", "raw_trunk", "contrastive", "proxy_anchor"}
+    assert "| Raw trunk (" in proc.stdout  # the features as given, next to Pretrained
     config = (out / "config.resolved.yaml").read_text()
     assert "regime: frozen" in config and "optimizer: adam" in config and "max_epochs: 8" in config
 

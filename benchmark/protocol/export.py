@@ -20,6 +20,8 @@ from benchmark.constants import (
     DIVERGED_METRIC,
     PRETRAINED,
     PRETRAINED_DISPLAY,
+    RAW_TRUNK,
+    RAW_TRUNK_DISPLAY,
     RESULT_COLUMNS,
     TRIAL_COLUMNS,
 )
@@ -30,7 +32,7 @@ from benchmark.metric_catalog import VALIDATION_METRIC
 from benchmark.methods import get_method
 from benchmark.protocol.faults import kill_point
 from benchmark.protocol.fidelity import PRUNED_ATTR
-from benchmark.protocol.units import DROPPED, RETRY_OF, TEST, Stages
+from benchmark.protocol.units import DROPPED, RAW_DIM_ATTR, RAW_TEST_ATTR, RETRY_OF, TEST, Stages
 
 
 def result_rows(stages: Stages) -> list[dict]:
@@ -49,6 +51,9 @@ def result_rows(stages: Stages) -> list[dict]:
     for pre in stages.pretrained:
         for unit, t in pre.completed_units().items():
             add(PRETRAINED, PRETRAINED_DISPLAY, pre.dcfg.key, unit, t.user_attrs[TEST])
+            if RAW_TEST_ATTR in t.user_attrs:  # (a Pretrained unit of an older version has none)
+                add(RAW_TRUNK, raw_trunk_display(t.user_attrs.get(RAW_DIM_ATTR)), pre.dcfg.key, unit,
+                    t.user_attrs[RAW_TEST_ATTR])
     for (dataset, method), rep in stages.repeats.items():
         display = get_method(method).display_name
         for unit, t in sorted(rep.pooled_units().items()):
@@ -57,6 +62,12 @@ def result_rows(stages: Stages) -> list[dict]:
             if diverged:
                 add(method, display, dataset, unit, {CONCATENATED: {DIVERGED_METRIC: float(diverged)}})
     return rows
+
+
+def raw_trunk_display(dim) -> str:
+    """The raw-trunk row's name in tables, with its dimension (the table's column headers give the fold
+    models' dimensions, not the trunk's)."""
+    return f"{RAW_TRUNK_DISPLAY} ({int(dim)}-d)" if dim is not None else RAW_TRUNK_DISPLAY
 
 
 def _trial_note(t, retried_by: dict[int, int]) -> str:
@@ -146,13 +157,19 @@ def run_manifest(cfg: BenchmarkConfig) -> RunManifest:
     return manifest_for(folds=cfg.protocol.n_folds, repeats=cfg.protocol.n_repeats, pooling=cfg.protocol.pooling,
                         embedding_dim=cfg.model.embedding_dim,
                         recall_at=[cfg.recall_at_for(d) for d in cfg.datasets],
-                        far=cfg.evaluation.verification_far)
+                        far=cfg.evaluation.verification_far, clustering=cfg.evaluation.clustering)
 
 
 def export_results(stages: Stages, run_dir: Path, cfg: BenchmarkConfig) -> None:
-    """(Re)write manifest.json, results.csv, trials.csv, curves.csv and cost.csv in ``run_dir`` from the storage."""
-    write_manifest(run_dir, run_manifest(cfg))
-    _write_csv(run_dir / "results.csv", result_rows(stages), RESULT_COLUMNS)
+    """(Re)write manifest.json, results.csv, trials.csv, curves.csv and cost.csv in ``run_dir`` from the storage.
+
+    Values that ``dml-bench evaluate RUN`` added from saved embeddings (``evaluated.csv``) are kept in
+    ``results.csv`` and described in the manifest (:func:`benchmark.protocol.reevaluate.merge_evaluated`)."""
+    from benchmark.protocol.reevaluate import merge_evaluated
+
+    rows, manifest = merge_evaluated(run_dir, result_rows(stages), run_manifest(cfg))
+    write_manifest(run_dir, manifest)
+    _write_csv(run_dir / "results.csv", rows, RESULT_COLUMNS)
     kill_point("export.results")
     _write_csv(run_dir / "trials.csv", trial_rows(stages), TRIAL_COLUMNS)
     _write_csv(run_dir / "curves.csv", curve_rows(stages), CURVE_COLUMNS)

@@ -30,9 +30,11 @@ from benchmark.config import BenchmarkConfig, config_to_dict
 from benchmark.errors import StorageUnavailableError
 from benchmark.protocol import budget
 from benchmark.protocol import storage as st
+from benchmark.protocol.artifacts import ArtifactStore
 from benchmark.protocol.export import export_results
 from benchmark.protocol.run_config import refuse_config_change
-from benchmark.protocol.units import BLOCKED, DONE, DROPPED, RAN, RepeatStage, SearchStage, Stages, build_stages
+from benchmark.protocol.units import (BLOCKED, DONE, DROPPED, RAN, RAW_TEST_ATTR, RepeatStage, SearchStage, Stages,
+                                      build_stages)
 from benchmark.protocol.workbench import Workbench
 
 log = logging.getLogger(__name__)
@@ -77,7 +79,7 @@ def run_leaderboard(cfg: BenchmarkConfig, run_dir: Path, *, progress: bool = Tru
     storage = st.create_storage(cfg.protocol.storage, run_dir, wait=cfg.protocol.storage_wait)
     check_storage_config(storage, cfg, allow_config_change=allow_config_change)
     bench = bench or Workbench(cfg, progress=progress)
-    stages = build_stages(bench, storage)
+    stages = build_stages(bench, storage, artifacts=ArtifactStore(run_dir, cfg.protocol.save))
     order = stages.work_order()
     done, total = work_done(stages)
     complete_at_start = done >= total
@@ -245,8 +247,11 @@ def _announce(stage, bar) -> None:
         msg = (f"[repeats done] {stage.dcfg.key}/{stage.method}: {len(units)} repeats, test concatenated MAP@R "
                f"mean {sum(concat) / len(concat):.4f}")
     else:
-        test = next(iter(stage.completed_units().values())).user_attrs["test"]
+        attrs = next(iter(stage.completed_units().values())).user_attrs
+        test = attrs["test"]
         value = test.get("concatenated", test.get("fold0", {})).get("map_at_r", float("nan"))
-        msg = f"[pretrained] {stage.dcfg.key}: test MAP@R {value:.4f}"
+        raw = attrs.get(RAW_TEST_ATTR, {}).get("concatenated", {}).get("map_at_r")
+        msg = f"[pretrained] {stage.dcfg.key}: test MAP@R {value:.4f}" + (
+            f" (raw trunk {raw:.4f})" if raw is not None else "")
     log.info(msg)
     bar.write(msg)

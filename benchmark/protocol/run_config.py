@@ -25,12 +25,13 @@ from benchmark.secrets import redact_url
 from benchmark.models.checks import check_model_section
 from benchmark.protocol.diverged_trial import DIVERGED_TRIAL_RULES
 from benchmark.protocol.fidelity import PRUNERS, trial_iterations
+from benchmark.protocol.artifacts import SAVE_MODES
 from benchmark.protocol.units import SAMPLERS, SEARCH_ORDERS
 from benchmark.training.checks import check_training_section
 
 #: Keys that may change when a run is continued (they change how fast, not what is computed).
 VOLATILE_KEYS = {"device", "protocol.poll_interval", "protocol.storage_wait", "protocol.workers",
-                 "training.num_workers", "training.eval_batch_size"}
+                 "training.num_workers", "training.eval_batch_size", "protocol.save"}
 
 
 def assemble_config(data: dict) -> BenchmarkConfig:
@@ -53,6 +54,7 @@ def check_run_config(cfg: BenchmarkConfig) -> None:
     check_choice(cfg.protocol.search_order, SEARCH_ORDERS, "protocol.search_order")
     check_choice(cfg.protocol.diverged_trial, DIVERGED_TRIAL_RULES, "protocol.diverged_trial")
     check_choice(cfg.protocol.pooling, POOLINGS, "protocol.pooling")
+    check_choice(cfg.protocol.save, SAVE_MODES, "protocol.save")
     for i, d in enumerate(cfg.datasets):
         check_dataset_entry(d.name, d.root, d.options, f"datasets[{i}]", image_root=d.image_root,
                             class_split=d.class_split, split_manifest=d.split_manifest)

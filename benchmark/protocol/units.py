@@ -12,7 +12,8 @@
   (by ``best_trial``'s order) is evaluated on the test classes at once, its models still in memory, so
   the final best trial always has its test evaluation, whichever slots finished before it. The test
   evaluation is stored on the trial and never read by the search or the choice of the best trial.
-* ``PretrainedStage``: the "Pretrained" row (trunk before training, untrained embedders).
+* ``PretrainedStage``: the "Pretrained" row (trunk before training, untrained embedders), and the "Raw trunk"
+  row (the trunk's pooled output, no embedder) in the same unit.
 
 Exactly once, with any number of workers and no lock: every trial belongs to a unit (a search
 slot, a repeat index), and the unit's **owner** is its lowest-numbered trial that has not failed.
@@ -40,11 +41,12 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 from benchmark.config import BenchmarkConfig, DatasetConfig
-from benchmark.constants import BEST_TRIAL_REPEAT
+from benchmark.constants import BEST_TRIAL_REPEAT, CONCATENATED, PRETRAINED, RAW_TRUNK
 from benchmark.errors import ConfigError
 from benchmark.methods import get_method
 from benchmark.methods.search_space import suggest
 from benchmark.protocol import budget
+from benchmark.protocol.artifacts import ArtifactStore
 from benchmark.protocol import storage as st
 from benchmark.protocol.diverged_trial import trial_value
 from benchmark.protocol.faults import kill_point
@@ -63,6 +65,8 @@ SLOT, UNIT, RETRY_OF, DROPPED, LATE = "slot", "unit", "retry_of", "dropped", "la
 #: A trial's test evaluation (``Workbench.evaluate``'s metrics), on repeats, the Pretrained unit and, under
 #: ``protocol.pooling: with_best_trial``, on the search trials that led the search when they finished.
 TEST = "test"
+#: The Pretrained unit's attribute holding the raw trunk's test metrics.
+RAW_TEST_ATTR, RAW_DIM_ATTR = "raw_test", "raw_dim"
 #: How many trials a worker may drop in a row before it gives the others time (a safety bound).
 _MAX_DROPS = 50
 
@@ -117,6 +121,9 @@ def owners(trials: list[FrozenTrial], units: dict[int, int]) -> dict[int, Frozen
 
 
 class _Stage:
+    #: Where a repeat keeps its embeddings and models (``protocol.save``); None: nothing is kept.
+    artifacts: Optional[ArtifactStore] = None
+
     def __init__(self, bench: Workbench, storage, dcfg: DatasetConfig, method: str, stage: str) -> None:
         self.bench, self.cfg, self.dcfg, self.method = bench, bench.cfg, dcfg, method
         self.name = study_name(dcfg.key, method, stage)
@@ -464,8 +471,15 @@ class RepeatStage(_QueuedStage):
         kill_point("repeat.trained")
         models = [m for m, _ in trained]
         results = [r for _, r in trained]
-        test = self.bench.evaluate(models, self.dcfg)
+        emb = self.bench.embed_test(models, self.dcfg)
+        test = self.bench.score(emb, self.dcfg)
         kill_point("test.evaluated")
+        if self.artifacts is not None:
+            self.artifacts.save(dataset=self.dcfg.key, method=self.method, repeat=unit, emb=emb, models=models,
+                                meta={"params": params, "seed": self.cfg.seed},
+                                fold_meta=[{"best_val_map_at_r": r.best_value, "status": r.status,
+                                            "iterations": r.iterations, "trunk": self.cfg.model.trunk,
+                                            "embedding_dim": self.cfg.model.embedding_dim} for r in results])
         attrs = {TEST: test, "fold_values": [r.best_value for r in results],
                  "fold_status": [r.status for r in results], "fold_iterations": [r.iterations for r in results],
                  "curves": [r.curve for r in results]}
@@ -491,7 +505,9 @@ class RepeatStage(_QueuedStage):
 
 
 class PretrainedStage(_QueuedStage):
-    """The "Pretrained" row: the trunk before any training, with untrained embedders."""
+    """The "Pretrained" row: the trunk before any training, with untrained embedders; and beside it the
+    "Raw trunk" row (``raw_test``): the trunk's pooled output as it is, no embedder (a features dataset's
+    features as given), scored as one whole embedding (``concatenated``)."""
 
     def __init__(self, bench: Workbench, storage, dcfg: DatasetConfig) -> None:
         super().__init__(bench, storage, dcfg, "pretrained", "test")
@@ -499,9 +515,16 @@ class PretrainedStage(_QueuedStage):
 
     def _run_unit(self, trial: optuna.Trial, unit: int, heartbeat: st.Heartbeat) -> tuple[float, dict]:
         models = self.bench.untrained_models(self.dcfg, ("pretrained", self.dcfg.key))
-        test = self.bench.evaluate(models, self.dcfg)
+        emb = self.bench.embed_test(models, self.dcfg)
+        test = self.bench.score(emb, self.dcfg)
+        raw = self.bench.raw_trunk_embeddings(self.dcfg)  # scored like every concatenation: no TAR@FAR
+        raw_test = self.bench.score(raw, self.dcfg)
         kill_point("test.evaluated")
-        return 0.0, {TEST: test}
+        if self.artifacts is not None:
+            meta = {"seed": self.cfg.seed}
+            self.artifacts.save(dataset=self.dcfg.key, method=PRETRAINED, repeat=unit, emb=emb, meta=meta)
+            self.artifacts.save(dataset=self.dcfg.key, method=RAW_TRUNK, repeat=unit, emb=raw, meta=meta)
+        return 0.0, {TEST: test, RAW_TEST_ATTR: raw_test, RAW_DIM_ATTR: int(raw.query[CONCATENATED].shape[1])}
 
 
 @dataclass
@@ -535,7 +558,10 @@ class Stages:
         return out
 
 
-def build_stages(bench: Workbench, storage, cfg: Optional[BenchmarkConfig] = None) -> Stages:
+def build_stages(bench: Workbench, storage, cfg: Optional[BenchmarkConfig] = None, *,
+                 artifacts: Optional[ArtifactStore] = None) -> Stages:
+    """Every stage of ``cfg``'s leaderboard; with ``artifacts``, repeats (and the Pretrained and raw-trunk
+    rows) keep what ``artifacts.mode`` asks for."""
     cfg = cfg or bench.cfg
     pre, search, repeats = [], {}, {}
     for dcfg in cfg.datasets:
@@ -544,4 +570,8 @@ def build_stages(bench: Workbench, storage, cfg: Optional[BenchmarkConfig] = Non
             s = SearchStage(bench, storage, dcfg, m)
             search[(dcfg.key, m)] = s
             repeats[(dcfg.key, m)] = RepeatStage(bench, storage, dcfg, m, s)
-    return Stages(pre, search, repeats)
+    stages = Stages(pre, search, repeats)
+    if artifacts is not None and artifacts.mode != "none":
+        for stage in stages.ordered():
+            stage.artifacts = artifacts
+    return stages

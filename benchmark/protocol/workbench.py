@@ -9,6 +9,7 @@ trunk outputs when it is prepared (``benchmark.protocol.frozen``), and its model
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -17,13 +18,15 @@ import numpy as np
 import torch
 
 from benchmark.config import BenchmarkConfig, DatasetConfig
+from benchmark.constants import CONCATENATED
 from benchmark.data.base import DataSource, ImageSet
 from benchmark.data.splits import Splits, check_evaluable, make_splits
 from benchmark.errors import DatasetError
-from benchmark.evaluation.embed import evaluate_models
+from benchmark.evaluation.embed import TestEmbeddings, embed_test, score_embeddings
 from benchmark.methods import MethodContext, get_method
 from benchmark.methods.dataset_params import params_for
 from benchmark.models.build import ModelFactory
+from benchmark.models.raw_trunk import RawTrunk
 from benchmark.protocol.frozen import prepare_frozen
 from benchmark.protocol.seeds import derive_seed
 from benchmark.training.threads import torch_threads
@@ -59,6 +62,9 @@ class PreparedDataset:
     models: object = None
     #: The dataset as loaded from its files (``source`` before the frozen regime replaced its images).
     files: Optional[DataSource] = None
+    #: The images, where the frozen regime replaced them by cached trunk outputs in ``source`` (else None): the
+    #: raw-trunk row runs the trunk itself on them.
+    images: Optional[DataSource] = None
 
 
 def _where(source: DataSource, dcfg: DatasetConfig) -> str:
@@ -118,8 +124,9 @@ class Workbench:
                 _check_batches(splits, self.cfg.training_for(dcfg))
             except DatasetError as exc:
                 raise DatasetError(f"{_where(source, dcfg)}: {exc}") from None
-            models, train_views = self.models, None
+            models, train_views, images = self.models, None, None
             if self.is_frozen(dcfg):
+                images = None if source.info.get("features") else source
                 frozen = prepare_frozen(source, dcfg, self.cfg, self.models.trunk, device=self.device,
                                         batch_size=self.cfg.training_for(dcfg).eval_batch_size,
                                         progress=self.progress)
@@ -133,7 +140,7 @@ class Workbench:
                                       train_eval=train.with_transform(source.eval_transform),
                                       val=source.train.subset(fold.val_indices).with_transform(source.eval_transform),
                                       num_classes=len(fold.train_classes)))
-            self._datasets[dcfg.key] = PreparedDataset(dcfg, source, splits, folds, models, files)
+            self._datasets[dcfg.key] = PreparedDataset(dcfg, source, splits, folds, models, files, images)
         return self._datasets[dcfg.key]
 
     def is_frozen(self, dcfg: DatasetConfig) -> bool:
@@ -229,12 +236,39 @@ class Workbench:
         return [data.models.new(derive_seed(self.cfg.seed, *seed_key, "fold", i, "init")).to(self.device).eval()
                 for i in range(n)]
 
+    def raw_trunk_embeddings(self, dcfg: DatasetConfig) -> TestEmbeddings:
+        """The test embeddings of the trunk as it is, its pooled output without an embedder (the "Raw trunk" row),
+        named ``concatenated``: a features dataset's features as given; in the frozen regime the trunk itself on
+        the test images (its own pooling, not the cached grid's), else the model's trunk."""
+        data = self.dataset(dcfg)
+        if data.images is not None:
+            trunk, source = copy.deepcopy(self.models.trunk()), data.images
+        else:
+            trunk, source = data.models.new(0).trunk, data.source
+        tcfg = self.cfg.training_for(dcfg)
+        with torch_threads(tcfg.threads):
+            return embed_test([RawTrunk(trunk).to(self.device)], source, device=self.device,
+                              batch_size=tcfg.eval_batch_size, num_workers=tcfg.num_workers, val_sets=None,
+                              far=self.cfg.evaluation.verification_far, seed=self.cfg.seed, names=[CONCATENATED])
+
     def evaluate(self, models: list, dcfg: DatasetConfig) -> dict:
         """Test metrics ``{fold{i} | concatenated: {metric: value}}`` (the test set is used only here)."""
+        return self.score(self.embed_test(models, dcfg), dcfg)
+
+    def embed_test(self, models: list, dcfg: DatasetConfig) -> TestEmbeddings:
+        """The test embeddings of ``models`` (and each fold model's verification threshold on its validation
+        classes), which ``score`` turns into the test metrics and ``--save embeddings`` keeps."""
         data = self.dataset(dcfg)
         tcfg = self.cfg.training_for(dcfg)
         with torch_threads(tcfg.threads):
-            return evaluate_models(models, data.source, device=self.device, recall_at=self.cfg.recall_at_for(dcfg),
-                                   batch_size=tcfg.eval_batch_size, num_workers=tcfg.num_workers,
-                                   val_sets=[f.val for f in data.folds], far=self.cfg.evaluation.verification_far,
-                                   seed=self.cfg.seed)
+            return embed_test(models, data.source, device=self.device, batch_size=tcfg.eval_batch_size,
+                              num_workers=tcfg.num_workers,
+                              val_sets=[f.val for f in data.folds],
+                              far=self.cfg.evaluation.verification_far, seed=self.cfg.seed)
+
+    def score(self, emb: TestEmbeddings, dcfg: DatasetConfig) -> dict:
+        """The test metrics of ``emb`` under this config (its Recall@K, verification FAR, clustering)."""
+        with torch_threads(self.cfg.training_for(dcfg).threads):
+            return score_embeddings(emb, recall_at=self.cfg.recall_at_for(dcfg),
+                                    far=self.cfg.evaluation.verification_far, seed=self.cfg.seed,
+                                    clustering=self.cfg.evaluation.clustering)

@@ -33,7 +33,7 @@ from benchmark.constants import (
     CONCATENATED,
     COST_COLUMNS,
     CURVE_COLUMNS,
-    PRETRAINED,
+    BASELINES,
     RESULT_COLUMNS,
     TRIAL_COLUMNS,
     TRIAL_LATER_COLUMNS,
@@ -182,12 +182,10 @@ def t_half_width(values: Sequence[float], confidence: float = 0.95) -> float:
 
 
 def method_order(results: pd.DataFrame) -> list[str]:
-    """Methods in order of first appearance, with ``pretrained`` first when present."""
+    """Methods in order of first appearance, with the baselines (``pretrained``, then ``raw_trunk``) first."""
     methods = list(pd.unique(results["method"]))
-    if PRETRAINED in methods:
-        methods.remove(PRETRAINED)
-        methods.insert(0, PRETRAINED)
-    return methods
+    first = [m for m in BASELINES if m in methods]
+    return first + [m for m in methods if m not in first]
 
 
 def _check_frame(results: pd.DataFrame) -> pd.DataFrame:

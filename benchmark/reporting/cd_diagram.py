@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from benchmark.constants import METRICS, PRETRAINED
+from benchmark.constants import BASELINES, METRICS
 from benchmark.reporting.aggregate import higher_is_better, metric_labels
 from benchmark.reporting.plots import safe_stem, save_figure
 from benchmark.reporting.ranking import (
@@ -135,7 +135,7 @@ def write_cd_diagrams(agg: pd.DataFrame, out_dir: str | os.PathLike, *,
             cd = None
             dataset = str(agg["dataset"].iloc[0])
             sub = agg[(agg["dataset"] == dataset) & (agg["embedding"] == emb)
-                      & (agg["metric"] == metric) & (agg["method"] != PRETRAINED)]
+                      & (agg["metric"] == metric) & (~agg["method"].isin(BASELINES))]
             values = {str(r.method): r.values for r in sub.itertuples(index=False)
                       if r.method in avg}
             pairs = compare_pairs(values, higher=higher_is_better(agg, str(metric)), alpha=alpha)

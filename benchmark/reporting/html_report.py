@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark.constants import CONCATENATED, METRICS, PRETRAINED
+from benchmark.constants import BASELINES, CONCATENATED, METRICS
 from benchmark.io import atomic_write_text
 from benchmark.reporting.aggregate import SEPARATED, metric_labels, read_curves, read_trials
 from benchmark.reporting.cd_diagram import HEADLINE, MIN_CD_METHODS, cd_diagram_stems, cd_stem, write_cd_diagrams
@@ -348,7 +348,7 @@ def _toc(entries: list[tuple[int, str, str]]) -> str:
 def _cd_section(run_dir: Path, a: RunAnalysis, figs: Path, *, linkable: bool) -> str:
     """The headline metric's critical-difference diagram, links to the others, or one line saying why
     there is none (fewer than ``MIN_CD_METHODS`` ranked methods)."""
-    ranked = a.ranks[a.ranks["method"] != PRETRAINED]
+    ranked = a.ranks[~a.ranks["method"].isin(BASELINES)]
     counts = ranked.groupby(["embedding", "metric"], sort=False)["method"].nunique()
     if counts.empty or counts.max() < MIN_CD_METHODS:
         n = int(counts.max()) if not counts.empty else 0

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from benchmark.constants import PRETRAINED
+from benchmark.constants import BASELINES
 from benchmark.reporting.aggregate import higher_is_better
 from benchmark.reporting.significance import ALPHA
 
@@ -49,7 +49,7 @@ def critical_difference(k: int, n_datasets: int, alpha: float = ALPHA) -> float:
 
 
 def rank_matrix(agg: pd.DataFrame, embedding: str, metric: str, *,
-                exclude: Sequence[str] = (PRETRAINED,)) -> pd.DataFrame:
+                exclude: Sequence[str] = BASELINES) -> pd.DataFrame:
     """Datasets × methods: each method's rank on each dataset (1 = best, ties averaged).
 
     Methods missing a mean on some dataset are dropped; columns keep the aggregate's order.
@@ -104,7 +104,7 @@ def _comparisons(agg: pd.DataFrame) -> list[tuple[str, str]]:
     return list(dict.fromkeys(zip(agg["embedding"], agg["metric"])))
 
 
-def average_ranks(agg: pd.DataFrame, *, exclude: Sequence[str] = (PRETRAINED,)) -> pd.DataFrame:
+def average_ranks(agg: pd.DataFrame, *, exclude: Sequence[str] = BASELINES) -> pd.DataFrame:
     """Per (embedding, metric): every ranked method's average rank over the datasets, best first."""
     display = dict(zip(agg["method"], agg["display_name"]))
     rows = []
@@ -119,7 +119,7 @@ def average_ranks(agg: pd.DataFrame, *, exclude: Sequence[str] = (PRETRAINED,)) 
     return pd.DataFrame(rows, columns=list(RANK_COLUMNS))
 
 
-def friedman_tests(agg: pd.DataFrame, *, exclude: Sequence[str] = (PRETRAINED,),
+def friedman_tests(agg: pd.DataFrame, *, exclude: Sequence[str] = BASELINES,
                    alpha: float = ALPHA) -> pd.DataFrame:
     """Per (embedding, metric): :func:`friedman` on the datasets × methods ranks."""
     rows = []

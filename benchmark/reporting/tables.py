@@ -34,7 +34,7 @@ from typing import Literal
 import pandas as pd
 from tabulate import tabulate
 
-from benchmark.constants import CONCATENATED, DIVERGED_METRIC, LATEX_WIDTHS, METRICS
+from benchmark.constants import CONCATENATED, DIVERGED_METRIC, LATEX_WIDTHS, METRICS, RAW_TRUNK
 from benchmark.errors import BenchmarkError
 from benchmark.io import atomic_write, atomic_write_text
 from benchmark.metric_catalog import FRACTION, missing_reason, split_category
@@ -69,6 +69,9 @@ _MAX_SIDE_BY_SIDE = {"column": 3, "page": 6, "none": 10**6}
 DIVERGED_MARK = {"markdown": " ‡", "text": " ‡", "latex": "$^\\ddagger$"}
 DIVERGED_LEGEND = ("‡: training diverged (non-finite loss) in some folds of this method's repeats; those folds "
                    "kept their best checkpoint before it (see trials.csv and the run's last lines).")
+RAW_TRUNK_LEGEND = ("Raw trunk: the trunk's pooled output as it is (a features file's features as given), no "
+                    "embedder and no training, evaluated once as a whole embedding (its dimension in brackets), "
+                    "so it fills the concatenated columns only.")
 GROUP_MARK = {"markdown": " †", "text": " †", "latex": "$^\\dagger$"}
 #: What n counts in a legend, by the run's ``protocol.pooling`` (the aggregate's ``attrs["pooling"]``).
 POOLING_LEGEND = {"repeats": "n repeats",
@@ -277,7 +280,8 @@ def _render(agg: pd.DataFrame, dataset: str, columns: Sequence[tuple[str, str]],
         return _latex(body, columns, groups, dims, labels, show_n=show_n, dataset=dataset, name=name,
                       conf_text=conf_text, over_n=over_n, caption=caption, label=label, what=what,
                       published=published, sources=sources, dims_note=dims_note, best_note=best_note,
-                      empty_note=empty_note, width=latex_width)
+                      empty_note=empty_note, width=latex_width,
+                      raw_trunk=any(m == RAW_TRUNK for m, _ in methods))
 
     headers = ["Method"] + [f"{_GROUP_NAMES.get(e, (e, e))[1]} {labels.get(k, k)}"
                             if len(groups) > 1 else labels.get(k, k) for e, k in columns]
@@ -305,6 +309,8 @@ def _render(agg: pd.DataFrame, dataset: str, columns: Sequence[tuple[str, str]],
         lines.append(GROUP_LEGEND)
     if diverged:
         lines.append(DIVERGED_LEGEND)
+    if any(m == RAW_TRUNK for m, _ in methods):
+        lines.append(RAW_TRUNK_LEGEND)
     if published:
         lines.append("Published: the value each paper prints and, in brackets, ours minus it in percentage "
                      "points" + (f" (from {', '.join(sources)}; every matched row with its ± in "
@@ -326,7 +332,7 @@ def _latex(body: list[list[str]], columns: Sequence[tuple[str, str]], groups: li
            over_n: str = POOLING_LEGEND["repeats"],
            caption: str | None, label: str | None, what: str, published: list[list[str]],
            sources: list[str], dims_note: str = "", best_note: str = "Bold: best mean per column.",
-           empty_note: str = "", width: str = "column") -> str:
+           empty_note: str = "", width: str = "column", raw_trunk: bool = False) -> str:
     ncols = len(columns)
     spec = "l" + "c" * ncols + ("c" if show_n else "")
     conf_tex = conf_text.replace("%", r"\%")
@@ -343,6 +349,8 @@ def _latex(body: list[list[str]], columns: Sequence[tuple[str, str]], groups: li
                         + "." + (f" {latex_escape(dims_note)}" if dims_note else ""))
         if empty_note:
             caption += " " + latex_escape(empty_note)
+        if raw_trunk:
+            caption += " " + latex_escape(RAW_TRUNK_LEGEND)
     label = label or f"tab:dml-bench-{re.sub(r'[^A-Za-z0-9-]+', '-', dataset)}"
     env = "table*" if width == "page" else "table"
     needs = "\\usepackage{booktabs}" + ("" if width == "none" else " and \\usepackage{graphicx}")

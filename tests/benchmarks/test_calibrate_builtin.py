@@ -42,6 +42,7 @@ def test_calibration_never_evaluates_a_test_class(calibration, monkeypatch):
 
     monkeypatch.setattr(calibration, "compute_metrics", spy)
     monkeypatch.setattr(workbench.Workbench, "evaluate", no_test)
+    monkeypatch.setattr(workbench.Workbench, "embed_test", no_test)  # (what the stages call)
     trained = []
     real_train = workbench.Workbench.train_folds
 

@@ -53,7 +53,7 @@ def assert_budget_spent_exactly(out, killed_pids=()) -> None:
         rows = trials_csv[(trials_csv["method"] == method) & trials_csv["state"].isin(["COMPLETE", "PRUNED"])]
         assert rows["iterations"].sum() == spent and len(rows) == len(kept)
     results = pd.read_csv(out / "results.csv")
-    assert set(results["method"]) == {"pretrained", "contrastive", "multi_similarity"}
+    assert set(results["method"]) == {"pretrained", "raw_trunk", "contrastive", "multi_similarity"}
 
 
 def kept_trials(out) -> pd.DataFrame:

@@ -110,10 +110,10 @@ def test_features_dataset_runs_end_to_end_through_the_cli(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["run", "--config", features_config(tmp_path, root), "--out", str(out), "--no-progress"]) == 0
     results = pd.read_csv(out / "results.csv")
-    assert set(results["method"]) == {"pretrained", "contrastive", "proxy_nca_pp"}
+    assert set(results["method"]) == {"pretrained", "raw_trunk", "contrastive", "proxy_nca_pp"}
     assert set(results["dataset"]) == {"features"}
     concat = results[(results["embedding"] == "concatenated") & (results["metric"] == "map_at_r")]
-    assert concat["value"].between(0, 1).all() and len(concat) == 1 + 2 * 2
+    assert concat["value"].between(0, 1).all() and len(concat) == 1 + 1 + 2 * 2  # Pretrained, raw trunk, 2 x 2
     assert "| Contrastive" in (out / "tables" / "features.md").read_text()
 
 

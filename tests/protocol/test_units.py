@@ -33,6 +33,12 @@ class FakeBench:
         return [(None, R()), (None, R())]
 
     def evaluate(self, models, dcfg):
+        return self.score(self.embed_test(models, dcfg), dcfg)
+
+    def embed_test(self, models, dcfg, **kwargs):
+        return None
+
+    def score(self, emb, dcfg):
         return {"fold0": {"map_at_r": 0.1}}
 
     def dataset(self, dcfg):
@@ -211,9 +217,12 @@ class ScriptedBench(FakeBench):
                 kwargs["on_fold_end"](i, R())
         return [(key, R()), (key, R())]
 
-    def evaluate(self, models, dcfg):
+    def embed_test(self, models, dcfg, **kwargs):
         self.tested.append(models[0])
-        return {"concatenated": {"map_at_r": float(len(self.tested))}}
+        return len(self.tested)
+
+    def score(self, emb, dcfg):
+        return {"concatenated": {"map_at_r": float(emb)}}
 
 
 def _pooled_run(tmp_path, pooling, values):
