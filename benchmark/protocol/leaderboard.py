@@ -32,6 +32,7 @@ from benchmark.protocol import budget
 from benchmark.protocol import storage as st
 from benchmark.protocol.export import export_results
 from benchmark.protocol.run_config import refuse_config_change
+from benchmark.protocol.unit_checkpoint import CHECKPOINT_DIR
 from benchmark.protocol.units import BLOCKED, DONE, DROPPED, RAN, RepeatStage, SearchStage, Stages, build_stages
 from benchmark.protocol.workbench import Workbench
 
@@ -77,6 +78,7 @@ def run_leaderboard(cfg: BenchmarkConfig, run_dir: Path, *, progress: bool = Tru
     storage = st.create_storage(cfg.protocol.storage, run_dir, wait=cfg.protocol.storage_wait)
     check_storage_config(storage, cfg, allow_config_change=allow_config_change)
     bench = bench or Workbench(cfg, progress=progress)
+    bench.checkpoint_root = run_dir / CHECKPOINT_DIR  # units resume from there (``unit_checkpoint``)
     stages = build_stages(bench, storage)
     order = stages.ordered()
     done, total = work_done(stages)
