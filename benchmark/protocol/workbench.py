@@ -12,6 +12,7 @@ is taken up again (``benchmark.protocol.unit_checkpoint``).
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -27,11 +28,15 @@ from benchmark.evaluation.embed import evaluate_models
 from benchmark.methods import MethodContext, get_method
 from benchmark.methods.dataset_params import params_for
 from benchmark.models.build import ModelFactory
+from benchmark.protocol.faults import kill_point
 from benchmark.protocol.frozen import prepare_frozen
 from benchmark.protocol.seeds import derive_seed
 from benchmark.training.threads import torch_threads
 from benchmark.protocol.unit_checkpoint import UnitCheckpoint, unit_folder
 from benchmark.training.trainer import DIVERGED, FoldResult, train_fold, trained_model
+
+
+log = logging.getLogger(__name__)
 
 
 class IterationCapReached(Exception):
@@ -219,12 +224,15 @@ class Workbench:
             resume = unit.training(i, self.device) if resuming and done is None else None
             if done is not None:  # finished in an earlier attempt: its model rebuilt, its validations replayed
                 weights, result = done
+                log.info("%s fold %d: finished in an earlier attempt, taken from its checkpoint", desc, i)
                 model = trained_model(model=model, method=method, cfg=fold_cfg, device=self.device, weights=weights)
                 _replay(validated, result.curve)
             else:
                 if resume is not None:
+                    log.info("%s fold %d: resumed from its checkpoint at epoch %d, iteration %d", desc, i,
+                             resume.epoch, resume.iteration)
                     _replay(validated, resume.curve)
-                save = None if unit is None else (lambda state, i=i: unit.save_training(i, state))
+                save = None if unit is None else (lambda state, i=i: self._save_state(unit, i, state))
                 model, result = train_fold(
                     model=model, method=method, train_set=fold.train, train_eval_set=fold.train_eval,
                     val_set=fold.val, cfg=fold_cfg, device=self.device, seed=seed,
@@ -233,6 +241,7 @@ class Workbench:
                     save_state=save, resume=resume)
                 if unit is not None:
                     unit.save_finished(i, model.state_dict(), result)
+                    kill_point("unit.fold_saved")
             used += result.iterations
             out.append((model, result))
             if on_fold_end is not None:
@@ -242,6 +251,11 @@ class Workbench:
                 raise IterationCapReached(f"fold {i} was cut to {fold_cfg.max_epochs} of its {tcfg.max_epochs} epochs "
                                           f"by the cap of {max_iterations} iterations")
         return out
+
+    @staticmethod
+    def _save_state(unit: UnitCheckpoint, fold: int, state) -> None:
+        unit.save_training(fold, state)
+        kill_point("unit.state_saved")
 
     def _checkpoint(self, method_name: str, params: dict, dcfg: DatasetConfig, seed_key: tuple,
                     max_iterations: Optional[int]) -> Optional[UnitCheckpoint]:
