@@ -214,8 +214,8 @@ def test_sigterm_is_handled_like_ctrl_c_and_the_run_resumes(tmp_path):
             proc.kill()
     assert proc.returncode == 143, err[-3000:]
     assert "Traceback" not in err, err[-3000:]
-    assert err.strip().splitlines()[-1] == ("terminated (SIGTERM): the unit in progress was recorded as failed and "
-                                            "will be redone; re-run the same command to resume")
+    assert err.strip().splitlines()[-1] == ("stopped (SIGTERM): the unit in progress was released to the other "
+                                            "workers and resumes from its checkpoint; re-run the same command to go on")
     assert search_states(out) == ["FAIL"]
     assert not (out / "results.csv").is_file() or "contrastive" not in (out / "results.csv").read_text()
     again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)

@@ -32,7 +32,7 @@ from benchmark.protocol import budget
 from benchmark.protocol import storage as st
 from benchmark.protocol.export import export_results
 from benchmark.protocol.run_config import refuse_config_change
-from benchmark.protocol.unit_checkpoint import CHECKPOINT_DIR
+from benchmark.protocol.unit_checkpoint import CHECKPOINT_DIR, discard_all
 from benchmark.protocol.units import BLOCKED, DONE, DROPPED, RAN, RepeatStage, SearchStage, Stages, build_stages
 from benchmark.protocol.workbench import Workbench
 
@@ -112,6 +112,7 @@ def run_leaderboard(cfg: BenchmarkConfig, run_dir: Path, *, progress: bool = Tru
     finally:
         bar.close()
         export_results(stages, run_dir, cfg)  # also after an interruption: the files show what is done
+    discard_all(bench.checkpoint_root)  # every unit is recorded
     log.info("leaderboard complete")
     for line in run_summary(stages):
         log.info(line)

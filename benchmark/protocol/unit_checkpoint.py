@@ -70,7 +70,13 @@ class UnitCheckpoint:
                 return any(self.folder.glob("*.pt"))
             log.warning("%s holds a checkpoint of another configuration; discarded", self.folder)
             self.delete()
-        atomic_write_json(meta, self.description)
+        for attempt in range(3):  # another worker may remove the (empty) parent folders in between
+            try:
+                atomic_write_json(meta, self.description)
+                break
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise
         return False
 
     def _fold(self, i: int) -> Path:
@@ -108,6 +114,12 @@ class UnitCheckpoint:
                 parent.rmdir()  # only when empty
             except OSError:
                 break
+
+
+def discard_all(root: Path) -> None:
+    """Remove every unit checkpoint under ``root`` (once the leaderboard is complete, none is needed; a unit
+    recorded by a worker with another run folder leaves its checkpoint here otherwise)."""
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def discard(root: Optional[Path], seed_key: tuple) -> None:
