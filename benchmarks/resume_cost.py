@@ -1,6 +1,6 @@
 """What a stopped unit costs: a leaderboard run straight through, against one stopped mid-unit and resumed.
 
-    python benchmarks/resume_cost.py [--preset smoke] [--set KEY=VALUE ...] [--keep DIR]
+    python benchmarks/resume_cost.py [--preset smoke] [--methods A,B] [--set KEY=VALUE ...] [--keep DIR]
 
 Three runs of ``dml-bench run --preset P --no-progress``, each into a new run folder, with the cache warm
 (``dml-bench prepare`` first, not timed):
@@ -35,10 +35,9 @@ from benchmark.protocol.run_config import load_run_config  # noqa: E402
 from benchmark.protocol.unit_checkpoint import CHECKPOINT_DIR  # noqa: E402
 
 
-def command(preset: str, overrides: list[str], out: Path) -> list[str]:
-    sets = [a for kv in overrides for a in ("--set", kv)]
+def command(preset: str, options: list[str], out: Path) -> list[str]:
     return [sys.executable, str(ROOT / "run_benchmark.py"), "run", "--preset", preset, "--out", str(out),
-            "--no-progress", *sets]
+            "--no-progress", *options]
 
 
 def run(cmd: list[str]) -> float:
@@ -79,21 +78,23 @@ def interrupted(cmd: list[str], out: Path, n_folds: int, sig: int) -> tuple[floa
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="smoke")
+    p.add_argument("--methods", help="comma-separated methods (default: the preset's)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--keep", help="keep the run folders here (default: a temporary folder)")
     args = p.parse_args()
     n_folds = load_run_config(preset=args.preset, overrides=args.overrides).protocol.n_folds
-    sets = [a for kv in args.overrides for a in ("--set", kv)]
-    subprocess.run([sys.executable, str(ROOT / "run_benchmark.py"), "prepare", "--preset", args.preset, *sets,
+    options = [a for kv in args.overrides for a in ("--set", kv)]
+    options += ["--methods", args.methods] if args.methods else []
+    subprocess.run([sys.executable, str(ROOT / "run_benchmark.py"), "prepare", "--preset", args.preset, *options,
                     "--no-progress"], cwd=ROOT, check=True, capture_output=True)
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(args.keep or tmp)
-        straight = run(command(args.preset, args.overrides, base / "straight"))
+        straight = run(command(args.preset, options, base / "straight"))
         reference = (base / "straight" / "results.csv").read_bytes()
         print(f"straight             {straight:8.1f} s", flush=True)
         for name, sig in (("SIGTERM + re-run", signal.SIGTERM), ("SIGKILL + takeover", signal.SIGKILL)):
             out = base / name.split()[0].lower()
-            seconds, exit_after = interrupted(command(args.preset, args.overrides, out), out, n_folds, sig)
+            seconds, exit_after = interrupted(command(args.preset, options, out), out, n_folds, sig)
             same = (out / "results.csv").read_bytes() == reference
             print(f"{name:20s} {seconds:8.1f} s  ratio {seconds / straight:.3f}  exit {exit_after:.1f} s after the "
                   f"signal  results.csv identical: {same}", flush=True)

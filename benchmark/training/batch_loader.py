@@ -128,13 +128,14 @@ def _delivered(stream: Iterator[Item], slots: Optional[BatchSlots],
             slots.close()
 
 
-def _slots_for(images: ImageSet, first: list, num_workers: int, prefetch: int) -> Optional[BatchSlots]:
+def _slots_for(images: ImageSet, first: list, num_workers: int, prefetch: int,
+               start: int = 0) -> Optional[BatchSlots]:
     """Slots for batches shaped like the first (``len(first)`` images like its first image), enough that no
     worker waits: one per batch the loader keeps in flight, and two more. ``None`` if shared memory fails."""
     with seeded(0):
         probe = images[int(first[0])][0]
     try:
-        return BatchSlots(prefetch * num_workers + 2, (len(first), *probe.shape), probe.dtype)
+        return BatchSlots(prefetch * num_workers + 2, (len(first), *probe.shape), probe.dtype, start=start)
     except RuntimeError:  # no shared memory to spare: the loader's usual hand-over
         return None
 
@@ -157,7 +158,7 @@ def image_batches(images: ImageSet, batches: Iterator[list], *, seed: int, num_w
     first = next(batches)
     # On a GPU the loader's pin-memory thread receives each batch and pins it, off the training thread, so
     # the copy to the device overlaps the step; on a CPU the batch is used where it lands: in a slot.
-    slots = _slots_for(images, first, num_workers, prefetch) if device.type == "cpu" else None
+    slots = _slots_for(images, first, num_workers, prefetch, start) if device.type == "cpu" else None
     loader = torch.utils.data.DataLoader(
         SeededBatches(images, seed, slots), batch_size=None,
         sampler=_Numbered(itertools.chain([first], batches), start),

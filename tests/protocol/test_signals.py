@@ -25,10 +25,11 @@ from benchmark.protocol.units import RELEASED
 from tests.protocol.workers import fresh_postgres_database, finish, start_workers
 
 pytestmark = pytest.mark.slow
-#: Three epochs of 10 iterations per fold: a training state is saved after epochs 1 and 2 of each fold, so the
-#: third one saved is fold 1's first (fold 0 of 2 finished: the unit is more than half trained).
-LONGER = ("--set", "training.max_epochs=3", "--set", "training.patience=5")
-THIRD_STATE = "unit.state_saved#3"
+#: The smoke leaderboard cut to one method, one search trial and one repeat (3 units: Pretrained, search slot 0,
+#: repeat 0), each unit 2 folds of 2 epochs. A training state is saved after epoch 1 of each fold, so the second
+#: one saved is fold 1's (fold 0 of 2 finished: the unit is three quarters trained).
+LONGER = ("--methods", "contrastive", "--trials", "1", "--repeats", "1", "--set", "evaluation.verification_far=null")
+SECOND_STATE = "unit.state_saved#2"
 EXIT = {signal.SIGTERM: 143, signal.SIGUSR1: 138, signal.SIGINT: 130}
 
 
@@ -82,7 +83,7 @@ def last_line(err: str) -> str:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR1, signal.SIGINT], ids=lambda s: s.name)
 def test_a_signal_checkpoints_releases_and_a_rerun_resumes(sig, reference, tmp_path):
     out = tmp_path / "run"
-    worker, = start_workers(1, out, *LONGER, env={STOP_ENV: THIRD_STATE})
+    worker, = start_workers(1, out, *LONGER, env={STOP_ENV: SECOND_STATE})
     wait_until_stopped(worker)
     folder, = unit_folders(out)
     assert (folder / "fold-0.pt").is_file() and (folder / TRAINING_FILE).is_file()  # over half the unit trained
@@ -109,14 +110,14 @@ def test_a_signal_checkpoints_releases_and_a_rerun_resumes(sig, reference, tmp_p
 
 def test_sigkill_then_another_worker_resumes_the_unit(reference, tmp_path):
     out = tmp_path / "run"
-    (code, err), = finish(start_workers(1, out, *LONGER, env={ENV: THIRD_STATE}))
+    (code, err), = finish(start_workers(1, out, *LONGER, env={ENV: SECOND_STATE}))
     assert code == -signal.SIGKILL, err[-3000:]
     folder, = unit_folders(out)
     assert (folder / "fold-0.pt").is_file() and (folder / TRAINING_FILE).is_file()
     (code, err), = finish(start_workers(1, out, *LONGER))
     assert code == 0, err[-3000:]
     log = (out / "run.log").read_text()
-    assert "taken over (worker gone)" in log and "fold 1: resumed from its checkpoint at epoch 2" in log
+    assert "taken over (worker gone)" in log and "fold 1: resumed from its checkpoint at epoch 1" in log
     pd.testing.assert_frame_equal(sorted_results(out / "results.csv"), sorted_results(reference / "results.csv"))
     assert not (out / CHECKPOINT_DIR).exists()
 
@@ -126,7 +127,7 @@ def test_sigterm_releases_the_unit_to_a_live_worker_at_once(reference, tmp_path)
     other one at once (a unit left RUNNING would hold it for the grace period, past the test's timeout)."""
     out = tmp_path / "run"
     args = (*LONGER, "--set", "protocol.grace_period=600")
-    first, = start_workers(1, out, *args, env={STOP_ENV: THIRD_STATE})
+    first, = start_workers(1, out, *args, env={STOP_ENV: SECOND_STATE})
     wait_until_stopped(first)
     second, = start_workers(1, out, *args)
     signal_stopped(first, signal.SIGTERM)
@@ -169,7 +170,8 @@ def test_three_workers_hold_at_most_two_database_connections_each(tmp_path):
         watcher = threading.Thread(target=sample, daemon=True)
         watcher.start()
         try:
-            results = finish(start_workers(3, tmp_path / "run", "--storage", url))
+            results = finish(start_workers(3, tmp_path / "run", "--storage", url, "--trials", "1", "--repeats", "2",
+                                           "--set", "evaluation.verification_far=null"))
         finally:
             done.set()
             watcher.join()

@@ -173,3 +173,29 @@ def test_frozen_views_resume(tmp_path, stop_at_call):
     stop_at_call(None)
     model, res = run(resume=saved[-1])
     assert res == result and same_weights(model, straight)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_batches_resume_where_they_stopped_with_loader_workers_reading_ahead(tmp_path, workers):
+    """Loader workers draw from the sampler ahead of training: the state saved is the sampler's before the next
+    batch the trainer takes, not its state now; the resumed stream gives the very batches that follow."""
+    from benchmark.training.batches import fold_batches
+    from tests.training.test_batch_loader import image_files
+
+    images = image_files(tmp_path)
+    _, method = build("contrastive")
+    kwargs = dict(batch_size=8, m_per_class=2, seed=3, num_workers=workers, device=torch.device("cpu"))
+    straight = fold_batches(method, images, **kwargs)
+    expected = [next(straight) for _ in range(9)]
+    straight.close()
+    first = fold_batches(method, images, **kwargs)
+    for _ in range(4):
+        next(first)
+    state = first.state_dict()
+    first.close()
+    assert state["taken"] == 4
+    resumed = fold_batches(method, images, **kwargs, state=state)
+    rest = [next(resumed) for _ in range(5)]
+    resumed.close()
+    for got, want in zip(rest, expected[4:]):
+        assert all(torch.equal(a, b) for a, b in zip(got, want))
