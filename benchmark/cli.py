@@ -12,8 +12,16 @@ the same command resumes the run:
 * 4: the storage database did not answer for longer than ``protocol.storage_wait`` seconds. The
   worker's unfinished unit is released (failed) if the database answers during the cleanup, and
   otherwise taken over at once by the next worker started on the same host.
-* 130: Ctrl-C; 143: SIGTERM (a batch scheduler's stop, ``kill``). The unit in progress is recorded
-  as failed and redone by the next run; either signal waits while Optuna's storage code runs.
+* 130: Ctrl-C (SIGINT); 138: SIGUSR1 (what a batch scheduler such as SLURM sends ahead of a time limit or a
+  preemption, ``--signal=USR1@90``); 143: SIGTERM (a scheduler's stop, ``kill``). The worker stops its unit
+  at the next training iteration, after writing the unit's checkpoint to the run folder
+  (``<run>/checkpoints``), releases the unit in the storage (recorded failed, marked ``released``), so that
+  another live worker takes it up at once and resumes it from the checkpoint, and exits within seconds with
+  one line. Outside training (a test evaluation, storage calls) the signal takes effect at once, or after
+  Optuna's storage code returns; a training loop that does not reach its next iteration within
+  ``STOP_WAIT`` seconds is stopped anyway (its last validation's checkpoint stands). A second Ctrl-C exits
+  at once (130, nothing recorded: the unit is taken over when its worker is found dead); a second SIGTERM
+  ends the process at once.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from benchmark.constants import LATEX_WIDTHS
 from benchmark.errors import BenchmarkError, DiskFullError
 from benchmark.io import is_disk_full
 from benchmark.secrets import redact_text
+from benchmark.training import interrupt
 
 RESULTS_DIR = Path("results")
 #: The run folder this command writes to (named by a full disk's message when the failed write did not say).
@@ -81,8 +90,21 @@ def _add_config_args(p: argparse.ArgumentParser, *, required: bool = True) -> No
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the main thread is, so that it takes the path of Ctrl-C (the unit in progress is
-    recorded as failed and redone by the next run); deferred while the main thread is inside Optuna's storage or
-    SQLAlchemy code, whose locks and records an exception there would leave half-done."""
+    checkpointed and released); deferred while the main thread is inside Optuna's storage or SQLAlchemy code,
+    whose locks and records an exception there would leave half-done, and, while a fold trains, until the
+    training loop's next iteration (``benchmark.training.interrupt``)."""
+
+    signum, signal_name, exit_status = signal.SIGTERM, "SIGTERM", 143
+
+
+class Preempted(KeyboardInterrupt):
+    """SIGUSR1 (a scheduler's warning before a time limit or a preemption): as SIGTERM, with its own exit status."""
+
+    signum, signal_name, exit_status = signal.SIGUSR1, "SIGUSR1", 138
+
+
+#: Seconds a training loop has to take up a stop request before the signal's exception is raised anyway.
+STOP_WAIT = 5.0
 
 
 def _storage_code() -> tuple[str, ...]:
@@ -111,19 +133,26 @@ def _in_storage_code(frame) -> bool:
 _alarm_handler: list = []
 #: The exception a deferred signal raises (Terminated for SIGTERM, KeyboardInterrupt for Ctrl-C).
 _pending: list = []
+#: Set by the first Ctrl-C: a second one exits at once.
+_interrupted: list = []
 
 
 def _raise_when_safe(signum, frame) -> None:
     """Raise the pending exception now, or, while the main thread is inside storage code, 5 ms later (SIGALRM)."""
     if hasattr(signal, "setitimer") and _in_storage_code(frame):
-        if not _alarm_handler:
-            _alarm_handler.append(signal.signal(signal.SIGALRM, _raise_when_safe))
-        signal.setitimer(signal.ITIMER_REAL, 0.005)
+        _arm_alarm(0.005)
         return
     _restore_alarm()
+    interrupt.clear()  # the training loop did not take the request in time: raised here instead
     exc = _pending.pop() if _pending else Terminated
     _pending.clear()
     raise exc
+
+
+def _arm_alarm(seconds: float) -> None:
+    if not _alarm_handler:
+        _alarm_handler.append(signal.signal(signal.SIGALRM, _raise_when_safe))
+    signal.setitimer(signal.ITIMER_REAL, seconds)
 
 
 def _restore_alarm() -> None:
@@ -132,15 +161,45 @@ def _restore_alarm() -> None:
         signal.signal(signal.SIGALRM, _alarm_handler.pop())
 
 
-def _on_sigterm(signum, frame) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
-    _pending[:] = [Terminated]
+def _taken_up() -> None:
+    """The training loop took the stop request: it raises the exception itself, after its checkpoint."""
+    _restore_alarm()
+    _pending.clear()
+
+
+def _stop(exc: type[BaseException], signum, frame) -> None:
+    """Ask a training loop to stop at its next iteration (raised anyway after ``STOP_WAIT`` s), else raise when safe."""
+    if interrupt.request(exc, on_honour=_taken_up):
+        if hasattr(signal, "setitimer"):
+            _arm_alarm(STOP_WAIT)
+        return
     _raise_when_safe(signum, frame)
 
 
+def _on_sigterm(signum, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+    _pending[:] = [Terminated]
+    interrupt.clear()  # SIGTERM's exit status wins over a waiting SIGUSR1 or Ctrl-C
+    _stop(Terminated, signum, frame)
+
+
+def _on_sigusr1(signum, frame) -> None:
+    if _pending or interrupt.pending():  # a stop is already on its way
+        return
+    _pending.append(Preempted)
+    _stop(Preempted, signum, frame)
+
+
 def _on_sigint(signum, frame) -> None:
+    if _interrupted:
+        print("interrupted again: exiting at once (the unit in progress is taken over once its worker is found "
+              "gone)", file=sys.stderr, flush=True)
+        os._exit(130)
+    _interrupted.append(True)
     if not _pending:  # a SIGTERM already waiting keeps its exit status
         _pending.append(KeyboardInterrupt)
+        _stop(KeyboardInterrupt, signum, frame)
+        return
     _raise_when_safe(signum, frame)
 
 
@@ -579,28 +638,32 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         error = DiskFullError(exc.filename or _run_dir or "the output folder")  # a write outside ``benchmark.io``
         print("error: " + one_line(str(error)), file=sys.stderr)
         return error.exit_status
-    except Terminated:
-        print("terminated (SIGTERM): the unit in progress was recorded as failed and will be redone; "
-              "re-run the same command to resume", file=sys.stderr)
-        return 143
+    except (Terminated, Preempted) as exc:
+        print(f"stopped ({exc.signal_name}): the unit in progress was released to the other workers and resumes "
+              f"from its checkpoint; re-run the same command to go on", file=sys.stderr)
+        return exc.exit_status
     except KeyboardInterrupt:
-        print("interrupted: the unit in progress was recorded as failed and will be redone; "
-              "re-run the same command to resume", file=sys.stderr)
+        print("interrupted: the unit in progress was released to the other workers and resumes from its "
+              "checkpoint; re-run the same command to go on", file=sys.stderr)
         return 130
     finally:
         if previous is not None:
             _restore_alarm()
             _pending.clear()
+            interrupt.clear()
             _handle_signals(*previous)
 
 
-def _handle_signals(on_term, on_int):
-    """Install the SIGTERM and SIGINT handlers and return the ones they replace; None, and nothing done, off the
-    main thread (Python installs signal handlers only there: an in-process caller's own thread) or where a
-    handler was not installed from Python."""
-    if threading.current_thread() is not threading.main_thread() or on_term is None or on_int is None:
+def _handle_signals(on_term, on_int, on_usr1=_on_sigusr1):
+    """Install the SIGTERM, SIGINT and SIGUSR1 handlers and return the ones they replace; None, and nothing done,
+    off the main thread (Python installs signal handlers only there: an in-process caller's own thread) or where
+    a handler was not installed from Python."""
+    if threading.current_thread() is not threading.main_thread() or on_term is None or on_int is None \
+            or on_usr1 is None:
         return None
-    return signal.signal(signal.SIGTERM, on_term), signal.signal(signal.SIGINT, on_int)
+    _interrupted.clear()
+    return (signal.signal(signal.SIGTERM, on_term), signal.signal(signal.SIGINT, on_int),
+            signal.signal(signal.SIGUSR1, on_usr1))
 
 
 def one_line(text: str) -> str:

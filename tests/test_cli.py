@@ -214,8 +214,8 @@ def test_sigterm_is_handled_like_ctrl_c_and_the_run_resumes(tmp_path):
             proc.kill()
     assert proc.returncode == 143, err[-3000:]
     assert "Traceback" not in err, err[-3000:]
-    assert err.strip().splitlines()[-1] == ("terminated (SIGTERM): the unit in progress was recorded as failed and "
-                                            "will be redone; re-run the same command to resume")
+    assert err.strip().splitlines()[-1] == ("stopped (SIGTERM): the unit in progress was released to the other "
+                                            "workers and resumes from its checkpoint; re-run the same command to go on")
     assert search_states(out) == ["FAIL"]
     assert not (out / "results.csv").is_file() or "contrastive" not in (out / "results.csv").read_text()
     again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
@@ -331,3 +331,51 @@ def test_a_signal_never_breaks_a_journal_write(sig, tmp_path):
             proc.kill()
     assert proc.returncode == 0, err[-3000:]
     assert out.strip() == "journal intact" and "Traceback" not in err
+
+
+#: A "training loop" under the CLI's signal handlers: it polls for stop requests as ``train_fold`` does.
+POLLING_LOOP = """
+import sys
+from benchmark import cli
+from benchmark.training import interrupt
+
+cli._handle_signals(cli._on_sigterm, cli._on_sigint)
+print("ready", flush=True)
+try:
+    with interrupt.polling():
+        while True:
+            stop = interrupt.take()
+            if stop is not None:
+                if sys.argv[1] == "hang":  # a stop taken, then a checkpoint that never ends
+                    print("taken", flush=True)
+                    while True:
+                        sum(range(1000))
+                raise stop
+            sum(range(20_000))
+except KeyboardInterrupt as exc:
+    print(f"raised {type(exc).__name__}", flush=True)
+    sys.exit(getattr(exc, "exit_status", 130))
+"""
+
+
+@pytest.mark.parametrize("sig,status,name", [(signal.SIGTERM, 143, "Terminated"), (signal.SIGUSR1, 138, "Preempted"),
+                                             (signal.SIGINT, 130, "KeyboardInterrupt")], ids=["TERM", "USR1", "INT"])
+def test_a_signal_is_taken_by_the_training_loop_at_its_next_iteration(sig, status, name):
+    proc = subprocess.Popen([sys.executable, "-c", POLLING_LOOP, "take"], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    assert out.strip() == f"raised {name}" and proc.returncode == status, err
+
+
+def test_a_second_ctrl_c_exits_at_once():
+    proc = subprocess.Popen([sys.executable, "-c", POLLING_LOOP, "hang"], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGINT)
+    assert proc.stdout.readline().strip() == "taken"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and out == "", (out, err)
+    assert err.strip().startswith("interrupted again: exiting at once")

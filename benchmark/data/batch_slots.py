@@ -32,12 +32,14 @@ class SlotsClosed(RuntimeError):
 class BatchSlots:
     """``count`` shared buffers ``count x shape`` of ``dtype``; see the module docstring for the protocol."""
 
-    def __init__(self, count: int, shape: Sequence[int], dtype: torch.dtype = torch.uint8) -> None:
+    def __init__(self, count: int, shape: Sequence[int], dtype: torch.dtype = torch.uint8, start: int = 0) -> None:
+        """``start``: the number of the first batch (a resumed fold's batches go on from where they stopped)."""
         if count < 1:
             raise ValueError(f"BatchSlots needs at least one slot, got count={count}")
         self.count, self.shape, self.dtype = count, tuple(int(s) for s in shape), dtype
         self.buffers = torch.empty((count, *self.shape), dtype=dtype).share_memory_()
-        self.tickets = torch.arange(count, dtype=torch.int64).share_memory_()
+        # each slot's first batch: the first number from ``start`` on that goes to it
+        self.tickets = (start + (torch.arange(count, dtype=torch.int64) - start) % count).share_memory_()
         self.closed = torch.zeros(1, dtype=torch.int64).share_memory_()
 
     def fits(self, items: Sequence[torch.Tensor]) -> bool:

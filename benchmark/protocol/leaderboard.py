@@ -33,6 +33,7 @@ from benchmark.protocol import storage as st
 from benchmark.protocol.artifacts import ArtifactStore
 from benchmark.protocol.export import export_results
 from benchmark.protocol.run_config import refuse_config_change
+from benchmark.protocol.unit_checkpoint import CHECKPOINT_DIR, discard_all
 from benchmark.protocol.units import (BLOCKED, DONE, DROPPED, RAN, RAW_TEST_ATTR, RepeatStage, SearchStage, Stages,
                                       build_stages)
 from benchmark.protocol.workbench import Workbench
@@ -79,6 +80,7 @@ def run_leaderboard(cfg: BenchmarkConfig, run_dir: Path, *, progress: bool = Tru
     storage = st.create_storage(cfg.protocol.storage, run_dir, wait=cfg.protocol.storage_wait)
     check_storage_config(storage, cfg, allow_config_change=allow_config_change)
     bench = bench or Workbench(cfg, progress=progress)
+    bench.checkpoint_root = run_dir / CHECKPOINT_DIR  # units resume from there (``unit_checkpoint``)
     stages = build_stages(bench, storage, artifacts=ArtifactStore(run_dir, cfg.protocol.save))
     order = stages.work_order()
     done, total = work_done(stages)
@@ -112,6 +114,7 @@ def run_leaderboard(cfg: BenchmarkConfig, run_dir: Path, *, progress: bool = Tru
     finally:
         bar.close()
         export_results(stages, run_dir, cfg)  # also after an interruption: the files show what is done
+    discard_all(bench.checkpoint_root)  # every unit is recorded
     log.info("leaderboard complete")
     for line in run_summary(stages):
         log.info(line)

@@ -175,6 +175,6 @@ def run_workers(argv: Sequence[str], plan: WorkerPlan, run_dir: Path, *, progres
             if progress is not None:
                 progress()
             time.sleep(POLL)
-    except KeyboardInterrupt as exc:  # Ctrl-C, or the CLI's SIGTERM (Terminated): the workers get the same
-        stop_workers(procs, signal.SIGTERM if type(exc) is not KeyboardInterrupt else signal.SIGINT)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or the CLI's SIGTERM / SIGUSR1: the workers get the same signal
+        stop_workers(procs, getattr(exc, "signum", signal.SIGINT))
         raise

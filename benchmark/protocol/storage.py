@@ -144,13 +144,29 @@ def _create_rdb_storage(url: str, *, display: str) -> BaseStorage:
     raise ConfigError(f"storage {display}: could not create Optuna's tables ({redact_text(str(last))})")
 
 
+#: The most database connections a worker holds at once: one for the unit's thread, one for the heartbeat
+#: thread (each only while a storage call runs), or, once at start, the schema lock and Optuna's table check.
+MAX_CONNECTIONS = 2
+
+
 def _engine_kwargs(url: str) -> dict:
-    """Stale connections replaced before use (after a database restart); a connection attempt to a
-    PostgreSQL server that does not answer gives up after ``CONNECT_TIMEOUT`` seconds, and is retried."""
-    kwargs: dict = {"pool_pre_ping": True}
+    """No connection pool (``NullPool``): a connection is opened for each storage call and closed after it, so a
+    worker holds at most ``MAX_CONNECTIONS`` at once and none between calls (hundreds of training workers fit
+    PostgreSQL's default limit of 100; a storage call costs a connection set-up, small beside a unit's
+    training), and a database restart leaves no stale connection behind. A connection attempt to a
+    PostgreSQL server that does not answer gives up after ``CONNECT_TIMEOUT`` seconds, and is retried; the
+    server sees each connection as ``application_name`` ``dml-bench <host:pid>`` (``pg_stat_activity``)."""
+    import sqlalchemy
+
+    kwargs: dict = {"poolclass": sqlalchemy.pool.NullPool}
     if url.startswith("postgresql"):
-        kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
+        kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT, "application_name": application_name()}
     return kwargs
+
+
+def application_name() -> str:
+    """How this worker's connections are named on a PostgreSQL server (at most 63 bytes)."""
+    return f"dml-bench {worker_id()}"[:63]
 
 
 class _schema_lock:
@@ -166,7 +182,8 @@ class _schema_lock:
             return self
         import sqlalchemy
 
-        self.engine = sqlalchemy.create_engine(self.url, poolclass=sqlalchemy.pool.NullPool)
+        self.engine = sqlalchemy.create_engine(self.url, poolclass=sqlalchemy.pool.NullPool,
+                                               connect_args={"application_name": application_name()})
         self.conn = self.engine.connect()
         self.conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": self.KEY})
         return self

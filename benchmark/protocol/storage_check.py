@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from benchmark.errors import ConfigError
-from benchmark.protocol.storage import KEY, resolve_storage_url
+from benchmark.protocol.storage import KEY, application_name, resolve_storage_url
 from benchmark.secrets import redact_text, redact_url
 
 #: Seconds a connection attempt may take before the server is called unreachable.
@@ -83,6 +83,8 @@ def _check_connection(parsed, shown: str, timeout: int) -> None:
     from sqlalchemy.exc import ArgumentError, DBAPIError
 
     connect_args = {"connect_timeout": timeout} if parsed.get_backend_name() in _TIMEOUT_DIALECTS else {}
+    if parsed.get_backend_name() == "postgresql":
+        connect_args["application_name"] = application_name()
     try:
         engine = create_engine(parsed, connect_args=connect_args)
     except (ArgumentError, TypeError) as exc:

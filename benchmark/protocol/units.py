@@ -23,7 +23,9 @@ repeat, or created a search trial past the budget) drops it before doing any wor
 parameters come from a sampler seeded by the slot, so racing workers never sample the same ones,
 and a redone slot gets the same parameters and the same training. A trial whose worker died is
 failed (see ``storage``) and its unit queued again; if that worker was only slow and reports
-later, its result is kept as a late result and not counted.
+later, its result is kept as a late result and not counted. A worker stopped by a signal records its
+trial failed at once (``released``), so its unit is queued again without waiting for the grace period.
+A unit redone resumes from its checkpoint in the run folder (``unit_checkpoint``).
 
 ``step()`` does at most one unit and answers DONE (nothing left), RAN (did one) or BLOCKED
 (the rest is held by other live workers). Any worker may call any stage's ``step``.
@@ -52,6 +54,7 @@ from benchmark.protocol.diverged_trial import trial_value
 from benchmark.protocol.faults import kill_point
 from benchmark.protocol.fidelity import PRUNED_ATTR, TrialProgress, make_pruner, trial_iterations
 from benchmark.protocol.seeds import derive_seed
+from benchmark.protocol.unit_checkpoint import discard
 from benchmark.protocol.sobol_gp import SobolGPSampler, auto_startup_trials
 from benchmark.protocol.workbench import IterationCapReached, Workbench
 
@@ -67,6 +70,8 @@ SLOT, UNIT, RETRY_OF, DROPPED, LATE = "slot", "unit", "retry_of", "dropped", "la
 TEST = "test"
 #: The Pretrained unit's attribute holding the raw trunk's test metrics.
 RAW_TEST_ATTR, RAW_DIM_ATTR = "raw_test", "raw_dim"
+#: A trial failed because its worker was stopped by a signal (the signal's name): its unit is free at once.
+RELEASED = "released"
 #: How many trials a worker may drop in a row before it gives the others time (a safety bound).
 _MAX_DROPS = 50
 
@@ -138,11 +143,15 @@ class _Stage:
         self.study.tell(trial, state=TrialState.FAIL)
         log.info("%s: trial %d dropped (%s)", self.name, trial.number, reason)
 
-    def _run(self, trial: optuna.Trial, fn: Callable[[optuna.Trial, st.Heartbeat], tuple]) -> None:
+    def _run(self, trial: optuna.Trial, key: tuple, fn: Callable[[optuna.Trial, st.Heartbeat], tuple]) -> None:
         """Run ``fn(trial, heartbeat)`` -> (value, attrs); record COMPLETE, PRUNED, or FAIL (then re-raise).
 
         If another worker took the trial over meanwhile, the value and attrs are kept as a late
-        result on the study (never counted) and the unit's new owner stands.
+        result on the study (never counted) and the unit's new owner stands. The unit's checkpoint
+        (``key``: its seed key, see ``unit_checkpoint``) is removed once the unit is recorded; a failed
+        unit keeps it for the worker that redoes it. A unit stopped by a signal (a ``KeyboardInterrupt``:
+        SIGTERM, SIGUSR1, Ctrl-C) is recorded FAIL with ``released`` naming the signal: released, so
+        that any live worker takes it up at once, from its checkpoint.
         """
         interval = st.heartbeat_interval(self.cfg.protocol.grace_period)
         value: Optional[float] = None
@@ -150,19 +159,26 @@ class _Stage:
         with st.Heartbeat(trial, interval) as heartbeat:
             try:
                 value, attrs = fn(trial, heartbeat)
-                for key, val in attrs.items():
-                    trial.set_user_attr(key, val)
+                for name, val in attrs.items():
+                    trial.set_user_attr(name, val)
                 self.study.tell(trial, value)
             except optuna.TrialPruned:
                 self._tell_quietly(trial, TrialState.PRUNED)
             except (UnitLost, UpdateFinishedTrialError):
                 self._record_late(trial, value, attrs)
-            except BaseException:
+                return
+            except BaseException as exc:
                 if self._taken_over(trial):  # Optuna refuses to tell a trial another worker failed (ValueError)
                     self._record_late(trial, value, attrs)
                     return
+                if isinstance(exc, KeyboardInterrupt):
+                    try:
+                        trial.set_user_attr(RELEASED, getattr(exc, "signal_name", "SIGINT"))
+                    except Exception:  # noqa: BLE001 - the FAIL below is what releases the unit
+                        pass
                 self._tell_quietly(trial, TrialState.FAIL)
                 raise
+        discard(self.bench.checkpoint_root, key)
 
     def _taken_over(self, trial: optuna.Trial) -> bool:
         """True when this worker's running trial was finished by another worker (judged dead)."""
@@ -306,7 +322,8 @@ class SearchStage(_Stage):
             self.study.sampler = make_sampler(p.sampler, derive_seed(self.cfg.seed, "sampler", self.name, slot),
                                               startup_trials(p.n_startup_trials, len(self.space)),
                                               derive_seed(self.cfg.seed, "sampler", self.name))
-            self._run(trial, lambda t, hb, slot=slot, cap=allowance: self._objective(t, slot, hb, cap))
+            self._run(trial, ("search", self.name, slot),
+                      lambda t, hb, slot=slot, cap=allowance: self._objective(t, slot, hb, cap))
             return RAN
         return BLOCKED
 
@@ -391,6 +408,10 @@ class _QueuedStage(_Stage):
     def _ready(self) -> bool:
         return True
 
+    def _key(self, unit: int) -> tuple:
+        """The unit's seed key (its checkpoint's identity)."""
+        return ("repeat", self.name, unit)
+
     @staticmethod
     def _unit(t: FrozenTrial) -> Optional[int]:
         unit = t.user_attrs.get(UNIT)
@@ -433,7 +454,7 @@ class _QueuedStage(_Stage):
                     f"duplicate: unit {unit} belongs to trial {owner.number if owner else '?'}"
                 self._drop(trial, why)
                 continue
-            self._run(trial, lambda t, hb, unit=unit: self._run_unit(t, unit, hb))
+            self._run(trial, self._key(unit), lambda t, hb, unit=unit: self._run_unit(t, unit, hb))
             return RAN
         return BLOCKED
 

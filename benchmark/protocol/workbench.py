@@ -5,13 +5,17 @@
 trial, repeat, pretrained row) are thin layers over these two calls. In the frozen regime
 (``training.regime: frozen``, or a ``features`` dataset) the dataset's images are replaced by cached
 trunk outputs when it is prepared (``benchmark.protocol.frozen``), and its models by cached-trunk models.
+With a ``checkpoint_root`` every unit's training is checkpointed there and resumed from it when the unit
+is taken up again (``benchmark.protocol.unit_checkpoint``).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
@@ -27,10 +31,15 @@ from benchmark.methods import MethodContext, get_method
 from benchmark.methods.dataset_params import params_for
 from benchmark.models.build import ModelFactory
 from benchmark.models.raw_trunk import RawTrunk
+from benchmark.protocol.faults import kill_point
 from benchmark.protocol.frozen import prepare_frozen
 from benchmark.protocol.seeds import derive_seed
 from benchmark.training.threads import torch_threads
-from benchmark.training.trainer import DIVERGED, FoldResult, train_fold
+from benchmark.protocol.unit_checkpoint import UnitCheckpoint, unit_folder
+from benchmark.training.trainer import DIVERGED, FoldResult, train_fold, trained_model
+
+
+log = logging.getLogger(__name__)
 
 
 class IterationCapReached(Exception):
@@ -85,6 +94,13 @@ def _check_batches(splits: Splits, training) -> None:
                            f"classes per batch)")
 
 
+def _replay(on_validation: Optional[Callable[[int, int, float], None]], curve: list) -> None:
+    """Report the validations of a fold's earlier attempt again (to a new trial: its pruner and records)."""
+    if on_validation is not None:
+        for epoch, iteration, value in curve:
+            on_validation(int(epoch), int(iteration), float(value))
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -100,6 +116,8 @@ class Workbench:
         self.progress = progress
         self.models = ModelFactory(cfg.model, progress=progress)
         self._datasets: dict[str, PreparedDataset] = {}
+        #: Where units keep their checkpoints (``benchmark.protocol.unit_checkpoint``); None: no checkpoints.
+        self.checkpoint_root: Optional[Path] = None
 
     def dataset(self, dcfg: DatasetConfig) -> PreparedDataset:
         if dcfg.key not in self._datasets:
@@ -196,6 +214,8 @@ class Workbench:
         spec = get_method(method_name)
         data = self.dataset(dcfg)
         tcfg = self.cfg.training_for(dcfg)
+        unit = self._checkpoint(method_name, params, dcfg, seed_key, max_iterations)
+        resuming = unit is not None and unit.open()
         out, used = [], 0
         for i, fold in enumerate(data.folds):
             fold_cfg = tcfg
@@ -214,11 +234,28 @@ class Workbench:
                 method = spec.create(ctx, params_for(method_name, dcfg.method_params, params, dcfg.name))
             validated = None if on_validation is None else (
                 lambda epoch, iteration, value, i=i: on_validation(i, epoch, iteration, value))
-            model, result = train_fold(
-                model=model, method=method, train_set=fold.train, train_eval_set=fold.train_eval, val_set=fold.val,
-                cfg=fold_cfg, device=self.device, seed=seed, m_per_class=min(spec.m_per_class, tcfg.m_per_class),
-                warmup_epochs=spec.warmup_epochs, desc=f"{desc} fold {i}",
-                progress=self.progress, heartbeat=heartbeat, on_validation=validated)
+            done = unit.finished(i, self.device) if resuming else None
+            resume = unit.training(i, self.device) if resuming and done is None else None
+            if done is not None:  # finished in an earlier attempt: its model rebuilt, its validations replayed
+                weights, result = done
+                log.info("%s fold %d: finished in an earlier attempt, taken from its checkpoint", desc, i)
+                model = trained_model(model=model, method=method, cfg=fold_cfg, device=self.device, weights=weights)
+                _replay(validated, result.curve)
+            else:
+                if resume is not None:
+                    log.info("%s fold %d: resumed from its checkpoint at epoch %d, iteration %d", desc, i,
+                             resume.epoch, resume.iteration)
+                    _replay(validated, resume.curve)
+                save = None if unit is None else (lambda state, i=i: self._save_state(unit, i, state))
+                model, result = train_fold(
+                    model=model, method=method, train_set=fold.train, train_eval_set=fold.train_eval,
+                    val_set=fold.val, cfg=fold_cfg, device=self.device, seed=seed,
+                    m_per_class=min(spec.m_per_class, tcfg.m_per_class), warmup_epochs=spec.warmup_epochs,
+                    desc=f"{desc} fold {i}", progress=self.progress, heartbeat=heartbeat, on_validation=validated,
+                    save_state=save, resume=resume)
+                if unit is not None:
+                    unit.save_finished(i, model.state_dict(), result)
+                    kill_point("unit.fold_saved")
             used += result.iterations
             out.append((model, result))
             if on_fold_end is not None:
@@ -228,6 +265,22 @@ class Workbench:
                 raise IterationCapReached(f"fold {i} was cut to {fold_cfg.max_epochs} of its {tcfg.max_epochs} epochs "
                                           f"by the cap of {max_iterations} iterations")
         return out
+
+    @staticmethod
+    def _save_state(unit: UnitCheckpoint, fold: int, state) -> None:
+        unit.save_training(fold, state)
+        kill_point("unit.state_saved")
+
+    def _checkpoint(self, method_name: str, params: dict, dcfg: DatasetConfig, seed_key: tuple,
+                    max_iterations: Optional[int]) -> Optional[UnitCheckpoint]:
+        """The unit's checkpoint (None without a ``checkpoint_root`` or for a seed key that is not a unit's)."""
+        if self.checkpoint_root is None or len(seed_key) != 3 or seed_key[0] not in ("search", "repeat"):
+            return None
+        description = {"method": method_name, "params": params, "seed_key": list(seed_key), "seed": self.cfg.seed,
+                       "max_iterations": max_iterations, "training": dataclasses.asdict(self.cfg.training_for(dcfg)),
+                       "model": dataclasses.asdict(self.cfg.model), "dataset": dataclasses.asdict(dcfg),
+                       "folds": [self.cfg.protocol.n_folds, self.cfg.protocol.fold_mode]}
+        return UnitCheckpoint(unit_folder(self.checkpoint_root, seed_key), description)
 
     def untrained_models(self, dcfg: DatasetConfig, seed_key: tuple) -> list:
         """One model per fold with the pretrained trunk and an untrained embedder (the "Pretrained" row)."""

@@ -91,13 +91,13 @@ class SeededBatches(torch.utils.data.Dataset):
 
 
 class _Numbered:
-    """The batch sampler's index lists, numbered: ``(0, idx0), (1, idx1), ...`` (endless)."""
+    """The batch sampler's index lists, numbered from ``start``: ``(start, idx), (start + 1, idx), ...`` (endless)."""
 
-    def __init__(self, batches: Iterator[list]) -> None:
-        self.batches = batches
+    def __init__(self, batches: Iterator[list], start: int = 0) -> None:
+        self.batches, self.start = batches, start
 
     def __iter__(self):
-        number = 0
+        number = self.start
         while True:
             yield number, next(self.batches)
             number += 1
@@ -128,23 +128,25 @@ def _delivered(stream: Iterator[Item], slots: Optional[BatchSlots],
             slots.close()
 
 
-def _slots_for(images: ImageSet, first: list, num_workers: int, prefetch: int) -> Optional[BatchSlots]:
+def _slots_for(images: ImageSet, first: list, num_workers: int, prefetch: int,
+               start: int = 0) -> Optional[BatchSlots]:
     """Slots for batches shaped like the first (``len(first)`` images like its first image), enough that no
     worker waits: one per batch the loader keeps in flight, and two more. ``None`` if shared memory fails."""
     with seeded(0):
         probe = images[int(first[0])][0]
     try:
-        return BatchSlots(prefetch * num_workers + 2, (len(first), *probe.shape), probe.dtype)
+        return BatchSlots(prefetch * num_workers + 2, (len(first), *probe.shape), probe.dtype, start=start)
     except RuntimeError:  # no shared memory to spare: the loader's usual hand-over
         return None
 
 
 def image_batches(images: ImageSet, batches: Iterator[list], *, seed: int, num_workers: int,
-                  device: torch.device | str = "cpu", prefetch: int = 2) -> Iterator[Batch]:
+                  device: torch.device | str = "cpu", prefetch: int = 2, start: int = 0) -> Iterator[Batch]:
     """Endless ``(x, y, idx)`` batches of ``images`` on ``device``, in the order ``batches`` gives their indices.
 
     ``batches`` must not depend on training as it goes (the loader reads ahead of training);
     methods whose sampler does (Magnet) are given ``num_workers=0``, which reads nothing ahead.
+    ``start``: the number of the first batch (a resumed fold's batches go on where they stopped).
     """
     device = torch.device(device)
     finish = None
@@ -152,13 +154,14 @@ def image_batches(images: ImageSet, batches: Iterator[list], *, seed: int, num_w
         images, finish = images.with_transform(images.transform.pixels), images.transform.finish
     if num_workers == 0:
         dataset = SeededBatches(images, seed)
-        return _delivered((dataset[key] for key in _Numbered(batches)), None, finish, device)
+        return _delivered((dataset[key] for key in _Numbered(batches, start)), None, finish, device)
     first = next(batches)
     # On a GPU the loader's pin-memory thread receives each batch and pins it, off the training thread, so
     # the copy to the device overlaps the step; on a CPU the batch is used where it lands: in a slot.
-    slots = _slots_for(images, first, num_workers, prefetch) if device.type == "cpu" else None
+    slots = _slots_for(images, first, num_workers, prefetch, start) if device.type == "cpu" else None
     loader = torch.utils.data.DataLoader(
-        SeededBatches(images, seed, slots), batch_size=None, sampler=_Numbered(itertools.chain([first], batches)),
+        SeededBatches(images, seed, slots), batch_size=None,
+        sampler=_Numbered(itertools.chain([first], batches), start),
         collate_fn=_as_is, num_workers=num_workers, persistent_workers=True, prefetch_factor=prefetch,
         pin_memory=device.type == "cuda",
         # the loader's base seed from its own generator, not the caller's global one (batches are seeded anyway)
@@ -167,11 +170,11 @@ def image_batches(images: ImageSet, batches: Iterator[list], *, seed: int, num_w
 
 
 def array_batches(images: ArrayImageSet, batches: Iterator[list], *, seed: int,
-                  device: torch.device | str = "cpu") -> Iterator[Batch]:
+                  device: torch.device | str = "cpu", start: int = 0) -> Iterator[Batch]:
     """Endless ``(x, y, idx)`` batches of in-memory ``images`` on ``device``, each augmented as one tensor by
     the set's ``BatchTransform`` (none: the pixels in [0, 1]) with a generator seeded per batch."""
     transform = images.transform
-    for number, idx in _Numbered(batches):
+    for number, idx in _Numbered(batches, start):
         x = images.rows(idx, device)
         if transform is not None:
             x = transform.batch(x, torch.Generator().manual_seed(batch_seed(seed, number)))
@@ -190,16 +193,24 @@ def has_batch_path(images: ImageSet) -> bool:
                                                    or isinstance(images.transform, BatchTransform))
 
 
+def view_rng(seed: int) -> np.random.Generator:
+    """The generator that draws the frozen regime's views of a fold seeded ``seed``."""
+    return np.random.default_rng([seed % (2**63), 1])
+
+
 def training_batches(train_set: ImageSet, batches: Iterator[list], *, seed: int, num_workers: int | str,
-                     device: torch.device | str = "cpu") -> Iterator[Batch]:
+                     device: torch.device | str = "cpu", start: int = 0,
+                     rng: Optional[np.random.Generator] = None) -> Iterator[Batch]:
     """The fold's ``(x, y, idx)`` batches (see the module docstring for the three paths).
 
     ``num_workers``: worker processes for images from files, or ``auto`` (``benchmark.data.loader_workers``).
+    ``start``: the number of the first batch; ``rng``: the views' generator of cached trunk outputs
+    (default ``view_rng(seed)``; a resumed fold passes it in the state it stopped in).
     """
     if isinstance(train_set, ViewSet):
-        rng = np.random.default_rng([seed % (2**63), 1])
+        rng = view_rng(seed) if rng is None else rng
         return (Batch(*b).to(torch.device(device)) for b in view_batches(train_set, batches, rng))
     if has_batch_path(train_set):
-        return array_batches(train_set, batches, seed=seed, device=device)
+        return array_batches(train_set, batches, seed=seed, device=device, start=start)
     return image_batches(train_set, batches, seed=seed, num_workers=resolve_num_workers(num_workers, device),
-                         device=device)
+                         device=device, start=start)

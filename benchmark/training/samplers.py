@@ -2,7 +2,8 @@
 
 Written here rather than taken from pytorch-metric-learning's ``MPerClassSampler`` because that
 sampler draws from a module-global numpy generator; this one owns a seeded generator, so every
-fold's batch sequence is a pure function of its seed (reproducible, resumable runs).
+fold's batch sequence is a pure function of its seed (reproducible runs), and its state can be saved and
+loaded (``state_dict``) to resume a fold.
 """
 
 from __future__ import annotations
@@ -52,3 +53,11 @@ class ClassBalancedBatches:
             take = self.rng.choice(members, size=self.m, replace=len(members) < self.m)
             batch.extend(int(i) for i in take)
         return batch
+
+    def state_dict(self) -> dict:
+        """What the next batches depend on: the generator's state and the rest of the current pass."""
+        return {"rng": self.rng.bit_generator.state, "order": list(self._order)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self._order = list(state["order"])

@@ -10,7 +10,9 @@ The trainer knows nothing about any particular loss: it calls the ``Method`` hoo
   (mixed precision, memory layout, compilation) and ``divergence`` (when a fold counts as diverged);
 * ``optim``: the optimizer's parameter groups; ``warmup``: the trunk frozen for the first epochs;
 * ``validation``, ``checkpoint`` (the best-validation weights), ``schedule`` (when to validate, when
-  patience runs out), ``progress`` (the bar).
+  patience runs out), ``progress`` (the bar);
+* ``resume`` (the fold's whole training state, saved at each validation and on a stop request of
+  ``interrupt``, from which a fold goes on with the same result).
 
 A diverged fold ends with status ``diverged`` and the best checkpoint seen so far; it is not a crash.
 """
@@ -32,14 +34,16 @@ from benchmark.training.batches import fold_batches
 from benchmark.training.checkpoint import BestCheckpoint
 from benchmark.training.optim import make_optimizer
 from benchmark.training.precision import Precision, resolve_precision
+from benchmark.training import interrupt
 from benchmark.training.progress import FoldProgress
+from benchmark.training.resume import FoldState, rng_state, set_rng_state
 from benchmark.training.schedule import patience_ran_out, validates_after
 from benchmark.training.step import TrainingStep
 from benchmark.training.validation import validate
 from benchmark.training.warmup import TrunkWarmup
 
-__all__ = ["COMPLETED", "DIVERGED", "EARLY_STOPPED", "FoldResult", "TrainState", "make_optimizer", "seed_everything",
-           "train_fold", "validate"]
+__all__ = ["COMPLETED", "DIVERGED", "EARLY_STOPPED", "FoldResult", "FoldState", "TrainState", "make_optimizer",
+           "seed_everything", "train_fold", "trained_model", "validate"]
 
 COMPLETED, EARLY_STOPPED, DIVERGED = "completed", "early_stopped", "diverged"
 
@@ -85,7 +89,9 @@ def train_fold(*, model: TrunkModel, method: Method, train_set: ImageSet, train_
                val_set: ImageSet, cfg: TrainingConfig, device: torch.device, seed: int, m_per_class: int,
                warmup_epochs: int = 0, desc: str = "fold", progress: bool = True,
                heartbeat: Optional[Callable[[], None]] = None,
-               on_validation: Optional[Callable[[int, int, float], None]] = None) -> tuple[TrunkModel, FoldResult]:
+               on_validation: Optional[Callable[[int, int, float], None]] = None,
+               save_state: Optional[Callable[[FoldState], None]] = None,
+               resume: Optional[FoldState] = None) -> tuple[TrunkModel, FoldResult]:
     """Train ``model`` with ``method`` on ``train_set``; return the best-validation model and the result.
 
     ``train_set`` carries the training transform, ``train_eval_set`` the same images with the
@@ -93,52 +99,111 @@ def train_fold(*, model: TrunkModel, method: Method, train_set: ImageSet, train_
     classes with the evaluation transform. ``heartbeat()`` is called after every epoch,
     ``on_validation(epoch, iteration, value)`` after every validation (once the checkpoint is updated);
     either may raise to stop the fold: the exception propagates once the fold is cleaned up.
+
+    ``save_state(state)`` receives the fold's whole training state (``FoldState``) after every validation
+    that training goes on from, and before the fold stops for a request of ``benchmark.training.interrupt``
+    (then the request's exception is raised). ``resume``, such a state of the same fold (``model`` and
+    ``method`` freshly built as for its start), continues the fold where it was saved: the result is the
+    one an uninterrupted fold gives.
     """
     seed_everything(seed)
     precision = resolve_precision(cfg, device)
+    sampler = None
+    if resume is not None:  # the method as it was, with its own sampler (pickled together)
+        method, sampler = resume.method["method"], resume.method["sampler"]
     model = _model_to_train(method, model, device, precision)
     method.to(device)
     step = TrainingStep(method, make_optimizer(model, method, cfg), precision, device)
+    if resume is not None:
+        model.load_state_dict(resume.model)
+        step.optimizer.load_state_dict(resume.optimizer)
+        if step.scaler is not None and resume.scaler is not None:
+            step.scaler.load_state_dict(resume.scaler)
     batches = fold_batches(method, train_set, batch_size=cfg.batch_size, m_per_class=m_per_class, seed=seed,
-                           num_workers=cfg.num_workers, device=device)
+                           num_workers=cfg.num_workers, device=device,
+                           state=resume.batches if resume is not None else None, sampler=sampler)
     state = TrainState(model=model, train_set=train_set, train_eval_set=train_eval_set, device=device,
                        seed=seed, cfg=cfg)
     best = BestCheckpoint(model)
     warmup = TrunkWarmup(model.trunk, warmup_epochs)
     bar = FoldProgress(cfg.max_epochs * cfg.iterations_per_epoch, desc, progress)
-    status, iteration, curve = COMPLETED, 0, []
+    status, iteration, curve, first_epoch, first_step = COMPLETED, 0, [], 1, 0
+    if resume is not None:
+        best.value, best.epoch, best.state = resume.best["value"], resume.best["epoch"], resume.best["state"]
+        iteration, curve = resume.iteration, [tuple(c) for c in resume.curve]
+        first_epoch = resume.epoch if resume.step is not None else resume.epoch + 1
+        first_step = resume.step or 0
+        bar.bar.update(iteration)
+        set_rng_state(resume.rng)
+
+    def snapshot(epoch: int, in_epoch: Optional[int], epoch_iteration: int) -> FoldState:
+        return FoldState(epoch=epoch, step=in_epoch, iteration=iteration, epoch_iteration=epoch_iteration,
+                         curve=list(curve), best={"value": best.value, "epoch": best.epoch, "state": best.state},
+                         model=model.state_dict(), method={"method": method, "sampler": batches.sampler
+                                                           if batches.own_sampler else None},
+                         optimizer=step.optimizer.state_dict(),
+                         scaler=step.scaler.state_dict() if step.scaler is not None else None,
+                         batches=batches.state_dict(), rng=rng_state(device))
+
+    loss: Optional[torch.Tensor] = None
     try:
-        for epoch in range(1, cfg.max_epochs + 1):
-            state.epoch, state.iteration = epoch, iteration
-            _start_epoch(model, method, warmup, state)
-            for _ in range(cfg.iterations_per_epoch):
-                loss = step(model, next(batches))
+        with interrupt.polling():
+            for epoch in range(first_epoch, cfg.max_epochs + 1):
+                skip = first_step if epoch == first_epoch and resume is not None and resume.step is not None else None
+                if skip is None:
+                    state.epoch, state.iteration = epoch, iteration
+                    _start_epoch(model, method, warmup, state)
+                else:  # resumed inside this epoch: its start already happened (the method's state says so)
+                    state.epoch, state.iteration = epoch, resume.epoch_iteration
+                    model.train()
+                    method.train()
+                    warmup.start_epoch(epoch)
+                for done in range(skip or 0, cfg.iterations_per_epoch):
+                    stop = interrupt.take()
+                    if stop is not None:
+                        if save_state is not None:
+                            save_state(snapshot(epoch, done, state.iteration))
+                        raise stop
+                    loss = step(model, next(batches))
+                    if loss is None:
+                        break
+                    iteration += 1
+                    bar.step(iteration, loss, best.value)
                 if loss is None:
+                    status = DIVERGED
                     break
-                iteration += 1
-                bar.step(iteration, loss, best.value)
-            if loss is None:
-                status = DIVERGED
-                break
-            if validates_after(epoch, cfg):
-                value = validate(model, val_set, device, cfg)
-                curve.append((epoch, iteration, value))
-                best.offer(epoch, value)
-                bar.show(loss, best.value)
-                if on_validation is not None:
-                    on_validation(epoch, iteration, value)
-            if heartbeat is not None:
-                heartbeat()
-            if patience_ran_out(epoch, best.epoch, cfg):
-                status = EARLY_STOPPED
-                break
+                validated = validates_after(epoch, cfg)
+                if validated:
+                    value = validate(model, val_set, device, cfg)
+                    curve.append((epoch, iteration, value))
+                    best.offer(epoch, value)
+                    bar.show(loss, best.value)
+                    if on_validation is not None:
+                        on_validation(epoch, iteration, value)
+                if heartbeat is not None:
+                    heartbeat()
+                if patience_ran_out(epoch, best.epoch, cfg):
+                    status = EARLY_STOPPED
+                    break
+                if validated and save_state is not None and epoch < cfg.max_epochs:
+                    save_state(snapshot(epoch, None, state.iteration))
     finally:
         bar.close()
-        del batches  # ends the loader's workers
+        batches.close()  # ends the loader's workers
         warmup.restore()
     best.restore()
     model.eval()
     return model, FoldResult(best.score, best.epoch, status, iteration, curve)
+
+
+def trained_model(*, model: TrunkModel, method: Method, cfg: TrainingConfig, device: torch.device,
+                  weights: dict) -> TrunkModel:
+    """A fold's trained model rebuilt from its best weights (what ``train_fold`` returned), without training:
+    ``model`` and ``method`` freshly built as for the fold's start."""
+    model = _model_to_train(method, model, device, resolve_precision(cfg, device))
+    model.load_state_dict(weights)
+    model.eval()
+    return model
 
 
 def _model_to_train(method: Method, model: TrunkModel, device: torch.device, precision: Precision) -> TrunkModel:

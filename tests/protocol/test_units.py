@@ -16,6 +16,8 @@ from benchmark.protocol.units import BLOCKED, DONE, RAN, RepeatStage, SearchStag
 class FakeBench:
     """Stands in for the Workbench: records which units were run instead of training."""
 
+    checkpoint_root = None  # (no unit checkpoints)
+
     def __init__(self, cfg):
         self.cfg = cfg
         self.ran = []

@@ -102,7 +102,7 @@ def test_with_fewer_slots_than_batches_in_flight_workers_wait_their_turn(tmp_pat
     serial = take(images, 0, n=6)
     made = []
 
-    def one_slot(images, first, num_workers, prefetch):
+    def one_slot(images, first, num_workers, prefetch, start=0):
         made.append(BatchSlots(1, (len(first), *images[int(first[0])][0].shape)))
         return made[-1]
 
