@@ -188,8 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     sbm.add_argument("--gpus-per-task", type=int, default=0, help="GPUs of each task (--gres=gpu:N)")
     sbm.add_argument("--partition", help="the SLURM partition (default: the cluster's)")
     sbm.add_argument("--extra", action="append", default=[], metavar="OPTIONS",
-                     help="more sbatch options, written into the script, e.g. --extra '--account=lab --mem=16G' "
-                          "(repeatable)")
+                     help="more sbatch options, written into the script, e.g. --extra '--account=lab --mem=16G' or "
+                          "--extra=--exclusive (repeatable)")
     sbm.add_argument("--signal-before", type=int, metavar="SECONDS",
                      help="seconds before the time limit at which each worker is told to release its unit and "
                           "exit (default: 120, at most half the time limit)")

@@ -19,10 +19,12 @@ worker is, since the script ``exec``s it; a time limit's or a preemption's SIGTE
 way); every task's output in ``<run>/slurm/<jobid>_<task>.log``; ``OMP_NUM_THREADS`` set to the task's
 CPUs; then ``exec`` the worker with the Python that ran ``submit``.
 
-The storage password is never written into the script: a URL that holds one is written to
-``<run>/slurm/storage-url`` (mode 600) and the worker reads it (``run --storage-file``); a URL without
-a password (``~/.pgpass``) is written into the script as it is. A local journal file or SQLite is refused:
-it is not shared safely between nodes.
+The storage password is never written into the script nor anywhere in the run folder (which users copy
+and publish): a URL that holds one is written to ``~/.config/dml-bench/storage/<hash>.url`` (mode 600;
+``$XDG_CONFIG_HOME`` moves it), which the worker reads (``run --storage-file``); the home folder must
+be visible on the compute nodes, as it is on most clusters. A URL without a password (``~/.pgpass``) is
+written into the script as it is. A local journal file or SQLite is refused: it is not shared safely
+between nodes.
 """
 
 from __future__ import annotations
@@ -48,10 +50,8 @@ SIGNAL = "USR1"
 #: Seconds before the time limit at which SIGNAL is sent, unless ``--signal-before`` says otherwise
 #: (at most half the time limit). SLURM may send it up to a minute early.
 SIGNAL_LEAD = 120
-#: The run folder's sub-folder of scripts, logs and the storage URL.
+#: The run folder's sub-folder of scripts and logs.
 SLURM_DIR = "slurm"
-#: The file, mode 600, that holds a storage URL with a password.
-STORAGE_FILE = "storage-url"
 #: Database backends whose server every node can reach.
 NETWORK_BACKENDS = ("postgresql", "mysql", "mariadb", "oracle", "mssql")
 #: sbatch options the launcher writes itself, with the flag of ``submit`` that sets each.
@@ -96,8 +96,9 @@ class SlurmJob:
     run_dir: Path
     script: str
     tasks: int
-    #: the storage URL to write to ``run_dir/slurm/storage-url`` (it holds a password), or None
+    #: the storage URL to write to ``secret_path`` (it holds a password), or None
     secret_url: Optional[str]
+    secret_path: Optional[Path]
     #: the storage URL as the worker gets it, password masked, for messages
     storage_shown: str
 
@@ -314,14 +315,15 @@ def plan_job(*, request: SlurmRequest, run_dir: Path, device: str, storage: Opti
     check_storage(storage)
     check_path(run_dir, "the run folder")
     workdir = (workdir or Path.cwd()).absolute()
-    secret_url = None
+    secret_url = secret_path = None
     if storage_file is not None:
         path = Path(storage_file).expanduser().absolute()
         check_path(path, "--storage-file")
         storage_args = ["--storage-file", str(path)]
     elif has_secret(storage):
-        secret_url = storage
-        storage_args = ["--storage-file", str(run_dir / SLURM_DIR / STORAGE_FILE)]
+        secret_url, secret_path = storage, secret_file(storage)
+        check_path(secret_path, "the storage URL's file")
+        storage_args = ["--storage-file", str(secret_path)]
     else:
         storage_args = ["--storage", storage]
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", job_name).strip("-") or "run"
@@ -329,7 +331,16 @@ def plan_job(*, request: SlurmRequest, run_dir: Path, device: str, storage: Opti
                            run_args=run_args, storage_args=storage_args, workers=workers or "1",
                            job_name=f"dml-bench-{name}")
     return SlurmJob(run_dir=run_dir, script=script, tasks=request.tasks, secret_url=secret_url,
-                    storage_shown=redact_text(storage))
+                    secret_path=secret_path, storage_shown=redact_text(storage))
+
+
+def secret_file(url: str) -> Path:
+    """Where a storage URL with a password is kept for the workers: one file per URL, in the user's
+    configuration folder (not the run folder, which is copied and published)."""
+    import hashlib
+
+    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config").expanduser().absolute()
+    return base / "dml-bench" / "storage" / f"{hashlib.sha256(url.encode()).hexdigest()[:16]}.url"
 
 
 def find_sbatch() -> str:
@@ -354,8 +365,9 @@ def _sbatch(sbatch: str, options: Sequence[str], script: str, *, stdin: Optional
 
 
 def write_secret(path: Path, text: str) -> None:
-    """``text`` into ``path``, readable by its owner only from the moment it exists (mode 600), atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """``text`` into ``path``, readable by its owner only from the moment it exists (mode 600), atomically;
+    a folder it creates is the owner's only (mode 700)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = temporary_path(path, ".tmp")  # mkstemp: mode 600
     try:
         os.chmod(tmp, 0o600)
@@ -379,13 +391,13 @@ def submit(job: SlurmJob, *, prepare: Callable[[], None], check_storage_url: Cal
     run_dir, slurm_dir = job.run_dir, job.slurm_dir
     created = [p for p in (run_dir, *run_dir.parents) if not p.exists()]
     made_slurm_dir = not slurm_dir.exists()
-    secret = slurm_dir / STORAGE_FILE
-    secret_before = secret.read_text(encoding="utf-8") if job.secret_url and secret.is_file() else None
+    secret = job.secret_path
+    new_secret = secret is not None and not secret.exists()
     pending = None
     try:
         prepare()
         slurm_dir.mkdir(parents=True, exist_ok=True)
-        if job.secret_url is not None and secret_before != job.secret_url + "\n":
+        if secret is not None:
             write_secret(secret, job.secret_url)
         pending = slurm_dir / f".submit-{os.getpid()}.sbatch"
         pending.write_text(job.script, encoding="utf-8")
@@ -400,7 +412,7 @@ def submit(job: SlurmJob, *, prepare: Callable[[], None], check_storage_url: Cal
             shutil.rmtree(created[-1], ignore_errors=True)
         elif made_slurm_dir:
             shutil.rmtree(slurm_dir, ignore_errors=True)
-        elif job.secret_url is not None and secret_before is None:
+        if new_secret:
             secret.unlink(missing_ok=True)
         raise
     script = slurm_dir / f"submit-{job_id}.sbatch"
