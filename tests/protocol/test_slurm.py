@@ -244,7 +244,8 @@ def wait_for_job(job_id: str, run_dir: Path, timeout: float = 1200) -> None:
 
 
 def logs(run_dir: Path, job_id: str) -> str:
-    return "\n".join(f"== {p.name}\n{p.read_text()[-3000:]}" for p in sorted((run_dir / "slurm").glob(f"{job_id}_*.log")))
+    paths = sorted((run_dir / "slurm").glob(f"{job_id}_*.log"))
+    return "\n".join(f"== {p.name}\n{p.read_text()[-3000:]}" for p in paths)
 
 
 def task_pids(run_dir: Path, job_id: str) -> dict[int, int]:
@@ -304,7 +305,7 @@ def running_unit(storage, pids: dict[int, int]) -> tuple[int, int, str, int] | N
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             pid = int(str(t.user_attrs.get(st.WORKER_ATTR, ":0")).rsplit(":", 1)[1])
-            if pid in by_pid and t.intermediate_values:
+            if pid in by_pid and t.user_attrs.get("fold_values"):  # written at the end of each fold
                 return by_pid[pid], pid, summary.study_name, t.number
     return None
 
@@ -318,7 +319,7 @@ def test_a_task_signalled_mid_unit_leaves_its_unit_to_the_others(tmp_path, signa
     out = tmp_path / "run"
     with fresh_postgres_database() as url:
         # three longer folds: the unit is still running when the signal arrives
-        job_id, proc = submit_process(out, url, "--trials", "2", "--folds", "3",
+        job_id, proc = submit_process(out, url, "--methods", "contrastive", "--trials", "2", "--folds", "3",
                                       "--set", "training.iterations_per_epoch=40")
         assert proc.returncode == 0 and job_id, proc.stderr
         storage = st.create_storage(url, out)
@@ -343,4 +344,4 @@ def test_a_task_signalled_mid_unit_leaves_its_unit_to_the_others(tmp_path, signa
         assert_every_unit_exactly_once(storage, n_trials=2, n_repeats=2, killed_pids={pid})
         # TODO(resume, issue 21): once units resume from their checkpoint, assert that the unit's second attempt
         # resumed at fold 1 (the worker's log line naming the checkpoint) instead of training fold 0 again.
-    assert len(pd.read_csv(out / "results.csv").groupby(["method", "repeat"])) == 1 + 2 * 2
+    assert len(pd.read_csv(out / "results.csv").groupby(["method", "repeat"])) == 1 + 2  # Pretrained + 2 repeats
