@@ -138,6 +138,18 @@ def test_a_url_without_password_is_written_as_it_is(capsys, tmp_path):
     assert "--storage-file" not in argv
 
 
+def test_a_storage_file_of_the_user_is_read_where_it_is(capsys, tmp_path):
+    secret = tmp_path / "db-url"
+    secret.write_text(URL + "\n")
+    secret.chmod(0o600)
+    code, out, err = submit(capsys, "--preset", "smoke", "--out", str(tmp_path / "run"), "--storage-file",
+                            str(secret), "--tasks", "2", "--time", "10", "--dry-run")
+    assert code == 0, err
+    argv = worker_argv(out[out.index("#!/bin/bash"):])
+    assert argv[argv.index("--storage-file") + 1] == str(secret) and "s3cret-pw" not in out
+    assert not (tmp_path / "config-home").exists()
+
+
 def test_the_signal_lead_is_at_most_half_the_time_limit(capsys, tmp_path):
     assert "--signal=B:USR1@120" in directives(dry_run(capsys, tmp_path))
     assert "--signal=B:USR1@60" in directives(dry_run(capsys, tmp_path, "--time", "2"))
