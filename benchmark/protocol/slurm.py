@@ -335,12 +335,14 @@ def plan_job(*, request: SlurmRequest, run_dir: Path, device: str, storage: Opti
 
 
 def secret_file(url: str) -> Path:
-    """Where a storage URL with a password is kept for the workers: one file per URL, in the user's
-    configuration folder (not the run folder, which is copied and published)."""
+    """Where a storage URL with a password is kept for the workers: one file per database and user, in the
+    user's configuration folder (not the run folder, which is copied and published). The name hashes the URL
+    with its password masked: the script that names the file says nothing about the password."""
     import hashlib
 
     base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config").expanduser().absolute()
-    return base / "dml-bench" / "storage" / f"{hashlib.sha256(url.encode()).hexdigest()[:16]}.url"
+    digest = hashlib.sha256(redact_text(url).encode()).hexdigest()[:16]
+    return base / "dml-bench" / "storage" / f"{digest}.url"
 
 
 def find_sbatch() -> str:

@@ -127,6 +127,8 @@ def test_the_password_stays_out_of_the_script(capsys, tmp_path):
     argv = worker_argv(out[out.index("#!/bin/bash"):])
     secret = Path(argv[argv.index("--storage-file") + 1])
     assert secret == slurm.secret_file(URL)
+    # named after the URL without its password: the name tells nothing about it (no offline guessing)
+    assert secret == slurm.secret_file(URL.replace("s3cret-pw", "another"))
     assert secret.is_relative_to(tmp_path / "config-home") and not secret.is_relative_to(tmp_path / "run")
     assert not secret.exists()  # a dry run writes nothing
 
