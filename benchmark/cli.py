@@ -1,4 +1,5 @@
-"""The command line: ``dml-bench`` / ``python run_benchmark.py`` {list-methods, prepare, plan, run, evaluate, report}.
+"""The command line: ``dml-bench`` / ``python run_benchmark.py`` {list-methods, prepare, plan, run, submit,
+evaluate, export, report}.
 
 Bad input (a malformed argument, an unknown or out-of-range config key, an output folder that
 cannot be used, an unreachable storage, a missing or malformed dataset, a run folder of another
@@ -55,10 +56,13 @@ def _add_run_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
     p.add_argument("--out", help="run folder (default: results/<config name>)")
     p.add_argument("--trials", type=int, help="search trials per method and dataset")
     p.add_argument("--repeats", type=int, help="repeats of the best configuration")
-    p.add_argument("--storage", help="Optuna storage URL shared by several workers (default: a journal file "
-                                     "in the run folder); taken as a plain string. Its password is masked in "
-                                     "everything the run writes; better, keep it out of the URL (~/.pgpass or "
-                                     "PGPASSWORD for PostgreSQL)")
+    store = p.add_mutually_exclusive_group()
+    store.add_argument("--storage", help="Optuna storage URL shared by several workers (default: a journal file "
+                                         "in the run folder); taken as a plain string. Its password is masked in "
+                                         "everything the run writes; better, keep it out of the URL (~/.pgpass or "
+                                         "PGPASSWORD for PostgreSQL)")
+    store.add_argument("--storage-file", help="a file (mode 600) whose first line is the storage URL: its password "
+                                              "stays out of the command line and the process list")
     p.add_argument("--allow-config-change", action="store_true",
                    help="continue a run folder whose stored config differs from this one")
     p.add_argument("--workers", help="worker processes to start on this machine, or auto (every core; one per "
@@ -255,6 +259,23 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--save", choices=list(SAVE_MODES), help="with --config/--preset: keep the raw trunk's test "
                                                              "embeddings (embeddings or both)")
     ev.add_argument("--no-plots", action="store_true", help="skip the plots")
+    sbm = sub.add_parser("submit", help="start a run's workers on a batch scheduler: SLURM, a job array of ordinary "
+                                        "workers on a shared storage and run folder (see docs/tutorials/cluster.md)")
+    sbm.add_argument("scheduler", choices=["slurm"], help="the batch scheduler")
+    _add_run_args(sbm)
+    sbm.add_argument("--tasks", type=int, required=True, help="array tasks: one worker each (--workers per task)")
+    sbm.add_argument("--time", required=True, help="each task's time limit, as sbatch takes it (HH:MM:SS, D-HH:MM:SS, "
+                                                   "minutes); the worker is signalled (SIGUSR1) before it ends")
+    sbm.add_argument("--cpus-per-task", type=int, default=1, help="CPUs of each task (and its OMP_NUM_THREADS)")
+    sbm.add_argument("--gpus-per-task", type=int, default=0, help="GPUs of each task (--gres=gpu:N)")
+    sbm.add_argument("--partition", help="the SLURM partition (default: the cluster's)")
+    sbm.add_argument("--extra", action="append", default=[], metavar="OPTIONS",
+                     help="more sbatch options, written into the script, e.g. --extra '--account=lab --mem=16G' or "
+                          "--extra=--exclusive (repeatable)")
+    sbm.add_argument("--signal-before", type=int, metavar="SECONDS",
+                     help="seconds before the time limit at which each worker is told to release its unit and "
+                          "exit (default: 120, at most half the time limit)")
+    sbm.add_argument("--dry-run", action="store_true", help="print the script and submit nothing")
     rep = sub.add_parser("report", help="tables (Markdown, text, LaTeX), significance, ranks, search diagnostics, "
                                         "cost, plots and report.html from a run folder's CSV files")
     rep.add_argument("run_dir", help="a run folder written by dml-bench run (results/<name>)")
@@ -290,7 +311,9 @@ TEXT_FLAGS = {"preset": "a preset name, e.g. smoke", "config": "a YAML config fi
               "out": "a run folder, or leave the flag out for results/<config name>",
               "methods": "comma-separated method names (see dml-bench list-methods)",
               "datasets": "comma-separated dataset names", "device": "auto, cpu, cuda or cuda:N",
-              "storage": "an Optuna storage URL, or leave the flag out for a journal file in the run folder"}
+              "storage": "an Optuna storage URL, or leave the flag out for a journal file in the run folder",
+              "storage_file": "a file holding the storage URL", "time": "a time limit, e.g. 4:00:00",
+              "partition": "a partition name, or leave the flag out for the cluster's default"}
 
 
 def check_text_flags(args: argparse.Namespace) -> None:
@@ -301,7 +324,7 @@ def check_text_flags(args: argparse.Namespace) -> None:
             continue
         empty = not value.strip() or (flag in ("methods", "datasets") and not _names(value))
         if empty:
-            raise UsageError(f"--{flag} is empty (expected {expected})")
+            raise UsageError(f"--{flag.replace('_', '-')} is empty (expected {expected})")
 
 
 def _config_from_args(args: argparse.Namespace):
@@ -314,9 +337,13 @@ def _config_from_args(args: argparse.Namespace):
         value = getattr(args, flag, None)  # prepare has no --trials, --repeats, --workers
         if value is not None:
             overrides.append(f"{key}={value}")
+    storage = getattr(args, "storage", None)  # prepare has no --storage
+    if getattr(args, "storage_file", None) is not None:
+        from benchmark.protocol.storage_check import read_storage_file
+
+        storage = read_storage_file(args.storage_file)
     return load_run_config(preset=args.preset, path=args.config, overrides=overrides,
-                           methods=_names(args.methods), datasets=_names(args.datasets),
-                           storage=getattr(args, "storage", None))
+                           methods=_names(args.methods), datasets=_names(args.datasets), storage=storage)
 
 
 def _names(text: Optional[str]) -> Optional[list[str]]:
@@ -413,6 +440,37 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         return 0
     return _report(run_dir, formats=("markdown", "text", "latex"), compare=None, plots=True,
                    print_format="markdown", jobs=plan.n)  # the cores the workers had, for the report
+
+
+def cmd_submit(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """A job array of ordinary workers of the run (see ``benchmark.protocol.slurm``)."""
+    from benchmark.protocol import slurm
+    from benchmark.protocol.preflight import check_output_dir, check_outside_datasets
+    from benchmark.protocol.run_dir import prepare_run_dir
+    from benchmark.protocol.storage_check import check_storage_url
+
+    check_text_flags(args)
+    cfg = _config_from_args(args)
+    run_dir = Path(args.out) if args.out else RESULTS_DIR / cfg.name
+    _set_run_dir(run_dir)
+    check_output_dir(run_dir)
+    check_outside_datasets(run_dir, cfg)
+    request = slurm.SlurmRequest(tasks=args.tasks, time=args.time, cpus_per_task=args.cpus_per_task,
+                                 gpus_per_task=args.gpus_per_task, partition=args.partition,
+                                 extra=tuple(args.extra), signal_before=args.signal_before)
+    run_actions = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    job = slurm.plan_job(request=request, run_dir=run_dir, device=cfg.device, storage=cfg.protocol.storage,
+                         storage_file=args.storage_file, workers=args.workers, job_name=run_dir.name,
+                         run_args=slurm.worker_arguments(run_actions.choices["run"]._actions, args))
+    if args.dry_run:
+        print(f"# {job.slurm_dir / 'submit-<jobid>.sbatch'} (dry run: nothing written or submitted)")
+        print(job.script, end="")
+        return 0
+    job_id, script = slurm.submit(
+        job, check_storage_url=lambda: check_storage_url(cfg.protocol.storage),
+        prepare=lambda: prepare_run_dir(run_dir, cfg, list(argv), allow_config_change=args.allow_config_change))
+    print("\n".join(slurm.follow_lines(job, job_id, script)))
+    return 0
 
 
 def _run_local_workers(cfg, run_dir: Path, bench, plan, argv: Sequence[str], *, progress: bool) -> int:
@@ -627,6 +685,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return cmd_export(args)
         if args.command == "evaluate":
             return cmd_evaluate(args, argv)
+        if args.command == "submit":
+            return cmd_submit(args, argv)
         return cmd_report(args)
     except BenchmarkError as exc:
         # one line whatever the message quotes (a file name may hold a line break)

@@ -193,11 +193,11 @@ def test_tutorial_commands_run(tmp_path):
             assert done.returncode == 0, (line, done.stdout[-2000:], done.stderr[-3000:])
             outputs.append((line, done.stdout))
     smoke = pd.read_csv(copy / "results" / "smoke" / "results.csv")
-    assert set(smoke["method"]) == {"pretrained", "contrastive", "multi_similarity"}
+    assert set(smoke["method"]) == {"pretrained", "raw_trunk", "contrastive", "multi_similarity"}
     listed = dict(outputs)["dml-bench list-methods"]
     assert "binomial_deviance" in listed and "Binomial deviance" in listed
     mine = pd.read_csv(copy / "results" / "my-method" / "results.csv")
-    assert set(mine["method"]) == {"pretrained", "binomial_deviance"}
+    assert set(mine["method"]) == {"pretrained", "raw_trunk", "binomial_deviance"}
     assert "Binomial deviance" in (copy / "results" / "my-method" / "tables" / "builtin.md").read_text()
 
 

@@ -98,3 +98,24 @@ def _check_connection(parsed, shown: str, timeout: int) -> None:
         raise ConfigError(f"{KEY}: cannot connect to {shown!r} (timeout {timeout} s: {reason})") from None
     finally:
         engine.dispose()
+
+
+def read_storage_file(path: str | os.PathLike) -> str:
+    """The storage URL kept in a file (``--storage-file``), so that its password is in no command line or
+    script. The file must be readable by its owner only (mode 600, as ``~/.pgpass`` must be); its first
+    non-empty line is the URL."""
+    path = Path(path).expanduser()
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise ConfigError(f"--storage-file {path}: cannot be read ({reason}); expected a file holding the storage "
+                          f"URL, mode 600") from None
+    if mode & 0o077:
+        raise ConfigError(f"--storage-file {path} can be read by other users (mode {mode & 0o777:o}); it holds a "
+                          f"password: chmod 600 {path}")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise ConfigError(f"--storage-file {path} is empty (expected the storage URL on its first line)")
+    return lines[0]
