@@ -85,6 +85,9 @@ class ModelConfig:
                                             "(default: the caches').")
     freeze_bn: bool = doc(True, help="Keep the trunk's BatchNorm statistics frozen during training, as the "
                                      "protocol does.")
+    tower_hidden: int = bounded(0, lo=0, hi=MAX_EMBEDDING_DIM,
+                                help="Hidden width of the vector tower of a paired (cross-modal) dataset's second "
+                                     "modality: 0 a Linear layer, else an MLP Linear-ReLU-Linear of this width.")
     pretrain_epochs: int = bounded(8, lo=1, help="Epochs of classification pretraining of the small CNN on the "
                                                  "built-in dataset's held-out pool.")
 

@@ -2,7 +2,8 @@
 
 ``cub200``, ``cars196``, ``sop``, ``inshop``: the four benchmark datasets in their official
 on-disk layouts; ``folder`` and ``csv``: the user's own images; ``features``: the user's own precomputed
-embeddings (the frozen regime implied); ``builtin``: the generated dataset
+embeddings (the frozen regime implied); ``paired_features``: two modalities' precomputed embeddings
+(cross-modal retrieval, ``benchmark.data.paired_features``); ``builtin``: the generated dataset
 that needs no download. ``root`` and ``options`` are a dataset entry's ``root`` and ``options``
 config keys; every option is checked against the loader's keyword arguments.
 """
@@ -20,6 +21,7 @@ from benchmark.data.cub import load_cub200
 from benchmark.data.custom import load_csv, load_image_folder
 from benchmark.data.features import load_features
 from benchmark.data.inshop import load_inshop
+from benchmark.data.paired_features import PAIRED_FEATURES_LAYOUT, load_paired_features
 from benchmark.data.sop import load_sop
 from benchmark.errors import ConfigError
 
@@ -32,6 +34,7 @@ _FILE_DATASETS: dict[str, tuple[Callable[..., DataSource], str]] = {
     "folder": (load_image_folder, "a folder with one sub-folder of images per class"),
     "csv": (load_csv, "a CSV file with header path,label and an optional split column"),
     "features": (load_features, "an .npz file (or a folder of .npy files) with features, labels and optional split"),
+    "paired_features": (load_paired_features, PAIRED_FEATURES_LAYOUT),
 }
 DATASETS = (*_FILE_DATASETS, "builtin")
 
@@ -52,6 +55,8 @@ def _check_options(name: str, loader: Callable[..., Any], options: dict, *, skip
                               f"(known options: {', '.join(known) or 'none'})")
 
 
+#: The built-in dataset's options for its second modality (``benchmark.data.builtin_paired``).
+_PAIRED_OPTIONS = ("second_modality", "second_per_class")
 #: Options every file dataset's loader takes: output size and the resize before cropping (pixels).
 MAX_IMAGE_OPTION = 4096
 
@@ -67,10 +72,12 @@ def check_dataset_entry(name: object, root: object, options: dict, where: str) -
         if root is not None:
             raise ConfigError(f"config key '{where}.root': dataset 'builtin' is generated and takes no root "
                               f"(found {str(root)!r}; remove the key)")
-        from benchmark.data.builtin import check_builtin_options, load_builtin
+        from benchmark.data.builtin import load_builtin
+        from benchmark.data.builtin_paired import check_paired_options
 
-        _check_options(name, load_builtin, options, skip_first=False, where=where)
-        check_builtin_options(options, where=f"{where}.options")
+        _check_options(name, load_builtin, {k: v for k, v in options.items() if k not in _PAIRED_OPTIONS},
+                       skip_first=False, where=where)
+        check_paired_options(options, where=f"{where}.options")
         return
     loader, what = _FILE_DATASETS[name]
     if root is None or not str(root).strip():
@@ -91,12 +98,14 @@ def load_dataset(name: str, *, root: str | Path | None = None, **options: Any) -
     """
     if name == "builtin":
         from benchmark.data.builtin import load_builtin
+        from benchmark.data.builtin_paired import load_builtin_paired
 
         if root is not None:
             raise ConfigError(f"dataset 'builtin' is generated and takes no root (found root {str(root)!r}; "
                               f"remove the dataset's root key)")
-        _check_options(name, load_builtin, options, skip_first=False)
-        return load_builtin(**options)
+        _check_options(name, load_builtin, {k: v for k, v in options.items() if k not in _PAIRED_OPTIONS},
+                       skip_first=False)
+        return load_builtin_paired(**options)
     if name not in _FILE_DATASETS:
         raise ConfigError(f"unknown dataset {name!r} (known datasets: {', '.join(DATASETS)})")
     loader, what = _FILE_DATASETS[name]

@@ -5,6 +5,7 @@
 trial, repeat, pretrained row) are thin layers over these two calls. In the frozen regime
 (``training.regime: frozen``, or a ``features`` dataset) the dataset's images are replaced by cached
 trunk outputs when it is prepared (``benchmark.protocol.frozen``), and its models by cached-trunk models.
+A paired dataset (a second modality) trains and tests two-tower models (``benchmark.protocol.cross_modal``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from benchmark.evaluation.embed import evaluate_models
 from benchmark.methods import MethodContext, get_method
 from benchmark.methods.dataset_params import params_for
 from benchmark.models.build import ModelFactory
+from benchmark.protocol.cross_modal import PairedData, evaluate_paired, paired_folds, train_paired_fold, two_tower
 from benchmark.protocol.frozen import prepare_frozen
 from benchmark.protocol.seeds import derive_seed
 from benchmark.training.threads import torch_threads
@@ -57,6 +59,8 @@ class PreparedDataset:
     folds: list[FoldData]
     #: Builds the fold models: ``new(seed)`` (the trunk and embedder, or a cached trunk in the frozen regime).
     models: object = None
+    #: A paired dataset's second modality, split by the folds (``benchmark.protocol.cross_modal``); else None.
+    paired: Optional[PairedData] = None
 
 
 def _where(source: DataSource, dcfg: DatasetConfig) -> str:
@@ -126,7 +130,8 @@ class Workbench:
                                       train_eval=train.with_transform(source.eval_transform),
                                       val=source.train.subset(fold.val_indices).with_transform(source.eval_transform),
                                       num_classes=len(fold.train_classes)))
-            self._datasets[dcfg.key] = PreparedDataset(dcfg, source, splits, folds, models)
+            paired = paired_folds(source, splits, _where(source, dcfg))
+            self._datasets[dcfg.key] = PreparedDataset(dcfg, source, splits, folds, models, paired)
         return self._datasets[dcfg.key]
 
     def is_frozen(self, dcfg: DatasetConfig) -> bool:
@@ -200,11 +205,17 @@ class Workbench:
                 method = spec.create(ctx, params_for(method_name, dcfg.method_params, params, dcfg.name))
             validated = None if on_validation is None else (
                 lambda epoch, iteration, value, i=i: on_validation(i, epoch, iteration, value))
-            model, result = train_fold(
-                model=model, method=method, train_set=fold.train, train_eval_set=fold.train_eval, val_set=fold.val,
-                cfg=fold_cfg, device=self.device, seed=seed, m_per_class=min(spec.m_per_class, tcfg.m_per_class),
-                warmup_epochs=spec.warmup_epochs, desc=f"{desc} fold {i}",
-                progress=self.progress, heartbeat=heartbeat, on_validation=validated)
+            if data.paired is not None:  # a two-tower model on a paired dataset
+                model, result = train_paired_fold(
+                    data.paired, i, model=model, spec=spec, method=method, fold=fold, cfg=self.cfg, fold_cfg=fold_cfg,
+                    device=self.device, seed=seed, m_per_class=min(spec.m_per_class, tcfg.m_per_class),
+                    desc=f"{desc} fold {i}", progress=self.progress, heartbeat=heartbeat, on_validation=validated)
+            else:
+                model, result = train_fold(
+                    model=model, method=method, train_set=fold.train, train_eval_set=fold.train_eval,
+                    val_set=fold.val, cfg=fold_cfg, device=self.device, seed=seed,
+                    m_per_class=min(spec.m_per_class, tcfg.m_per_class), warmup_epochs=spec.warmup_epochs,
+                    desc=f"{desc} fold {i}", progress=self.progress, heartbeat=heartbeat, on_validation=validated)
             used += result.iterations
             out.append((model, result))
             if on_fold_end is not None:
@@ -218,15 +229,23 @@ class Workbench:
     def untrained_models(self, dcfg: DatasetConfig, seed_key: tuple) -> list:
         """One model per fold with the pretrained trunk and an untrained embedder (the "Pretrained" row)."""
         data = self.dataset(dcfg)
-        n = len(data.folds)
-        return [data.models.new(derive_seed(self.cfg.seed, *seed_key, "fold", i, "init")).to(self.device).eval()
-                for i in range(n)]
+        models = []
+        for i in range(len(data.folds)):
+            seed = derive_seed(self.cfg.seed, *seed_key, "fold", i, "init")
+            model = data.models.new(seed)
+            if data.paired is not None:  # the untrained two-tower model
+                model = two_tower(model, data.paired, self.cfg, seed)
+            models.append(model.to(self.device).eval())
+        return models
 
     def evaluate(self, models: list, dcfg: DatasetConfig) -> dict:
         """Test metrics ``{fold{i} | concatenated: {metric: value}}`` (the test set is used only here)."""
         data = self.dataset(dcfg)
         tcfg = self.cfg.training_for(dcfg)
         with torch_threads(tcfg.threads):
+            if data.paired is not None:
+                return evaluate_paired(models, data.source, data.paired, device=self.device,
+                                       recall_at=self.cfg.recall_at_for(dcfg), batch_size=tcfg.eval_batch_size)
             return evaluate_models(models, data.source, device=self.device, recall_at=self.cfg.recall_at_for(dcfg),
                                    batch_size=tcfg.eval_batch_size, num_workers=tcfg.num_workers,
                                    val_sets=[f.val for f in data.folds], far=self.cfg.evaluation.verification_far,

@@ -16,6 +16,7 @@ from benchmark.methods.search_space import Float
     defaults={"alpha": 2.0, "beta": 50.0, "base": 0.5, "epsilon": 0.1},
     # the published SOP trace searched beta up to 200 (its optimum 156.61 lies outside [0.01, 100])
     dataset_search_spaces={"sop": {"beta": Float(0.01, 200.0)}},
+    cross_modal="reference",
 )
 def ms_miner(hp: dict, ctx: MethodContext) -> PMLMethod:
     """``multi_similarity`` applied to the pairs kept by ``MultiSimilarityMiner(epsilon)``.
