@@ -247,8 +247,9 @@ class BenchmarkConfig:
         return dataclasses.replace(self.training, **dataset.training)
 
     def is_frozen(self, dataset: DatasetConfig) -> bool:
-        """True when ``dataset`` trains in the frozen regime (its training says so, or it is a features file)."""
-        return self.training_for(dataset).regime == "frozen" or dataset.name == "features"
+        """True when ``dataset`` trains in the frozen regime (its training says so, or it is a features file, of
+        one modality or two)."""
+        return self.training_for(dataset).regime == "frozen" or dataset.name in ("features", "paired_features")
 
     def training_sections(self) -> list[tuple[str, TrainingConfig]]:
         """``(dotted path, training config)`` of every dataset, for checks that name the key."""

@@ -18,7 +18,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from benchmark.config import BenchmarkConfig, DatasetConfig
+from benchmark.config import BenchmarkConfig
 from benchmark.data.paired import SecondModality, check_same_classes, paired_of
 from benchmark.data.tensor_sets import TensorSet
 from benchmark.evaluation.cross_modal import evaluate_two_towers
@@ -106,7 +106,9 @@ def result_parts(dataset: str, test: dict) -> list[tuple[str, dict]]:
     return [(direction_dataset(dataset, d), t) for d, t in test[DIRECTIONS].items()]
 
 
-def is_paired(dcfg: DatasetConfig) -> bool:
-    from benchmark.data.paired import is_paired_entry
+def headline_map_at_r(test: dict) -> float:
+    """A unit's test MAP@R for its summary line: the concatenation's (else fold 0's); a cross-modal unit's is the
+    mean over its directions."""
+    return float(np.mean([part.get("concatenated", part.get("fold0", {})).get("map_at_r", float("nan"))
+                          for _, part in result_parts("", test)]))
 
-    return is_paired_entry(dcfg.name, dcfg.options)

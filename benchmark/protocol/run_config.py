@@ -58,7 +58,7 @@ def check_cross_modal(cfg: BenchmarkConfig, specs: list) -> None:
     """Paired datasets: frozen regime, methods with a cross-modal mode; native cross-modal methods need one."""
     for i, d in enumerate(cfg.datasets):
         if is_paired_entry(d.name, d.options):
-            if cfg.training_for(d).regime != "frozen":
+            if not cfg.is_frozen(d):
                 raise ConfigError(f"config key 'datasets[{i}]': the paired (cross-modal) dataset {d.key!r} trains "
                                   f"two-tower models in the frozen regime only (set training.regime: frozen)")
             for spec in specs:
@@ -98,13 +98,14 @@ def check_run_config(cfg: BenchmarkConfig) -> None:
                               f"{most}")
     for i, d in enumerate(cfg.datasets):
         frozen = cfg.is_frozen(d)
-        if d.name == "features" and cfg.frozen.cut != "after_last":
+        if d.name in ("features", "paired_features") and cfg.frozen.cut != "after_last":
             raise ConfigError(f"config key 'frozen.cut': {cfg.frozen.cut} needs a trunk, and dataset "
                               f"'datasets[{i}]' is a features file without one (use after_last)")
         if not frozen:
             continue
         # a features file is one vector per image; the after_last cut pools the map to grid x grid
-        one_by_one = d.name == "features" or (cfg.frozen.cut == "after_last" and cfg.frozen.grid == 1)
+        one_by_one = (d.name in ("features", "paired_features")
+                      or (cfg.frozen.cut == "after_last" and cfg.frozen.grid == 1))
         for spec in specs:
             if not spec.can_run_frozen:
                 raise ConfigError(f"config key 'methods': {spec.name!r} cannot train in the frozen regime, which "

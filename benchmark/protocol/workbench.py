@@ -19,6 +19,7 @@ import torch
 
 from benchmark.config import BenchmarkConfig, DatasetConfig
 from benchmark.data.base import DataSource, ImageSet
+from benchmark.data.paired import paired_of
 from benchmark.data.splits import Splits, check_evaluable, make_splits
 from benchmark.errors import DatasetError
 from benchmark.evaluation.embed import evaluate_models
@@ -66,7 +67,7 @@ class PreparedDataset:
 def _where(source: DataSource, dcfg: DatasetConfig) -> str:
     """How an error names the dataset: its file and key for a features dataset, else its name."""
     if source.info.get("features"):
-        return f"{source.info['path']}: key 'labels'"
+        return f"{source.info['path']}: key {'labels_a' if paired_of(source) else 'labels'!r}"
     return f"dataset {dcfg.key!r}"
 
 
@@ -79,6 +80,11 @@ def _check_batches(splits: Splits, training) -> None:
         raise DatasetError(f"a fold trains on only {fewest} classes, but a batch of {training.batch_size} with "
                            f"m_per_class={training.m_per_class} needs {needed} (expected fewer folds, or fewer "
                            f"classes per batch)")
+
+
+def source_is_features(dcfg: DatasetConfig) -> bool:
+    """A features file (one modality or two): vectors with no trunk to run."""
+    return dcfg.name in ("features", "paired_features")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -152,10 +158,10 @@ class Workbench:
         lines = []
         for dcfg in self.cfg.datasets:
             data = self.dataset(dcfg)
-            cached = ", trunk outputs cached" if self.is_frozen(dcfg) and dcfg.name != "features" else ""
+            cached = ", trunk outputs cached" if self.is_frozen(dcfg) and not source_is_features(dcfg) else ""
             lines.append(f"dataset {dcfg.key}: {len(data.source.train)} training and {len(data.source.test)} test "
                          f"samples checked, {len(data.folds)} folds{cached}")
-        if any(d.name != "features" for d in self.cfg.datasets):
+        if not all(source_is_features(d) for d in self.cfg.datasets):
             self.models.trunk()
             m = self.cfg.model
             state = "pretrained weights ready" if m.pretrained else "untrained (model.pretrained: false)"
