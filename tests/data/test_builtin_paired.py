@@ -1,4 +1,4 @@
-"""The built-in dataset's second modalities: deterministic, derived from each class glyph, same classes as the images."""
+"""The built-in dataset's second modalities: deterministic, derived from each class glyph, over the images' classes."""
 
 from __future__ import annotations
 

@@ -60,7 +60,7 @@ BAD = [
                          "labels_b": _drop_class("labels_b", 3)}, "1 class(es) only in A, e.g. [3]"),
     ("a_lacks_b_class", {"features_a": lambda a: a["features_a"][a["labels_a"] != 5],
                          "labels_a": _drop_class("labels_a", 5)}, "1 class(es) only in B, e.g. [5]"),
-    ("features_3d", {"features_b": lambda a: a["features_b"][:, :, None]}, "key 'features_b' must be a non-empty N x D"),
+    ("features_3d", {"features_b": lambda a: a["features_b"][:, :, None]}, "key 'features_b' must be a non-empty"),
     ("labels_short", {"labels_a": lambda a: a["labels_a"][:-1]}, "key 'labels_a' must hold one label per row"),
     ("labels_float", {"labels_b": lambda a: a["labels_b"].astype(float)}, "key 'labels_b' must hold integer"),
     ("nan", {"features_a": lambda a: np.where(np.arange(10) == 2, np.nan, a["features_a"]).astype(np.float32)},
