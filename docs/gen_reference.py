@@ -31,7 +31,8 @@ from benchmark import config as cfg  # noqa: E402
 from benchmark.cli import build_parser  # noqa: E402
 from benchmark.data.catalog import DATASETS  # noqa: E402
 from benchmark.data.splits import FOLD_MODES  # noqa: E402
-from benchmark.metric_catalog import PROTOCOL, RETRIEVAL, UNCERTAINTY, recall_key, verification_metrics  # noqa: E402
+from benchmark.metric_catalog import (CROSS_MODAL, PROTOCOL, RETRIEVAL, UNCERTAINTY, recall_key,  # noqa: E402
+                                      verification_metrics)
 from benchmark.methods import list_methods  # noqa: E402
 from benchmark.models.cached_trunk import CUTS  # noqa: E402
 from benchmark.models.names import TIMM_PREFIX, TRUNKS  # noqa: E402
@@ -210,8 +211,18 @@ def methods_page() -> str:
         if s.needs_spatial_map:
             flags.append("works on the trunk's spatial map")
         flags.append("runs in the frozen regime" if s.can_run_frozen else "cannot run in the frozen regime")
+        flags.append(CROSS_MODAL_FLAGS[s.cross_modal])
         lines += ["", "Flags: " + "; ".join(flags) + ".", ""]
     return "\n".join(lines)
+
+
+#: How a method's ``cross_modal`` mode reads in its flags (``benchmark.methods.cross_modal_modes``).
+CROSS_MODAL_FLAGS = {
+    None: "no cross-modal mode",
+    "reference": "cross-modal: one modality's anchors against the other's references, both directions",
+    "shared": "cross-modal: both modalities against the same proxies",
+    "native": "cross-modal by construction (paired datasets only)",
+}
 
 
 def metrics_page() -> str:
@@ -220,7 +231,8 @@ def metrics_page() -> str:
              "direction is better (from `benchmark/metric_catalog.py`). Definitions: "
              "[The protocol](../explanation/protocol.md#metrics).", "",
              "| metric | label | unit | better |", "|---|---|---|---|"]
-    rows = {**RETRIEVAL, recall_key(1): None, **verification_metrics(1e-3), **UNCERTAINTY, **PROTOCOL}
+    rows = {**RETRIEVAL, recall_key(1): None, **verification_metrics(1e-3), **UNCERTAINTY, **CROSS_MODAL,
+            **PROTOCOL}
     for name, info in rows.items():
         if info is None:
             lines.append("| `recall_at_<K>` | R@K (one per K of `evaluation.recall_at`) | fraction | higher |")
