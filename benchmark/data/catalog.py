@@ -83,6 +83,13 @@ def check_dataset_entry(name: object, root: object, options: dict, where: str) -
     if root is None or not str(root).strip():
         raise ConfigError(f"config key '{where}.root': dataset {name!r} needs a location: {what} (in the config "
                           f"file, or --set {where}.root=PATH)")
+    if name == "cub200" and "second_modality" in options:
+        from benchmark.data.cub_attributes import CUB_ATTRIBUTE_MODALITIES
+
+        if options["second_modality"] not in CUB_ATTRIBUTE_MODALITIES:
+            raise ConfigError(f"config key '{where}.options.second_modality' must be one of "
+                              f"{', '.join(CUB_ATTRIBUTE_MODALITIES)} for cub200, got {options['second_modality']!r}")
+        options = {k: v for k, v in options.items() if k != "second_modality"}
     _check_options(name, loader, options, skip_first=True, where=where)
     for key, value in options.items():
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_IMAGE_OPTION:
@@ -105,11 +112,19 @@ def load_dataset(name: str, *, root: str | Path | None = None, **options: Any) -
                               f"remove the dataset's root key)")
         _check_options(name, load_builtin, {k: v for k, v in options.items() if k not in _PAIRED_OPTIONS},
                        skip_first=False)
-        return load_builtin_paired(**options)
+        if options.get("second_modality") is not None:
+            return load_builtin_paired(**options)
+        return load_builtin(**options)
     if name not in _FILE_DATASETS:
         raise ConfigError(f"unknown dataset {name!r} (known datasets: {', '.join(DATASETS)})")
     loader, what = _FILE_DATASETS[name]
     if root is None or str(root) == "":
         raise ConfigError(f"dataset {name!r} needs a location: set its root key (datasets[].root) to {what}")
+    if name == "cub200" and "second_modality" in options:  # CUB's attribute files as a second modality
+        from benchmark.data.cub_attributes import load_cub200_paired
+
+        rest = {k: v for k, v in options.items() if k != "second_modality"}
+        _check_options(name, loader, rest, skip_first=True)
+        return load_cub200_paired(Path(root).expanduser(), second_modality=options["second_modality"], **rest)
     _check_options(name, loader, options, skip_first=True)
     return loader(Path(root).expanduser(), **options)

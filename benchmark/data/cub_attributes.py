@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from benchmark.data.files import excerpt, parse_int, read_text_lines, require_file
-from benchmark.data.paired import SecondModality
+from benchmark.data.base import DataSource
+from benchmark.data.paired import PAIRED, SecondModality
 from benchmark.data.tensor_sets import TensorSet
 from benchmark.errors import DatasetError
 
@@ -178,3 +179,34 @@ def cub_attribute_modality(kind: str, base: Path, train_labels: np.ndarray, test
         return TensorSet(torch.from_numpy(np.ascontiguousarray(values[mask], dtype=np.float32)), labels[mask])
 
     return SecondModality("image", "attributes", tensor_set(train), tensor_set(~train))
+
+
+def _image_ids(base: Path, paths: list[Path]) -> np.ndarray:
+    """The ids of ``paths`` (files under ``<base>/images``) in ``images.txt``."""
+    images_txt = require_file(base / "images.txt", "CUB's images.txt ('<image_id> <NNN.name>/<file>.jpg' lines), "
+                                                   "which per-image attributes are indexed by")
+    ids = {}
+    for lineno, line in enumerate(read_text_lines(images_txt), 1):
+        fields = line.split()
+        if len(fields) == 2:
+            ids[str(Path(fields[1]))] = parse_int(images_txt, lineno, "image_id", fields[0])
+    images = base / "images"
+    return np.array([ids[str(Path(p).relative_to(images))] for p in paths], dtype=np.int64)
+
+
+def load_cub200_paired(root: str | Path, *, second_modality: Optional[str] = None, **options) -> DataSource:
+    """``load_cub200(root, **options)`` with its attribute modality ``second_modality`` (see the module
+    docstring) when one is named."""
+    from benchmark.data.cub import load_cub200
+
+    source = load_cub200(root, **options)
+    if second_modality is None:
+        return source
+    base = Path(source.info["root"])
+    train, test = source.train, source.test
+    ids = labels = None
+    if second_modality == "attributes":
+        ids = _image_ids(base, list(train.paths) + list(test.paths))
+        labels = np.concatenate([train.labels, test.labels])
+    source.info[PAIRED] = cub_attribute_modality(second_modality, base, train.labels, test.labels, ids, labels)
+    return source

@@ -68,3 +68,27 @@ def test_a_missing_attribute_file_names_what_it_should_hold(tmp_path):
     (base / "attributes" / "class_attribute_labels_continuous.txt").unlink()
     with pytest.raises(DatasetError, match="class_attribute_labels_continuous.txt: file not found"):
         read_cub_attributes(base)
+
+
+@pytest.mark.parametrize("kind, n_train_b", [("class_attributes", 2), ("attributes", 6)])
+def test_cub200_entry_takes_its_attribute_files_as_second_modality(tmp_path, kind, n_train_b):
+    from benchmark.data.catalog import check_dataset_entry, load_dataset
+    from benchmark.data.paired import paired_of
+
+    root = make_cub_attributes(tmp_path, n_classes=4, per_class=3, n_attributes=5)
+    check_dataset_entry("cub200", str(root), {"second_modality": kind, "image_size": 32}, "datasets[0]")
+    source = load_dataset("cub200", root=root, second_modality=kind, image_size=32, resize=36)
+    second = paired_of(source)
+    assert len(second.train) == n_train_b and set(second.test.labels.tolist()) == {3, 4}
+    if kind == "attributes":  # each image's own annotation, in the images' order
+        attrs = read_cub_attributes(root / "CUB_200_2011", per_image=True)
+        np.testing.assert_array_equal(second.train.values.numpy(), attrs.image_values[:6])
+
+
+def test_cub200_refuses_an_unknown_attribute_modality_naming_the_key(tmp_path):
+    from benchmark.data.catalog import check_dataset_entry
+    from benchmark.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"config key 'datasets\[0\].options.second_modality' must be one of "
+                                          r"class_attributes, attributes"):
+        check_dataset_entry("cub200", str(tmp_path), {"second_modality": "captions"}, "datasets[0]")
