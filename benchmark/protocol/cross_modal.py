@@ -98,6 +98,19 @@ def direction_dataset(dataset: str, direction: str) -> str:
     return f"{dataset}.{direction}"
 
 
+def paired_directions(datasets) -> dict[str, tuple[str, str]]:
+    """``{dataset: (a-to-b name, b-to-a name)}`` for the datasets of ``datasets`` (result names) that are the
+    two directions of one paired dataset (``direction_dataset``'s names, both present)."""
+    names = {str(d) for d in datasets}
+    out = {}
+    for name in sorted(names):
+        key, _, direction = name.rpartition(".")
+        a, sep, b = direction.partition("-to-")
+        if key and sep and a and b and a < b and direction_dataset(key, f"{b}-to-{a}") in names:
+            out[key] = (name, direction_dataset(key, f"{b}-to-{a}"))
+    return out
+
+
 def result_parts(dataset: str, test: dict) -> list[tuple[str, dict]]:
     """``[(dataset name, {embedding: metrics})]``: one part per direction of a cross-modal unit's test results,
     else the results as they are."""

@@ -3,11 +3,15 @@ bad inputs and methods without a cross-modal mode refused in one line with nothi
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from benchmark.cli import main
+from benchmark.protocol.cross_modal import paired_directions
 from tests.data.test_paired_features import paired_arrays
 from tests.test_bad_inputs import listing
 
@@ -47,6 +51,15 @@ def test_a_paired_features_file_runs_end_to_end_with_results_per_direction(tmp_p
     assert (trained["mean"] > 1 / 8).all()  # 8 test classes: above chance on this easy latent
     tex = (tmp_path / "run" / "tables" / "pairs.b-to-a.tex").read_text()
     assert "b-to-a" in tex
+    both = (tmp_path / "run" / "tables" / "pairs_cross_modal.tex").read_text()  # one table, both directions
+    assert "\\emph{a-to-b" in both and "\\emph{b-to-a" in both and "Zero-shot acc." in both
+    if shutil.which("pdflatex"):
+        doc = ("\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n\\begin{document}\n"
+               + both + "\\end{document}\n")
+        (tmp_path / "t.tex").write_text(doc)
+        proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "t.tex"], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert proc.returncode == 0, proc.stdout[-2000:]
     trials = pd.read_csv(tmp_path / "run" / "trials.csv")
     assert set(trials["dataset"]) == {"pairs"} and trials["value"].between(0, 1).all()
 
@@ -79,3 +92,8 @@ def test_a_cross_modal_loss_on_a_single_modality_dataset_is_refused(tmp_path, ca
     assert err.startswith("error: config key 'methods': 'bidirectional_triplet' is a cross-modal loss") and \
         "\n" not in err
     assert not (tmp_path / "r").exists()
+
+
+def test_paired_directions_finds_both_directions_of_a_paired_dataset_only():
+    names = ["cub.image-to-attributes", "cub.attributes-to-image", "sop", "x.a-to-b", "my.labels"]
+    assert paired_directions(names) == {"cub": ("cub.attributes-to-image", "cub.image-to-attributes")}
