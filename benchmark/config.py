@@ -85,6 +85,9 @@ class ModelConfig:
                                             "(default: the caches').")
     freeze_bn: bool = doc(True, help="Keep the trunk's BatchNorm statistics frozen during training, as the "
                                      "protocol does.")
+    tower_hidden: int = bounded(0, lo=0, hi=MAX_EMBEDDING_DIM,
+                                help="Hidden width of the vector tower of a paired (cross-modal) dataset's second "
+                                     "modality: 0 a Linear layer, else an MLP Linear-ReLU-Linear of this width.")
     pretrain_epochs: int = bounded(8, lo=1, help="Epochs of classification pretraining of the small CNN on the "
                                                  "built-in dataset's held-out pool.")
 
@@ -267,8 +270,9 @@ class BenchmarkConfig:
         return dataclasses.replace(self.training, **dataset.training)
 
     def is_frozen(self, dataset: DatasetConfig) -> bool:
-        """True when ``dataset`` trains in the frozen regime (its training says so, or it is a features file)."""
-        return self.training_for(dataset).regime == "frozen" or dataset.name == "features"
+        """True when ``dataset`` trains in the frozen regime (its training says so, or it is a features file, of
+        one modality or two)."""
+        return self.training_for(dataset).regime == "frozen" or dataset.name in ("features", "paired_features")
 
     def training_sections(self) -> list[tuple[str, TrainingConfig]]:
         """``(dotted path, training config)`` of every dataset, for checks that name the key."""

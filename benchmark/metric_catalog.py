@@ -59,6 +59,9 @@ RETRIEVAL = {
     "r_precision": MetricInfo("RP", FRACTION, True),
     "map_at_r": MetricInfo("MAP@R", FRACTION, True),
 }
+#: Cross-modal runs (``benchmark.evaluation.cross_modal``): each query's class by the nearest class prototype
+#: of the other modality.
+CROSS_MODAL = {"zero_shot_accuracy": MetricInfo("Zero-shot acc.", FRACTION, True)}
 #: The protocol's own rows: folds whose training diverged (``results.csv``) and the validation curve.
 PROTOCOL = {
     DIVERGED_METRIC: MetricInfo("Diverged folds", COUNT, False),
@@ -103,6 +106,7 @@ def describe_metrics(*, recall_at: Iterable[int], far: Optional[float],
     if clustering:
         out.update(CLUSTERING)
     out.update(UNCERTAINTY)
+    out.update(CROSS_MODAL)
     out.update(PROTOCOL)
     return out
 

@@ -33,6 +33,7 @@ from benchmark.data.catalog import DATASETS  # noqa: E402
 from benchmark.data.splits import FOLD_MODES  # noqa: E402
 from benchmark.metric_catalog import (  # noqa: E402
     CLUSTERING,
+    CROSS_MODAL,
     PROTOCOL,
     RETRIEVAL,
     UNCERTAINTY,
@@ -219,8 +220,18 @@ def methods_page() -> str:
         if s.needs_spatial_map:
             flags.append("works on the trunk's spatial map")
         flags.append("runs in the frozen regime" if s.can_run_frozen else "cannot run in the frozen regime")
+        flags.append(CROSS_MODAL_FLAGS[s.cross_modal])
         lines += ["", "Flags: " + "; ".join(flags) + ".", ""]
     return "\n".join(lines)
+
+
+#: How a method's ``cross_modal`` mode reads in its flags (``benchmark.methods.cross_modal_modes``).
+CROSS_MODAL_FLAGS = {
+    None: "no cross-modal mode",
+    "reference": "cross-modal: one modality's anchors against the other's references, both directions",
+    "shared": "cross-modal: both modalities against the same proxies",
+    "native": "cross-modal by construction (paired datasets only)",
+}
 
 
 def metrics_page() -> str:
@@ -229,7 +240,7 @@ def metrics_page() -> str:
              "direction is better (from `benchmark/metric_catalog.py`). Definitions: "
              "[The protocol](../explanation/protocol.md#metrics).", "",
              "| metric | label | unit | better |", "|---|---|---|---|"]
-    rows = {**RETRIEVAL, recall_key(1): None, **verification_metrics(1e-3), **CLUSTERING, **UNCERTAINTY,
+    rows = {**RETRIEVAL, recall_key(1): None, **verification_metrics(1e-3), **CLUSTERING, **UNCERTAINTY, **CROSS_MODAL,
             **PROTOCOL}
     for name, info in rows.items():
         if info is None:

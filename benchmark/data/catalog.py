@@ -2,8 +2,9 @@
 
 ``cub200``, ``cars196``, ``sop``, ``inshop``: the four benchmark datasets in their official
 on-disk layouts; ``folder`` and ``csv``: the user's own images; ``oml``: open-metric-learning's ``df.csv``;
-``features``: the user's own precomputed
-embeddings (the frozen regime implied); ``builtin``: the generated dataset
+``features``: the user's own precomputed embeddings (the frozen regime implied); ``paired_features``: two
+modalities' precomputed embeddings (cross-modal retrieval, ``benchmark.data.paired_features``); ``builtin``:
+the generated dataset
 that needs no download. ``root`` and ``options`` are a dataset entry's ``root`` and ``options``
 config keys; every option is checked against the loader's keyword arguments.
 """
@@ -22,6 +23,7 @@ from benchmark.data.custom import load_csv, load_image_folder
 from benchmark.data.features import load_features
 from benchmark.data.inshop import load_inshop
 from benchmark.data.oml import CLASS_SPLITS, load_oml
+from benchmark.data.paired_features import PAIRED_FEATURES_LAYOUT, load_paired_features
 from benchmark.data.sop import load_sop
 from benchmark.errors import ConfigError
 
@@ -37,6 +39,7 @@ _FILE_DATASETS: dict[str, tuple[Callable[..., DataSource], str]] = {
     "oml": (load_oml, "open-metric-learning's df.csv (columns label, path, split, is_query, is_gallery, optional "
                       "category)"),
     "features": (load_features, "an .npz file (or a folder of .npy files) with features, labels and optional split"),
+    "paired_features": (load_paired_features, PAIRED_FEATURES_LAYOUT),
 }
 DATASETS = (*_FILE_DATASETS, "builtin")
 #: Datasets read from a list file the user wrote: they take ``image_root`` and ``class_split``.
@@ -61,6 +64,8 @@ def _check_options(name: str, loader: Callable[..., Any], options: dict, *, skip
                               f"(known options: {', '.join(known) or 'none'})")
 
 
+#: The built-in dataset's options for its second modality (``benchmark.data.builtin_paired``).
+_PAIRED_OPTIONS = ("second_modality", "second_per_class")
 #: Options every file dataset's loader takes: output size and the resize before cropping (pixels).
 MAX_IMAGE_OPTION = 4096
 
@@ -97,15 +102,24 @@ def check_dataset_entry(name: object, root: object, options: dict, where: str, *
         if root is not None:
             raise ConfigError(f"config key '{where}.root': dataset 'builtin' is generated and takes no root "
                               f"(found {str(root)!r}; remove the key)")
-        from benchmark.data.builtin import check_builtin_options, load_builtin
+        from benchmark.data.builtin import load_builtin
+        from benchmark.data.builtin_paired import check_paired_options
 
-        _check_options(name, load_builtin, options, skip_first=False, where=where)
-        check_builtin_options(options, where=f"{where}.options")
+        _check_options(name, load_builtin, {k: v for k, v in options.items() if k not in _PAIRED_OPTIONS},
+                       skip_first=False, where=where)
+        check_paired_options(options, where=f"{where}.options")
         return
     loader, what = _FILE_DATASETS[name]
     if root is None or not str(root).strip():
         raise ConfigError(f"config key '{where}.root': dataset {name!r} needs a location: {what} (in the config "
                           f"file, or --set {where}.root=PATH)")
+    if name == "cub200" and "second_modality" in options:
+        from benchmark.data.cub_attributes import CUB_ATTRIBUTE_MODALITIES
+
+        if options["second_modality"] not in CUB_ATTRIBUTE_MODALITIES:
+            raise ConfigError(f"config key '{where}.options.second_modality' must be one of "
+                              f"{', '.join(CUB_ATTRIBUTE_MODALITIES)} for cub200, got {options['second_modality']!r}")
+        options = {k: v for k, v in options.items() if k != "second_modality"}
     _check_options(name, loader, options, skip_first=True, where=where)
     for key, value in options.items():
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_IMAGE_OPTION:
@@ -124,17 +138,27 @@ def load_dataset(name: str, *, root: str | Path | None = None, image_root: str |
     check_list_keys(name, "dataset", image_root=image_root, class_split=class_split)
     if name == "builtin":
         from benchmark.data.builtin import load_builtin
+        from benchmark.data.builtin_paired import load_builtin_paired
 
         if root is not None:
             raise ConfigError(f"dataset 'builtin' is generated and takes no root (found root {str(root)!r}; "
                               f"remove the dataset's root key)")
-        _check_options(name, load_builtin, options, skip_first=False)
+        _check_options(name, load_builtin, {k: v for k, v in options.items() if k not in _PAIRED_OPTIONS},
+                       skip_first=False)
+        if options.get("second_modality") is not None:
+            return load_builtin_paired(**options)
         return load_builtin(**options)
     if name not in _FILE_DATASETS:
         raise ConfigError(f"unknown dataset {name!r} (known datasets: {', '.join(DATASETS)})")
     loader, what = _FILE_DATASETS[name]
     if root is None or str(root) == "":
         raise ConfigError(f"dataset {name!r} needs a location: set its root key (datasets[].root) to {what}")
+    if name == "cub200" and "second_modality" in options:  # CUB's attribute files as a second modality
+        from benchmark.data.cub_attributes import load_cub200_paired
+
+        rest = {k: v for k, v in options.items() if k != "second_modality"}
+        _check_options(name, loader, rest, skip_first=True)
+        return load_cub200_paired(Path(root).expanduser(), second_modality=options["second_modality"], **rest)
     _check_options(name, loader, options, skip_first=True)
     if name in LIST_DATASETS:
         options = {**options, "image_root": image_root, "class_split": class_split}

@@ -29,6 +29,7 @@ import torch
 
 from benchmark.errors import RegistryError
 from benchmark.methods.base import Method, MethodContext
+from benchmark.methods.cross_modal_modes import CROSS_MODAL_MODES
 from benchmark.methods.search_space import Categorical, Float, Int, Param, validate_values
 
 BuildFn = Callable[[dict, MethodContext], Method]
@@ -63,6 +64,10 @@ class MethodSpec:
     #: Per dataset name (``datasets[i].name``, e.g. ``sop``): parameters whose range differs there (a
     #: ``Param``), or that are not searched there (a plain value, used instead of the default).
     dataset_search_spaces: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: How the method trains two modalities (``benchmark.methods.cross_modal.CROSS_MODAL_MODES``): ``reference``
+    #: (queries of one modality against references of the other), ``shared`` (each modality against the same
+    #: proxies), ``native`` (a cross-modal loss by construction, on paired datasets only); None: it cannot.
+    cross_modal: Optional[str] = None
 
     def search_space_for(self, dataset: str) -> dict[str, Param]:
         """The search space on ``dataset``: ``search_space`` with that dataset's ranges, less its fixed values."""
@@ -109,7 +114,7 @@ def register_method(*, name: str, display_name: str, search_space: Mapping[str, 
                     has_parameters: bool = False, m_per_class: int = 4, warmup_epochs: int = 0,
                     needs_spatial_map: bool = False, can_run_frozen: bool = True,
                     dataset_search_spaces: Optional[Mapping[str, Mapping[str, Any]]] = None,
-                    ) -> Callable[[BuildFn], BuildFn]:
+                    cross_modal: Optional[str] = None) -> Callable[[BuildFn], BuildFn]:
     """Decorator registering ``fn(hp, ctx) -> Method`` under ``name``.
 
     Raises ``RegistryError`` for anything a method must satisfy: a new lower-case name, a display name, a
@@ -145,6 +150,9 @@ def register_method(*, name: str, display_name: str, search_space: Mapping[str, 
             raise RegistryError(f"{where}: no default for searched parameter(s) {sorted(missing)}")
         if isinstance(m_per_class, bool) or not isinstance(m_per_class, int) or m_per_class < 1:
             raise RegistryError(f"{where}: m_per_class must be a positive integer, got {m_per_class!r}")
+        if cross_modal not in (None, *CROSS_MODAL_MODES):
+            raise RegistryError(f"{where}: cross_modal must be one of {', '.join(CROSS_MODAL_MODES)} or None, "
+                                f"got {cross_modal!r}")
         if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, int) or warmup_epochs < 0:
             raise RegistryError(f"{where}: warmup_epochs must be a non-negative integer, got {warmup_epochs!r}")
         validate_values(search_space, {k: v for k, v in defaults.items() if k in search_space},
@@ -165,7 +173,8 @@ def register_method(*, name: str, display_name: str, search_space: Mapping[str, 
             defaults=dict(defaults), source=source, description=description, needs_num_classes=needs_num_classes,
             has_parameters=has_parameters, m_per_class=m_per_class, warmup_epochs=warmup_epochs,
             needs_spatial_map=needs_spatial_map, can_run_frozen=can_run_frozen,
-            dataset_search_spaces={k: dict(v) for k, v in (dataset_search_spaces or {}).items()})
+            dataset_search_spaces={k: dict(v) for k, v in (dataset_search_spaces or {}).items()},
+            cross_modal=cross_modal)
         return fn
 
     return decorator

@@ -30,6 +30,7 @@ from benchmark.io import atomic_write
 from benchmark.manifest import RunManifest, manifest_for, write_manifest
 from benchmark.metric_catalog import VALIDATION_METRIC
 from benchmark.methods import get_method
+from benchmark.protocol.cross_modal import result_parts
 from benchmark.protocol.faults import kill_point
 from benchmark.protocol.fidelity import PRUNED_ATTR
 from benchmark.protocol.units import DROPPED, RAW_DIM_ATTR, RAW_TEST_ATTR, RETRY_OF, TEST, Stages
@@ -41,12 +42,13 @@ def result_rows(stages: Stages) -> list[dict]:
     rows = []
 
     def add(method, display, dataset, repeat, test):
-        for embedding, metrics in test.items():
-            for metric, value in metrics.items():
-                if metric == "num_queries":
-                    continue
-                rows.append(dict(method=method, display_name=display, dataset=dataset, repeat=repeat,
-                                 embedding=embedding, metric=metric, value=value))
+        for name, part in result_parts(dataset, test):  # a cross-modal unit: one part per direction
+            for embedding, metrics in part.items():
+                for metric, value in metrics.items():
+                    if metric == "num_queries":
+                        continue
+                    rows.append(dict(method=method, display_name=display, dataset=name, repeat=repeat,
+                                     embedding=embedding, metric=metric, value=value))
 
     for pre in stages.pretrained:
         for unit, t in pre.completed_units().items():
@@ -60,7 +62,8 @@ def result_rows(stages: Stages) -> list[dict]:
             add(method, display, dataset, unit, t.user_attrs[TEST])
             diverged = t.user_attrs.get("fold_status", []).count("diverged")
             if diverged:
-                add(method, display, dataset, unit, {CONCATENATED: {DIVERGED_METRIC: float(diverged)}})
+                for name, _ in result_parts(dataset, t.user_attrs["test"]):
+                    add(method, display, name, unit, {CONCATENATED: {DIVERGED_METRIC: float(diverged)}})
     return rows
 
 

@@ -31,6 +31,7 @@ from benchmark.errors import StorageUnavailableError
 from benchmark.protocol import budget
 from benchmark.protocol import storage as st
 from benchmark.protocol.artifacts import ArtifactStore
+from benchmark.protocol.cross_modal import headline_map_at_r
 from benchmark.protocol.export import export_results
 from benchmark.protocol.run_config import refuse_config_change
 from benchmark.protocol.unit_checkpoint import CHECKPOINT_DIR, discard_all
@@ -246,13 +247,12 @@ def _announce(stage, bar) -> None:
                f"{states.count(TrialState.PRUNED)} pruned{spent}; best val MAP@R {best.value:.4f} with {best.params}")
     elif isinstance(stage, RepeatStage):
         units = stage.completed_units()
-        concat = [t.user_attrs["test"].get("concatenated", {}).get("map_at_r", float("nan")) for t in units.values()]
+        concat = [headline_map_at_r(t.user_attrs["test"]) for t in units.values()]
         msg = (f"[repeats done] {stage.dcfg.key}/{stage.method}: {len(units)} repeats, test concatenated MAP@R "
                f"mean {sum(concat) / len(concat):.4f}")
     else:
         attrs = next(iter(stage.completed_units().values())).user_attrs
-        test = attrs["test"]
-        value = test.get("concatenated", test.get("fold0", {})).get("map_at_r", float("nan"))
+        value = headline_map_at_r(attrs["test"])
         raw = attrs.get(RAW_TEST_ATTR, {}).get("concatenated", {}).get("map_at_r")
         msg = f"[pretrained] {stage.dcfg.key}: test MAP@R {value:.4f}" + (
             f" (raw trunk {raw:.4f})" if raw is not None else "")

@@ -20,7 +20,9 @@ from benchmark.data.catalog import check_dataset_entry
 from benchmark.data.splits import FOLD_MODES
 from benchmark.errors import ConfigError, RunDirError
 from benchmark.methods import get_method, list_methods
+from benchmark.methods.cross_modal import why_not_cross_modal
 from benchmark.methods.dataset_params import check_method_params
+from benchmark.data.paired import is_paired_entry
 from benchmark.secrets import redact_url
 from benchmark.models.checks import check_model_section
 from benchmark.protocol.diverged_trial import DIVERGED_TRIAL_RULES
@@ -38,10 +40,40 @@ def assemble_config(data: dict) -> BenchmarkConfig:
     """The checked config of a raw mapping: ``methods: all`` expanded, every key and name checked."""
     data = dict(data)
     if data.get("methods") == "all":
-        data["methods"] = [spec.name for spec in list_methods()]
+        data["methods"] = all_methods_for(data.get("datasets"))
     cfg = parse_config(data)
     check_run_config(cfg)
     return cfg
+
+
+def all_methods_for(datasets: object) -> list[str]:
+    """``methods: all``: every registered method that runs on the config's datasets (its raw entries): on paired
+    (cross-modal) datasets those with a cross-modal mode, else those that are not cross-modal by construction."""
+    entries = datasets if isinstance(datasets, list) else []
+    paired = [isinstance(d, dict) and is_paired_entry(d.get("name"), d.get("options")) for d in entries]
+    if paired and all(paired):
+        return [spec.name for spec in list_methods() if spec.cross_modal is not None]
+    return [spec.name for spec in list_methods() if spec.cross_modal != "native"]
+
+
+def check_cross_modal(cfg: BenchmarkConfig, specs: list) -> None:
+    """Paired datasets: frozen regime, methods with a cross-modal mode; native cross-modal methods need one."""
+    for i, d in enumerate(cfg.datasets):
+        if is_paired_entry(d.name, d.options):
+            if not cfg.is_frozen(d):
+                raise ConfigError(f"config key 'datasets[{i}]': the paired (cross-modal) dataset {d.key!r} trains "
+                                  f"two-tower models in the frozen regime only (set training.regime: frozen)")
+            for spec in specs:
+                why = why_not_cross_modal(spec)
+                if why:
+                    raise ConfigError(f"config key 'methods': {why}, and dataset 'datasets[{i}]' ({d.key}) is "
+                                      f"paired (cross-modal); remove the method")
+        else:
+            for spec in specs:
+                if spec.cross_modal == "native":
+                    raise ConfigError(f"config key 'methods': {spec.name!r} is a cross-modal loss and dataset "
+                                      f"'datasets[{i}]' ({d.key}) has one modality (give it a second_modality, "
+                                      f"or remove the method)")
 
 
 def check_run_config(cfg: BenchmarkConfig) -> None:
@@ -61,6 +93,13 @@ def check_run_config(cfg: BenchmarkConfig) -> None:
         check_method_params(d.method_params, f"datasets[{i}].method_params", d.name)
     for path, t in cfg.training_sections():
         check_training_section(t, path)
+    check_cross_modal(cfg, specs)
+    if cfg.protocol.save != SAVE_MODES[0]:
+        for i, d in enumerate(cfg.datasets):
+            if is_paired_entry(d.name, d.options):
+                raise ConfigError(f"'protocol.save' ({cfg.protocol.save}): 'datasets[{i}]' ({d.key}) is paired "
+                                  f"(cross-modal), whose embeddings and two-tower models are not kept yet; expected "
+                                  f"protocol.save: {SAVE_MODES[0]} for a cross-modal run")
     budget = cfg.protocol.budget_iterations
     for i, d in enumerate(cfg.datasets):
         most = trial_iterations(cfg.protocol.n_folds, cfg.training_for(d))
@@ -70,13 +109,14 @@ def check_run_config(cfg: BenchmarkConfig) -> None:
                               f"{most}")
     for i, d in enumerate(cfg.datasets):
         frozen = cfg.is_frozen(d)
-        if d.name == "features" and cfg.frozen.cut != "after_last":
+        if d.name in ("features", "paired_features") and cfg.frozen.cut != "after_last":
             raise ConfigError(f"config key 'frozen.cut': {cfg.frozen.cut} needs a trunk, and dataset "
                               f"'datasets[{i}]' is a features file without one (use after_last)")
         if not frozen:
             continue
         # a features file is one vector per image; the after_last cut pools the map to grid x grid
-        one_by_one = d.name == "features" or (cfg.frozen.cut == "after_last" and cfg.frozen.grid == 1)
+        one_by_one = (d.name in ("features", "paired_features")
+                      or (cfg.frozen.cut == "after_last" and cfg.frozen.grid == 1))
         for spec in specs:
             if not spec.can_run_frozen:
                 raise ConfigError(f"config key 'methods': {spec.name!r} cannot train in the frozen regime, which "

@@ -539,13 +539,17 @@ class PretrainedStage(_QueuedStage):
         emb = self.bench.embed_test(models, self.dcfg)
         test = self.bench.score(emb, self.dcfg)
         raw = self.bench.raw_trunk_embeddings(self.dcfg)  # scored like every concatenation: no TAR@FAR
-        raw_test = self.bench.score(raw, self.dcfg)
+        attrs = {TEST: test}
+        if raw is not None:  # (a paired dataset has no raw-trunk row)
+            attrs.update({RAW_TEST_ATTR: self.bench.score(raw, self.dcfg),
+                          RAW_DIM_ATTR: int(raw.query[CONCATENATED].shape[1])})
         kill_point("test.evaluated")
         if self.artifacts is not None:
             meta = {"seed": self.cfg.seed}
             self.artifacts.save(dataset=self.dcfg.key, method=PRETRAINED, repeat=unit, emb=emb, meta=meta)
-            self.artifacts.save(dataset=self.dcfg.key, method=RAW_TRUNK, repeat=unit, emb=raw, meta=meta)
-        return 0.0, {TEST: test, RAW_TEST_ATTR: raw_test, RAW_DIM_ATTR: int(raw.query[CONCATENATED].shape[1])}
+            if raw is not None:
+                self.artifacts.save(dataset=self.dcfg.key, method=RAW_TRUNK, repeat=unit, emb=raw, meta=meta)
+        return 0.0, attrs
 
 
 @dataclass

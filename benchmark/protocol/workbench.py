@@ -7,6 +7,7 @@ trial, repeat, pretrained row) are thin layers over these two calls. In the froz
 trunk outputs when it is prepared (``benchmark.protocol.frozen``), and its models by cached-trunk models.
 With a ``checkpoint_root`` every unit's training is checkpointed there and resumed from it when the unit
 is taken up again (``benchmark.protocol.unit_checkpoint``).
+A paired dataset (a second modality) trains and tests two-tower models (``benchmark.protocol.cross_modal``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import torch
 from benchmark.config import BenchmarkConfig, DatasetConfig
 from benchmark.constants import CONCATENATED
 from benchmark.data.base import DataSource, ImageSet
+from benchmark.data.paired import paired_of
 from benchmark.data.splits import Splits, check_evaluable, make_splits
 from benchmark.errors import DatasetError
 from benchmark.evaluation.embed import TestEmbeddings, embed_test, score_embeddings
@@ -32,6 +34,8 @@ from benchmark.methods.dataset_params import params_for
 from benchmark.models.build import ModelFactory
 from benchmark.models.raw_trunk import RawTrunk
 from benchmark.protocol.faults import kill_point
+from benchmark.protocol.cross_modal import (PairedData, PairedTest, evaluate_paired, paired_folds, train_paired_fold,
+                                            two_tower)
 from benchmark.protocol.frozen import prepare_frozen
 from benchmark.protocol.seeds import derive_seed
 from benchmark.training.threads import torch_threads
@@ -74,12 +78,14 @@ class PreparedDataset:
     #: The images, where the frozen regime replaced them by cached trunk outputs in ``source`` (else None): the
     #: raw-trunk row runs the trunk itself on them.
     images: Optional[DataSource] = None
+    #: A paired dataset's second modality, split by the folds (``benchmark.protocol.cross_modal``); else None.
+    paired: Optional[PairedData] = None
 
 
 def _where(source: DataSource, dcfg: DatasetConfig) -> str:
     """How an error names the dataset: its file and key for a features dataset, else its name."""
     if source.info.get("features"):
-        return f"{source.info['path']}: key 'labels'"
+        return f"{source.info['path']}: key {'labels_a' if paired_of(source) else 'labels'!r}"
     return f"dataset {dcfg.key!r}"
 
 
@@ -99,6 +105,11 @@ def _replay(on_validation: Optional[Callable[[int, int, float], None]], curve: l
     if on_validation is not None:
         for epoch, iteration, value in curve:
             on_validation(int(epoch), int(iteration), float(value))
+
+
+def source_is_features(dcfg: DatasetConfig) -> bool:
+    """A features file (one modality or two): vectors with no trunk to run."""
+    return dcfg.name in ("features", "paired_features")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -158,7 +169,8 @@ class Workbench:
                                       train_eval=train.with_transform(source.eval_transform),
                                       val=source.train.subset(fold.val_indices).with_transform(source.eval_transform),
                                       num_classes=len(fold.train_classes)))
-            self._datasets[dcfg.key] = PreparedDataset(dcfg, source, splits, folds, models, files, images)
+            paired = paired_folds(source, splits, _where(source, dcfg))
+            self._datasets[dcfg.key] = PreparedDataset(dcfg, source, splits, folds, models, files, images, paired)
         return self._datasets[dcfg.key]
 
     def is_frozen(self, dcfg: DatasetConfig) -> bool:
@@ -179,10 +191,10 @@ class Workbench:
         lines = []
         for dcfg in self.cfg.datasets:
             data = self.dataset(dcfg)
-            cached = ", trunk outputs cached" if self.is_frozen(dcfg) and dcfg.name != "features" else ""
+            cached = ", trunk outputs cached" if self.is_frozen(dcfg) and not source_is_features(dcfg) else ""
             lines.append(f"dataset {dcfg.key}: {len(data.source.train)} training and {len(data.source.test)} test "
                          f"samples checked, {len(data.folds)} folds{cached}")
-        if any(d.name != "features" for d in self.cfg.datasets):
+        if not all(source_is_features(d) for d in self.cfg.datasets):
             self.models.trunk()
             m = self.cfg.model
             state = "pretrained weights ready" if m.pretrained else "untrained (model.pretrained: false)"
@@ -214,7 +226,8 @@ class Workbench:
         spec = get_method(method_name)
         data = self.dataset(dcfg)
         tcfg = self.cfg.training_for(dcfg)
-        unit = self._checkpoint(method_name, params, dcfg, seed_key, max_iterations)
+        unit = None if data.paired is not None else self._checkpoint(method_name, params, dcfg, seed_key,
+                                                                     max_iterations)
         resuming = unit is not None and unit.open()
         out, used = [], 0
         for i, fold in enumerate(data.folds):
@@ -241,6 +254,11 @@ class Workbench:
                 log.info("%s fold %d: finished in an earlier attempt, taken from its checkpoint", desc, i)
                 model = trained_model(model=model, method=method, cfg=fold_cfg, device=self.device, weights=weights)
                 _replay(validated, result.curve)
+            elif data.paired is not None:  # a two-tower model on a paired dataset (not checkpointed)
+                model, result = train_paired_fold(
+                    data.paired, i, model=model, spec=spec, method=method, fold=fold, cfg=self.cfg, fold_cfg=fold_cfg,
+                    device=self.device, seed=seed, m_per_class=min(spec.m_per_class, tcfg.m_per_class),
+                    desc=f"{desc} fold {i}", progress=self.progress, heartbeat=heartbeat, on_validation=validated)
             else:
                 if resume is not None:
                     log.info("%s fold %d: resumed from its checkpoint at epoch %d, iteration %d", desc, i,
@@ -285,15 +303,23 @@ class Workbench:
     def untrained_models(self, dcfg: DatasetConfig, seed_key: tuple) -> list:
         """One model per fold with the pretrained trunk and an untrained embedder (the "Pretrained" row)."""
         data = self.dataset(dcfg)
-        n = len(data.folds)
-        return [data.models.new(derive_seed(self.cfg.seed, *seed_key, "fold", i, "init")).to(self.device).eval()
-                for i in range(n)]
+        models = []
+        for i in range(len(data.folds)):
+            seed = derive_seed(self.cfg.seed, *seed_key, "fold", i, "init")
+            model = data.models.new(seed)
+            if data.paired is not None:  # the untrained two-tower model
+                model = two_tower(model, data.paired, self.cfg, seed)
+            models.append(model.to(self.device).eval())
+        return models
 
-    def raw_trunk_embeddings(self, dcfg: DatasetConfig) -> TestEmbeddings:
+    def raw_trunk_embeddings(self, dcfg: DatasetConfig) -> Optional[TestEmbeddings]:
         """The test embeddings of the trunk as it is, its pooled output without an embedder (the "Raw trunk" row),
         named ``concatenated``: a features dataset's features as given; in the frozen regime the trunk itself on
-        the test images (its own pooling, not the cached grid's), else the model's trunk."""
+        the test images (its own pooling, not the cached grid's), else the model's trunk. None for a paired
+        dataset (its two modalities' raw outputs share no space: the untrained towers are its Pretrained row)."""
         data = self.dataset(dcfg)
+        if data.paired is not None:
+            return None
         if data.images is not None:
             trunk, source = copy.deepcopy(self.models.trunk()), data.images
         else:
@@ -308,10 +334,13 @@ class Workbench:
         """Test metrics ``{fold{i} | concatenated: {metric: value}}`` (the test set is used only here)."""
         return self.score(self.embed_test(models, dcfg), dcfg)
 
-    def embed_test(self, models: list, dcfg: DatasetConfig) -> TestEmbeddings:
+    def embed_test(self, models: list, dcfg: DatasetConfig) -> TestEmbeddings | PairedTest:
         """The test embeddings of ``models`` (and each fold model's verification threshold on its validation
-        classes), which ``score`` turns into the test metrics and ``--save embeddings`` keeps."""
+        classes), which ``score`` turns into the test metrics and ``--save embeddings`` keeps; on a paired
+        dataset the models themselves, embedded in both directions by ``score``."""
         data = self.dataset(dcfg)
+        if data.paired is not None:
+            return PairedTest(list(models))
         tcfg = self.cfg.training_for(dcfg)
         with torch_threads(tcfg.threads):
             return embed_test(models, data.source, device=self.device, batch_size=tcfg.eval_batch_size,
@@ -319,9 +348,15 @@ class Workbench:
                               val_sets=[f.val for f in data.folds],
                               far=self.cfg.evaluation.verification_far, seed=self.cfg.seed)
 
-    def score(self, emb: TestEmbeddings, dcfg: DatasetConfig) -> dict:
-        """The test metrics of ``emb`` under this config (its Recall@K, verification FAR, clustering)."""
-        with torch_threads(self.cfg.training_for(dcfg).threads):
+    def score(self, emb: TestEmbeddings | PairedTest, dcfg: DatasetConfig) -> dict:
+        """The test metrics of ``emb`` under this config (its Recall@K, verification FAR, clustering); of a
+        paired dataset, per direction (``evaluate_paired``)."""
+        tcfg = self.cfg.training_for(dcfg)
+        with torch_threads(tcfg.threads):
+            if isinstance(emb, PairedTest):
+                data = self.dataset(dcfg)
+                return evaluate_paired(emb.models, data.source, data.paired, device=self.device,
+                                       recall_at=self.cfg.recall_at_for(dcfg), batch_size=tcfg.eval_batch_size)
             return score_embeddings(emb, recall_at=self.cfg.recall_at_for(dcfg),
                                     far=self.cfg.evaluation.verification_far, seed=self.cfg.seed,
                                     clustering=self.cfg.evaluation.clustering)

@@ -227,3 +227,20 @@ def make_oml(path: Path, n_classes: int = 6, per_class: int = 3, *, split: str =
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def make_cub_attributes(root: Path, n_classes: int = 4, per_class: int = 3, n_attributes: int = 5) -> Path:
+    """``make_cub`` plus CUB's official attribute files: ``attributes/attributes.txt``,
+    ``attributes/class_attribute_labels_continuous.txt`` (percentages) and ``attributes/image_attribute_labels.txt``
+    (``<image_id> <attribute_id> <is_present> <certainty_id> <time>``), values derived from the ids."""
+    make_cub(root, n_classes, per_class)
+    folder = root / "CUB_200_2011" / "attributes"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "attributes.txt").write_text("".join(f"{a} has_part::value_{a}\n" for a in range(1, n_attributes + 1)))
+    rows = [" ".join(f"{(7.5 * c + 11.0 * a) % 100:.6f}" for a in range(1, n_attributes + 1))
+            for c in range(1, n_classes + 1)]
+    (folder / "class_attribute_labels_continuous.txt").write_text("\n".join(rows) + "\n")
+    lines = [f"{i} {a} {(i + a) % 2} {1 + (i * a) % 4} {1.5 * a:.3f}"
+             for i in range(1, n_classes * per_class + 1) for a in range(1, n_attributes + 1)]
+    (folder / "image_attribute_labels.txt").write_text("\n".join(lines) + "\n")
+    return root

@@ -9,7 +9,7 @@ from benchmark.data.catalog import DATASETS
 from benchmark.errors import ConfigError, DatasetError
 from tests.data.fixtures import make_cars196, make_csv, make_cub, make_image_folder, make_inshop, make_sop
 
-FILE_DATASETS = ("cub200", "cars196", "sop", "inshop", "folder", "csv", "oml", "features")
+FILE_DATASETS = ("cub200", "cars196", "sop", "inshop", "folder", "csv", "oml", "features", "paired_features")
 
 
 def test_names():
@@ -18,7 +18,7 @@ def test_names():
 
 def test_unknown_name():
     with pytest.raises(ConfigError, match=r"unknown dataset 'cub' \(known datasets: cub200, cars196, sop, "
-                                          r"inshop, folder, csv, oml, features, builtin\)"):
+                                          r"inshop, folder, csv, oml, features, paired_features, builtin\)"):
         load_dataset("cub")
 
 

@@ -56,7 +56,7 @@ def test_the_workbench_builds_each_datasets_method_with_its_values(monkeypatch):
     cfg = _config({"dcml": {"env_interval": 10}})
     bench = Workbench(cfg, progress=False)
     fake = SimpleNamespace(folds=[FoldData(train=None, train_eval=None, val=None, num_classes=3)],
-                           models=SimpleNamespace(new=lambda seed: EmbeddingModel(SmallCNN(width=8), 16)))
+                           models=SimpleNamespace(new=lambda seed: EmbeddingModel(SmallCNN(width=8), 16)), paired=None)
     monkeypatch.setattr(bench, "dataset", lambda dcfg: fake)
     built = []
 

@@ -357,6 +357,8 @@ def test_a_task_signalled_mid_unit_leaves_its_unit_to_the_others(tmp_path, signa
         interrupted = optuna.load_study(study_name=study_name, storage=storage).trials[number]
         assert interrupted.state == TrialState.FAIL, (interrupted.state, logs(out, job_id))  # stopped mid-unit
         assert_every_unit_exactly_once(storage, n_trials=2, n_repeats=2, killed_pids={pid})
-        # TODO(resume, issue 21): once units resume from their checkpoint, assert that the unit's second attempt
-        # resumed at fold 1 (the worker's log line naming the checkpoint) instead of training fold 0 again.
-    assert len(pd.read_csv(out / "results.csv").groupby(["method", "repeat"])) == 2 + 2  # Pretrained, Raw trunk, 2 repeats
+        # the unit's second attempt took the fold the stopped worker had finished from its checkpoint
+        assert "fold 0: finished in an earlier attempt, taken from its checkpoint" in (out / "run.log").read_text(), \
+            logs(out, job_id)
+    # Pretrained, Raw trunk, 2 repeats
+    assert len(pd.read_csv(out / "results.csv").groupby(["method", "repeat"])) == 2 + 2

@@ -11,6 +11,7 @@ from benchmark.methods.search_space import Float
     name="contrastive", display_name="Contrastive", source="Hadsell et al., CVPR 2006",
     search_space={"pos_margin": Float(-0.2, 2.0), "neg_margin": Float(-0.2, 2.0)},
     defaults={"pos_margin": 0.0, "neg_margin": 1.0},
+    cross_modal="reference",
 )
 def contrastive(hp, ctx):
     """Pulls positives within ``pos_margin``, pushes negatives beyond ``neg_margin`` (Euclidean, L2-normalised)."""

@@ -18,6 +18,7 @@ from benchmark.methods.search_space import Float
     defaults={"alpha": 2.0, "beta": 50.0, "base": 0.5, "epsilon": 0.1},
     # the published SOP trace searched beta up to 200 (its optimum 156.61 lies outside [0.01, 100])
     dataset_search_spaces={"sop": {"beta": Float(0.01, 200.0)}},
+    cross_modal="reference",
 )
 def ms_miner(hp: dict, ctx: MethodContext) -> PMLMethod:
     """``multi_similarity`` applied to the pairs kept by ``MultiSimilarityMiner(epsilon)``.
@@ -53,8 +54,10 @@ class SingletonSafePairs(nn.Module):
         super().__init__()
         self.miner = miner
 
-    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> tuple:
-        pairs = tuple(self.miner(embeddings, labels))
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor, ref_emb: torch.Tensor | None = None,
+                ref_labels: torch.Tensor | None = None) -> tuple:
+        """The miner's pairs (against ``ref_emb``/``ref_labels`` in a cross-modal mode), repeated if singletons."""
+        pairs = tuple(self.miner(embeddings, labels, ref_emb, ref_labels))
         if any(len(x) for x in pairs) and all(len(x) <= 1 for x in pairs):
             pairs = tuple(x.repeat(2) for x in pairs)
         return pairs

@@ -13,6 +13,7 @@ from benchmark.methods.search_space import Float
     name="ntxent", display_name="NT-Xent", source="Sohn, NeurIPS 2016; Chen et al., ICML 2020",
     search_space={"temperature": Float(1e-5, 100.0, log=True)},
     defaults={"temperature": 0.07},
+    cross_modal="reference",
 )
 def ntxent(hp: dict, ctx: MethodContext) -> PMLMethod:
     """-log(e^{s_ap/τ} / (e^{s_ap/τ} + Σ_n e^{s_an/τ})) per positive pair (a, p), cosine similarity s.

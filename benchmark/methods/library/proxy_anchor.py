@@ -16,6 +16,7 @@ from benchmark.methods.search_space import Float
     defaults={"loss_lr": 1e-4, "margin": 0.1, "alpha": 32.0},
     needs_num_classes=True, has_parameters=True,
     warmup_epochs=1,
+    cross_modal="shared",
 )
 def proxy_anchor(hp: dict, ctx: MethodContext) -> PMLMethod:
     """Each proxy is an anchor: a log-sum-exp over its positive samples in the batch and one over its negatives.

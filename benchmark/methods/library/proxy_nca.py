@@ -14,6 +14,7 @@ from benchmark.methods.search_space import Float
     search_space={"loss_lr": Float(1e-6, 1.0, log=True), "softmax_scale": Float(0.01, 100.0)},
     defaults={"loss_lr": 1e-4, "softmax_scale": 1.0},
     needs_num_classes=True, has_parameters=True,
+    cross_modal="shared",
 )
 def proxy_nca(hp: dict, ctx: MethodContext) -> PMLMethod:
     """-log softmax(-softmax_scale · ‖x̂ − p̂_c‖²)_y over one learnable proxy per class (x̂, p̂ L2-normalised).

@@ -11,6 +11,7 @@ from benchmark.methods.search_space import Float
     name="triplet", display_name="Triplet", source="Schroff et al., CVPR 2015",
     search_space={"margin": Float(-0.2, 2.0)},
     defaults={"margin": 0.05},
+    cross_modal="reference",
 )
 def triplet(hp, ctx):
     """[d(a,p) - d(a,n) + margin]_+ averaged over the triplets with non-zero loss (PML's default reducer)."""
