@@ -514,6 +514,7 @@ def _summarise_warnings(caught: list) -> None:
 def _write_report(run_dir: Path, *, formats, compare, plots: bool, print_format: str,
                   latex_width: str = "column", show: bool = True, jobs: int = 1) -> int:
     from benchmark.reporting import aggregate_run, write_reports
+    from benchmark.reporting.cross_modal_tables import write_cross_modal_tables
     from benchmark.reporting.plots_process import plots_drawer
     from benchmark.reporting.run_files import check_run_files
     from benchmark.reporting.run_report import write_run_report
@@ -527,6 +528,8 @@ def _write_report(run_dir: Path, *, formats, compare, plots: bool, print_format:
     drawer = plots_drawer(run_dir, jobs) if plots else None  # with jobs > 1, drawn alongside what follows
     try:
         written = write_reports(run_dir, formats=tuple(formats), compare=compare, latex_width=latex_width)
+        # paired (cross-modal) datasets: both directions side by side
+        written += write_cross_modal_tables(aggregate_run(run_dir), run_dir / "tables", tuple(formats), latex_width)
         # significance, ranks, search diagnostics, cost, power, CD diagrams and report.html
         stats_written, findings = write_run_report(run_dir, plots=plots,
                                                    plots_ready=drawer.result if drawer else None)

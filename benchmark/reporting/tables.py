@@ -583,7 +583,4 @@ def write_reports(run_dir: str | os.PathLike, *, formats: Sequence[str] = FORMAT
         for fmt in formats:
             for name, text in dataset_tables(agg, dataset, fmt, compare=comp, latex_width=latex_width):
                 written.append(atomic_write_text(out_dir / name, text))
-    from benchmark.reporting.cross_modal_tables import write_cross_modal_tables  # (it imports this module)
-
-    written += write_cross_modal_tables(agg, out_dir, formats, latex_width)  # paired datasets: both directions
     return written

@@ -40,7 +40,7 @@ def test_smoke_run_writes_everything(reference_run, capsys):
     assert tuple(results.columns) == RESULT_COLUMNS
     # pretrained (1 evaluation) + 2 methods x 2 repeats; 2 fold models + the concatenation each
     runs = results.groupby(["method", "repeat"]).ngroups
-    assert runs == 1 + 2 * 2
+    assert runs == 2 + 2 * 2  # Pretrained, Raw trunk, 2 methods x 2 repeats
     assert set(results["embedding"]) == {"fold0", "fold1", "concatenated"}
     retrieval = {"precision_at_1", "r_precision", "map_at_r", "recall_at_1", "recall_at_2"}
     verification = {"roc_auc", "tar_at_far_1e-03", "far_at_threshold"}

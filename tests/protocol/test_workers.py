@@ -49,7 +49,7 @@ def test_three_workers_on_the_journal_do_every_unit_once(tmp_path):
     assert [code for code, _ in results] == [0, 0, 0], [err[-2000:] for _, err in results]
     assert not any("Traceback" in err for _, err in results)
     assert_every_unit_exactly_once(st.create_storage(None, out), n_trials=3, n_repeats=2)
-    assert len(pd.read_csv(out / "results.csv").groupby(["method", "repeat"])) == 1 + 2 * 2
+    assert len(pd.read_csv(out / "results.csv").groupby(["method", "repeat"])) == 2 + 2 * 2  # with Raw trunk
     invocations = pd.read_json(out / "provenance.json")["invocations"]
     assert len(invocations) == 3  # every worker's invocation kept
     assert not list(out.rglob(".*.tmp*"))
