@@ -391,22 +391,31 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from benchmark.models.trunks import check_pretrained_weights
-    from benchmark.protocol.leaderboard import run_leaderboard
-    from benchmark.protocol.local_workers import plan_for
-    from benchmark.protocol.preflight import check_device, check_outside_datasets, check_output_dir, check_precision
-    from benchmark.protocol.run_dir import attach_log, prepare_run_dir
-    from benchmark.protocol.storage_check import check_storage_url
-    from benchmark.protocol.workbench import Workbench
+def _config_and_run_dir(args: argparse.Namespace):
+    """The checks ``run`` and ``submit`` share, before anything is written: the text flags, the resolved
+    config, its run folder (usable, and not inside a dataset root); returns ``(cfg, run_dir)``."""
+    from benchmark.protocol.preflight import check_output_dir, check_outside_datasets
 
-    # Every check before anything is written: config keys, output folder, device, trunk weights, storage, datasets.
     check_text_flags(args)
     cfg = _config_from_args(args)
     run_dir = Path(args.out) if args.out else RESULTS_DIR / cfg.name
     _set_run_dir(run_dir)
     check_output_dir(run_dir)
     check_outside_datasets(run_dir, cfg)
+    return cfg, run_dir
+
+
+def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from benchmark.models.trunks import check_pretrained_weights
+    from benchmark.protocol.leaderboard import run_leaderboard
+    from benchmark.protocol.local_workers import plan_for
+    from benchmark.protocol.preflight import check_device, check_precision
+    from benchmark.protocol.run_dir import attach_log, prepare_run_dir
+    from benchmark.protocol.storage_check import check_storage_url
+    from benchmark.protocol.workbench import Workbench
+
+    # Every check before anything is written: config keys, output folder, device, trunk weights, storage, datasets.
+    cfg, run_dir = _config_and_run_dir(args)
     check_device(cfg.device)
     check_precision(cfg)
     check_pretrained_weights(cfg.model.trunk, pretrained=cfg.model.pretrained, weights=cfg.model.weights)
@@ -445,16 +454,10 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 def cmd_submit(args: argparse.Namespace, argv: Sequence[str]) -> int:
     """A job array of ordinary workers of the run (see ``benchmark.protocol.slurm``)."""
     from benchmark.protocol import slurm
-    from benchmark.protocol.preflight import check_output_dir, check_outside_datasets
     from benchmark.protocol.run_dir import prepare_run_dir
     from benchmark.protocol.storage_check import check_storage_url
 
-    check_text_flags(args)
-    cfg = _config_from_args(args)
-    run_dir = Path(args.out) if args.out else RESULTS_DIR / cfg.name
-    _set_run_dir(run_dir)
-    check_output_dir(run_dir)
-    check_outside_datasets(run_dir, cfg)
+    cfg, run_dir = _config_and_run_dir(args)
     request = slurm.SlurmRequest(tasks=args.tasks, time=args.time, cpus_per_task=args.cpus_per_task,
                                  gpus_per_task=args.gpus_per_task, partition=args.partition,
                                  extra=tuple(args.extra), signal_before=args.signal_before)
@@ -527,9 +530,10 @@ def _write_report(run_dir: Path, *, formats, compare, plots: bool, print_format:
     check_run_files(run_dir)  # every file it reads, before anything is written
     drawer = plots_drawer(run_dir, jobs) if plots else None  # with jobs > 1, drawn alongside what follows
     try:
-        written = write_reports(run_dir, formats=tuple(formats), compare=compare, latex_width=latex_width)
+        agg = aggregate_run(run_dir)  # once: the tables, the cross-modal tables and the printout share it
+        written = write_reports(run_dir, formats=tuple(formats), compare=compare, latex_width=latex_width, agg=agg)
         # paired (cross-modal) datasets: both directions side by side
-        written += write_cross_modal_tables(aggregate_run(run_dir), run_dir / "tables", tuple(formats), latex_width)
+        written += write_cross_modal_tables(agg, run_dir / "tables", tuple(formats), latex_width)
         # significance, ranks, search diagnostics, cost, power, CD diagrams and report.html
         stats_written, findings = write_run_report(run_dir, plots=plots,
                                                    plots_ready=drawer.result if drawer else None)
@@ -540,7 +544,6 @@ def _write_report(run_dir: Path, *, formats, compare, plots: bool, print_format:
     written += stats_written
     if not show:
         return 0
-    agg = aggregate_run(run_dir)
     for dataset in map(str, agg["dataset"].unique()):
         note = comparison_note(agg, dataset) if compare else None
         if note:

@@ -557,8 +557,10 @@ def dataset_tables(agg: pd.DataFrame, dataset: str, fmt: str, *, compare: Compar
 
 
 def write_reports(run_dir: str | os.PathLike, *, formats: Sequence[str] = FORMATS,
-                  compare: CompareArg = None, latex_width: str = "column") -> list[Path]:
-    """Aggregate ``run_dir/results.csv`` and write ``run_dir/tables/``; return the paths written.
+                  compare: CompareArg = None, latex_width: str = "column",
+                  agg: pd.DataFrame | None = None) -> list[Path]:
+    """Aggregate ``run_dir/results.csv`` (or take ``agg``, its :func:`aggregate_run`) and write
+    ``run_dir/tables/``; return the paths written.
 
     Per dataset and format, the files of :func:`dataset_tables`. With ``compare`` (True: each
     dataset's default published table), ``<dataset>_vs_published.csv`` lists the matched rows.
@@ -570,7 +572,8 @@ def write_reports(run_dir: str | os.PathLike, *, formats: Sequence[str] = FORMAT
     if latex_width not in LATEX_WIDTHS:
         raise BenchmarkError(f"unknown LaTeX width {latex_width!r}; expected one of {', '.join(LATEX_WIDTHS)}")
     run_dir = Path(run_dir)
-    agg = aggregate_run(run_dir)
+    if agg is None:
+        agg = aggregate_run(run_dir)
     out_dir = run_dir / "tables"
     written = [atomic_write(out_dir / "aggregate.csv",
                             lambda p: aggregate_to_csv_frame(agg).to_csv(p, index=False))]
