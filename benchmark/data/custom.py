@@ -6,7 +6,6 @@ where there is one), and says what was expected and what was found.
 
 from __future__ import annotations
 
-import csv
 import errno
 import os
 import re
@@ -23,8 +22,9 @@ from benchmark.data.files import (
     require_dir,
     require_file,
 )
-from benchmark.data.lists import LIST_SPLITS, image_root_for, list_source, resolve_paths, with_test_categories
-from benchmark.config import not_utf8
+from benchmark.data.lists import (
+    LIST_SPLITS, image_root_for, list_source, read_list_rows, resolve_paths, with_test_categories,
+)
 from benchmark.errors import DatasetError
 
 
@@ -178,53 +178,28 @@ def load_csv(path: str | Path, *, image_root: str | Path | None = None, class_sp
     test.
     """
     path = require_file(Path(path), CSV_LAYOUT)
-    start = 1  # the line where the record being read starts (a quoted field may span lines)
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f, strict=True)
-            header = [c.strip() for c in next(reader, [])]
-            width = len(header)  # a spreadsheet may add empty columns at the end: their cells must stay empty
-            while header and not header[-1] and len(header) > 1:
-                header.pop()
-            unknown = [c for c in header if c not in CSV_COLUMNS]
-            if unknown or "path" not in header or "label" not in header or len(set(header)) != len(header):
-                line = ",".join(header)
-                other = next((name for sep, name in ((";", "semicolons"), ("\t", "tabs")) if sep in line), None)
-                hint = f" (separated by {other}? save it with commas)" if other and len(header) == 1 else ""
-                raise DatasetError(f"{path}:1: expected the header path,label or path,label,split (and an optional "
-                                   f"category column), "
-                                   f"found {excerpt(line)}{hint}")
-            col = {c: header.index(c) for c in header}
-            rows = []  # (line number, path, label, split)
-            start = reader.line_num + 1
-            for fields in reader:
-                lineno, start = start, reader.line_num + 1
-                if lineno != reader.line_num:
-                    raise DatasetError(f"{path}:{lineno}: a quoted field runs on to line {reader.line_num} (an "
-                                       f"unclosed quote?); expected one row per line")
-                if not any(f.strip() for f in fields):
-                    continue
-                if len(fields) == width > len(header) and not any(f.strip() for f in fields[len(header):]):
-                    fields = fields[:len(header)]
-                if len(fields) != len(header):
-                    raise DatasetError(f"{path}:{lineno}: expected {len(header)} columns ({','.join(header)}), "
-                                       f"found {len(fields)}: {excerpt(','.join(fields))}")
-                values = {c: fields[i].strip() for c, i in col.items()}
-                for c, v in values.items():
-                    if not v:
-                        raise DatasetError(f"{path}:{lineno}: the {c} column is empty")
-                split = values.get("split")
-                if split is not None and split not in SPLITS:
-                    raise DatasetError(f"{path}:{lineno}: expected split train or test (or train, query or gallery), "
-                                       f"found {excerpt(split)}")
-                rows.append((lineno, values["path"], values["label"], split, values.get("category")))
-    except csv.Error as exc:
-        hint = " (an unclosed quote?)" if "end of data" in str(exc) else ""
-        raise DatasetError(f"{path}:{start}: malformed CSV row ({exc}){hint}; expected {CSV_LAYOUT}") from None
-    except UnicodeDecodeError as exc:
-        raise DatasetError(f"{path}: {not_utf8(exc)}") from None
-    if not rows:
-        raise DatasetError(f"{path}: no rows after the header (expected {CSV_LAYOUT})")
+
+    def check_header(header: list[str]) -> None:
+        unknown = [c for c in header if c not in CSV_COLUMNS]
+        if unknown or "path" not in header or "label" not in header or len(set(header)) != len(header):
+            line = ",".join(header)
+            other = next((name for sep, name in ((";", "semicolons"), ("\t", "tabs")) if sep in line), None)
+            hint = f" (separated by {other}? save it with commas)" if other and len(header) == 1 else ""
+            raise DatasetError(f"{path}:1: expected the header path,label or path,label,split (and an optional "
+                               f"category column), found {excerpt(line)}{hint}")
+
+    header, values = read_list_rows(path, CSV_LAYOUT, check_header)
+    col = set(header)
+    rows = []  # (line number, path, label, split, category)
+    for lineno, row in values:
+        for c, v in row.items():
+            if not v:
+                raise DatasetError(f"{path}:{lineno}: the {c} column is empty")
+        split = row.get("split")
+        if split is not None and split not in SPLITS:
+            raise DatasetError(f"{path}:{lineno}: expected split train or test (or train, query or gallery), "
+                               f"found {excerpt(split)}")
+        rows.append((lineno, row["path"], row["label"], split, row.get("category")))
 
     raw_labels = [r[2] for r in rows]
     _check_labels(path, rows)

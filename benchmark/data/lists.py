@@ -6,25 +6,72 @@ path must stay inside the image root once ``..`` and symbolic links are resolved
 get in ``benchmark.data.integrity``); an absolute path is not checked against any root, since the user chose
 it. Every image is still checked to exist, to be listed once, and to be readable.
 
-``list_source`` turns rows tagged ``train``, ``test``, ``query`` or ``gallery`` into a ``DataSource``: train and
-test (evaluated against itself), or train, query and gallery (query against gallery), checked to be
+``read_list_rows`` reads a list file's header and rows (one line per malformed row). ``list_source`` turns rows
+tagged ``train``, ``test``, ``query`` or ``gallery`` into a ``DataSource``: train and test (evaluated against
+itself), or train, query and gallery (query against gallery), checked to be
 class-disjoint with one line naming the two rows of the first shared class.
 """
 
 from __future__ import annotations
 
+import csv
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from benchmark.config import not_utf8
 from benchmark.data.base import DataSource
-from benchmark.data.files import check_images_exist, files_source, require_dir
+from benchmark.data.files import check_images_exist, excerpt, files_source, require_dir
 from benchmark.errors import DatasetError
 
 #: The split values of a list file's rows.
 LIST_SPLITS = ("train", "test", "query", "gallery")
+
+
+def read_list_rows(path: Path, layout: str, check_header: Callable[[list[str]], None]
+                   ) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """The header and ``(line number, {column: value})`` of every non-blank row of the CSV list file ``path``,
+    values stripped.
+
+    ``check_header(header)`` raises on a header the format does not take. Empty columns a spreadsheet added
+    at the end of the header are dropped (their cells must stay empty). A row with another number of columns,
+    a quoted field running over a line end, a malformed row, a file that is not UTF-8 or one without rows
+    is refused in one line naming the file, the line and ``layout`` (what was expected).
+    """
+    start = 1  # the line where the record being read starts (a quoted field may span lines)
+    rows = []
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f, strict=True)
+            header = [c.strip() for c in next(reader, [])]
+            width = len(header)
+            while len(header) > 1 and not header[-1]:
+                header.pop()
+            check_header(header)
+            start = reader.line_num + 1
+            for fields in reader:
+                lineno, start = start, reader.line_num + 1
+                if lineno != reader.line_num:
+                    raise DatasetError(f"{path}:{lineno}: a quoted field runs on to line {reader.line_num} (an "
+                                       f"unclosed quote?); expected one row per line")
+                if not any(v.strip() for v in fields):
+                    continue
+                if len(fields) == width > len(header) and not any(v.strip() for v in fields[len(header):]):
+                    fields = fields[:len(header)]
+                if len(fields) != len(header):
+                    raise DatasetError(f"{path}:{lineno}: expected {len(header)} columns ({','.join(header)}), "
+                                       f"found {len(fields)}: {excerpt(','.join(fields))}")
+                rows.append((lineno, {c: v.strip() for c, v in zip(header, fields) if c}))
+    except csv.Error as exc:
+        hint = " (an unclosed quote?)" if "end of data" in str(exc) else ""
+        raise DatasetError(f"{path}:{start}: malformed CSV row ({exc}){hint}; expected {layout}") from None
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path}: {not_utf8(exc)}") from None
+    if not rows:
+        raise DatasetError(f"{path}: no rows after the header (expected {layout})")
+    return header, rows
 
 
 def image_root_for(list_file: Path, image_root: str | Path | None) -> Path:

@@ -15,16 +15,14 @@ rest test; ``split``, ``is_query`` and ``is_gallery`` then unused). Every proble
 
 from __future__ import annotations
 
-import csv
 import logging
 from pathlib import Path
 
 import numpy as np
 
-from benchmark.config import not_utf8
 from benchmark.data.base import DataSource
 from benchmark.data.files import excerpt, first_half_source, require_file
-from benchmark.data.lists import image_root_for, list_source, resolve_paths, with_test_categories
+from benchmark.data.lists import image_root_for, list_source, read_list_rows, resolve_paths, with_test_categories
 from benchmark.errors import DatasetError
 
 logger = logging.getLogger(__name__)
@@ -45,40 +43,19 @@ CLASSIFICATION_HINT = ("; a df.csv with the classification split, e.g. open-metr
 
 def _read(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
     """The header and ``(line number, {column: value})`` of every non-blank row; one line per malformed row."""
-    rows = []
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f, strict=True)
-            header = [c.strip() for c in next(reader, [])]
-            missing = [c for c in REQUIRED if c not in header]
-            if missing:
-                raise DatasetError(f"{path}:1: the header has no column {', '.join(missing)} (expected {OML_LAYOUT}; "
-                                   f"found {excerpt(','.join(header))})")
-            twice = sorted({c for c in header if header.count(c) > 1 and c})
-            if twice:
-                raise DatasetError(f"{path}:1: column {twice[0]!r} appears twice in the header")
-            unknown = [c for c in header if c and c not in REQUIRED + OPTIONAL]
-            if unknown:
-                logger.info("%s: columns %s are not used", path, ", ".join(unknown))
-            start = reader.line_num + 1
-            for fields in reader:
-                lineno, start = start, reader.line_num + 1
-                if lineno != reader.line_num:
-                    raise DatasetError(f"{path}:{lineno}: a quoted field runs on to line {reader.line_num} (an "
-                                       f"unclosed quote?); expected one row per line")
-                if not any(v.strip() for v in fields):
-                    continue
-                if len(fields) != len(header):
-                    raise DatasetError(f"{path}:{lineno}: expected {len(header)} columns ({','.join(header)}), "
-                                       f"found {len(fields)}: {excerpt(','.join(fields))}")
-                rows.append((lineno, {c: v.strip() for c, v in zip(header, fields) if c}))
-    except csv.Error as exc:
-        raise DatasetError(f"{path}:{start}: malformed CSV row ({exc}); expected {OML_LAYOUT}") from None
-    except UnicodeDecodeError as exc:
-        raise DatasetError(f"{path}: {not_utf8(exc)}") from None
-    if not rows:
-        raise DatasetError(f"{path}: no rows after the header (expected {OML_LAYOUT})")
-    return header, rows
+    def check_header(header: list[str]) -> None:
+        missing = [c for c in REQUIRED if c not in header]
+        if missing:
+            raise DatasetError(f"{path}:1: the header has no column {', '.join(missing)} (expected {OML_LAYOUT}; "
+                               f"found {excerpt(','.join(header))})")
+        twice = sorted({c for c in header if header.count(c) > 1 and c})
+        if twice:
+            raise DatasetError(f"{path}:1: column {twice[0]!r} appears twice in the header")
+        unknown = [c for c in header if c and c not in REQUIRED + OPTIONAL]
+        if unknown:
+            logger.info("%s: columns %s are not used", path, ", ".join(unknown))
+
+    return read_list_rows(path, OML_LAYOUT, check_header)
 
 
 def _label(path: Path, lineno: int, value: str) -> int:
