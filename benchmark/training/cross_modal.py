@@ -26,7 +26,7 @@ from benchmark.training.divergence import loss_diverged
 from benchmark.training.optim import OPTIMIZERS
 from benchmark.training.progress import FoldProgress
 from benchmark.training.samplers import ClassBalancedBatches
-from benchmark.training.schedule import patience_ran_out, validates_after
+from benchmark.training.schedule import end_epoch
 from benchmark.training.trainer import COMPLETED, DIVERGED, EARLY_STOPPED, FoldResult, seed_everything
 from benchmark.training.warmup import TrunkWarmup
 
@@ -109,16 +109,11 @@ def train_two_tower_fold(*, model: TwoTowerModel, loss: CrossModalLoss, train_a:
             if value is None:
                 status = DIVERGED
                 break
-            if validates_after(epoch, cfg):
-                score = validation_map_at_r(model, val_a, val_b, device=device, batch_size=cfg.eval_batch_size)
-                curve.append((epoch, iteration, score))
-                best.offer(epoch, score)
-                bar.show(value, best.value)
-                if on_validation is not None:
-                    on_validation(epoch, iteration, score)
-            if heartbeat is not None:
-                heartbeat()
-            if patience_ran_out(epoch, best.epoch, cfg):
+            _, stop = end_epoch(epoch, iteration, value, cfg=cfg, curve=curve, best=best, bar=bar,
+                                validate=lambda: validation_map_at_r(model, val_a, val_b, device=device,
+                                                                     batch_size=cfg.eval_batch_size),
+                                on_validation=on_validation, heartbeat=heartbeat)
+            if stop:
                 status = EARLY_STOPPED
                 break
     finally:

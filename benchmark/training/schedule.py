@@ -13,6 +13,8 @@ Two early-stopping rules (``training.early_stopping``):
 
 from __future__ import annotations
 
+from typing import Callable, Optional
+
 from benchmark.config import TrainingConfig
 
 #: ``training.early_stopping`` names.
@@ -31,3 +33,23 @@ def patience_ran_out(epoch: int, best_epoch: int, cfg: TrainingConfig) -> bool:
     if cfg.early_stopping == "published":
         return validates_after(epoch, cfg) and epoch - best_epoch > cfg.patience
     return epoch - best_epoch >= cfg.patience
+
+
+def end_epoch(epoch: int, iteration: int, loss, *, cfg: TrainingConfig, validate: Callable[[], float], curve: list,
+              best, bar, on_validation: Optional[Callable[[int, int, float], None]] = None,
+              heartbeat: Optional[Callable[[], None]] = None) -> tuple[bool, bool]:
+    """The end of a trained epoch, the same for every fold loop: validate when the schedule says so (append
+    ``(epoch, iteration, value)`` to ``curve``, offer it to ``best``, a ``BestCheckpoint``, show it on ``bar``,
+    a ``FoldProgress``, call ``on_validation``), then ``heartbeat``. Returns ``(validated, stop)``, ``stop``
+    when patience ran out."""
+    validated = validates_after(epoch, cfg)
+    if validated:
+        value = validate()
+        curve.append((epoch, iteration, value))
+        best.offer(epoch, value)
+        bar.show(loss, best.value)
+        if on_validation is not None:
+            on_validation(epoch, iteration, value)
+    if heartbeat is not None:
+        heartbeat()
+    return validated, patience_ran_out(epoch, best.epoch, cfg)

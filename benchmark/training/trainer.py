@@ -37,7 +37,7 @@ from benchmark.training.precision import Precision, resolve_precision
 from benchmark.training import interrupt
 from benchmark.training.progress import FoldProgress
 from benchmark.training.resume import FoldState, rng_state, set_rng_state
-from benchmark.training.schedule import patience_ran_out, validates_after
+from benchmark.training.schedule import end_epoch
 from benchmark.training.step import TrainingStep
 from benchmark.training.validation import validate
 from benchmark.training.warmup import TrunkWarmup
@@ -172,17 +172,10 @@ def train_fold(*, model: TrunkModel, method: Method, train_set: ImageSet, train_
                 if loss is None:
                     status = DIVERGED
                     break
-                validated = validates_after(epoch, cfg)
-                if validated:
-                    value = validate(model, val_set, device, cfg)
-                    curve.append((epoch, iteration, value))
-                    best.offer(epoch, value)
-                    bar.show(loss, best.value)
-                    if on_validation is not None:
-                        on_validation(epoch, iteration, value)
-                if heartbeat is not None:
-                    heartbeat()
-                if patience_ran_out(epoch, best.epoch, cfg):
+                validated, stop = end_epoch(epoch, iteration, loss, cfg=cfg, curve=curve, best=best, bar=bar,
+                                            validate=lambda: validate(model, val_set, device, cfg),
+                                            on_validation=on_validation, heartbeat=heartbeat)
+                if stop:
                     status = EARLY_STOPPED
                     break
                 if validated and save_state is not None and epoch < cfg.max_epochs:
