@@ -1,6 +1,6 @@
 """The frozen regime's training loop in the harness against a bare loop doing the same work: their wall-time ratio.
 
-    python benchmarks/frozen_bare_loop.py [--method contrastive] [--iterations 2000] [--rounds 3]
+    python benchmarks/frozen_bare_loop.py [--method contrastive] [--iterations 2000] [--rounds 6]
 
 Both train fold 0 of the quick preset's built-in dataset (frozen regime: the embedder on cached trunk outputs,
 one random view per sample) with the same embedder, loss, optimizer, batches and views, from the same seed:
@@ -103,7 +103,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--method", default="contrastive")
     p.add_argument("--iterations", type=int, default=2000)
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=6)
     args = p.parse_args()
     from benchmark.training.threads import torch_threads
 
