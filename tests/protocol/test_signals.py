@@ -22,7 +22,7 @@ from benchmark.protocol import storage as st
 from benchmark.protocol.faults import ENV, STOP_ENV
 from benchmark.protocol.unit_checkpoint import CHECKPOINT_DIR, TRAINING_FILE
 from benchmark.protocol.units import RELEASED
-from tests.protocol.workers import fresh_postgres_database, finish, start_workers
+from tests.protocol.workers import fresh_postgres_database, finish, sorted_results, start_workers
 
 pytestmark = pytest.mark.slow
 #: The smoke leaderboard cut to one method, one search trial and one repeat (3 units: Pretrained, search slot 0,
@@ -31,11 +31,6 @@ pytestmark = pytest.mark.slow
 LONGER = ("--methods", "contrastive", "--trials", "1", "--repeats", "1", "--set", "evaluation.verification_far=null")
 SECOND_STATE = "unit.state_saved#2"
 EXIT = {signal.SIGTERM: 143, signal.SIGUSR1: 138, signal.SIGINT: 130}
-
-
-def sorted_results(path) -> pd.DataFrame:
-    df = pd.read_csv(path)
-    return df.sort_values(list(df.columns[:-1])).reset_index(drop=True)
 
 
 @pytest.fixture(scope="module")

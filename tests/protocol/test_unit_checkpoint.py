@@ -13,35 +13,10 @@ import torch
 from benchmark.protocol.run_config import load_run_config
 from benchmark.protocol.unit_checkpoint import TRAINING_FILE, UNIT_FILE, discard, unit_folder
 from benchmark.protocol.workbench import Workbench
-from benchmark.training import interrupt
-from benchmark.training.step import TrainingStep
+from tests.training.stops import Stop
 
 KEY = ("repeat", "builtin::contrastive::repeats", 0)
 SHORT = ["training.max_epochs=3", "training.iterations_per_epoch=4"]
-
-
-class Stop(KeyboardInterrupt):
-    pass
-
-
-@pytest.fixture
-def stop_at_call(monkeypatch):
-    calls = {"n": 0, "at": None}
-    real = TrainingStep.__call__
-
-    def counting(self, model, batch):
-        calls["n"] += 1
-        if calls["n"] == calls["at"]:
-            assert interrupt.request(Stop)
-        return real(self, model, batch)
-
-    monkeypatch.setattr(TrainingStep, "__call__", counting)
-
-    def arm(n):
-        calls["n"], calls["at"] = 0, n
-
-    yield arm
-    interrupt.clear()
 
 
 @pytest.mark.parametrize("regime", ["end_to_end", "frozen"])

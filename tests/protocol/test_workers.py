@@ -21,17 +21,13 @@ from tests.protocol.workers import (
     assert_every_unit_exactly_once,
     finish,
     fresh_postgres_database,
+    sorted_results,
     start_workers,
     worker_command,
 )
 
 pytestmark = pytest.mark.slow
 TRIALS = ["--trials", "3"]
-
-
-def sorted_results(path) -> pd.DataFrame:
-    df = pd.read_csv(path)
-    return df.sort_values(list(df.columns[:-1])).reset_index(drop=True)
 
 
 @pytest.fixture(scope="module")

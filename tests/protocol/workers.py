@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import optuna
+import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
@@ -29,6 +30,12 @@ def start_workers(n: int, out: Path, *extra: str, env: dict | None = None) -> li
     environment = {**os.environ, **(env or {})}
     return [subprocess.Popen(worker_command(out, *extra), cwd=ROOT, env=environment, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True) for _ in range(n)]
+
+
+def sorted_results(path) -> pd.DataFrame:
+    """A ``results.csv`` in a fixed row order (workers record units in any order)."""
+    df = pd.read_csv(path)
+    return df.sort_values(list(df.columns[:-1])).reset_index(drop=True)
 
 
 def finish(procs: list[subprocess.Popen], timeout: float = 600) -> list[tuple[int, str]]:

@@ -18,15 +18,11 @@ from benchmark.data.tensor_sets import ViewSet
 from benchmark.methods import MethodContext, get_method, list_methods
 from benchmark.models.embedding_model import EmbeddingModel
 from benchmark.models.trunks import SmallCNN
-from benchmark.training import interrupt, trainer
+from benchmark.training import trainer
 from benchmark.training.resume import load_fold_state
-from benchmark.training.step import TrainingStep
+from tests.training.stops import Stop
 
 N_CLASSES, PER_CLASS, EMB = 8, 6, 16
-
-
-class Stop(KeyboardInterrupt):
-    """The exception a stop request raises (as the CLI's Terminated)."""
 
 
 def tiny_set(seed=0):
@@ -80,28 +76,6 @@ def same_weights(a, b):
     sa, sb = a.state_dict(), b.state_dict()
     assert sa.keys() == sb.keys()
     return all(torch.equal(sa[k], sb[k]) for k in sa)
-
-
-@pytest.fixture
-def stop_at_call(monkeypatch):
-    """``stop_at_call(n)``: a stop is requested during the n-th training step (taken before the next one)."""
-    calls = {"n": 0, "at": None}
-    real = TrainingStep.__call__
-
-    def counting(self, model, batch):
-        calls["n"] += 1
-        if calls["n"] == calls["at"]:
-            with interrupt.polling():  # the trainer polls already; as a signal handler calls it
-                assert interrupt.request(Stop)
-        return real(self, model, batch)
-
-    monkeypatch.setattr(TrainingStep, "__call__", counting)
-
-    def arm(n):
-        calls["n"], calls["at"] = 0, n
-
-    yield arm
-    interrupt.clear()
 
 
 @pytest.mark.parametrize("name", [spec.name for spec in list_methods()])

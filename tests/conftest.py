@@ -1,0 +1,3 @@
+"""Fixtures shared across test folders: ``stop_at_call`` (tests/training/stops.py)."""
+
+pytest_plugins = ("tests.training.stops",)
