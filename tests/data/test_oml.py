@@ -126,3 +126,20 @@ def test_malformed_file_one_line(tmp_path, change, message):
 def test_unknown_class_split(tmp_path):
     with pytest.raises(DatasetError, match=r"class_split must be one of file, first_half, got 'half'"):
         load_oml(make_oml(tmp_path / "df.csv"), class_split="half")
+
+
+def test_empty_columns_a_spreadsheet_added_at_the_end_are_ignored(tmp_path):
+    """The csv and oml readers share one row reader (benchmark.data.lists.read_list_rows): a header and rows
+    ending in empty cells, as a spreadsheet saves them, read as the file without them; a value there is refused."""
+    path = make_oml(tmp_path / "df.csv")
+    plain = load_oml(path, **SIZE)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(line + ",," for line in lines) + "\n")
+    padded = load_oml(path, **SIZE)
+    assert padded.query.labels.tolist() == plain.query.labels.tolist()
+    assert padded.gallery.labels.tolist() == plain.gallery.labels.tolist()
+    assert [p.name for p in padded.train.paths] == [p.name for p in plain.train.paths]
+    lines[1] += ",,stray"
+    path.write_text("\n".join([lines[0] + ",,"] + lines[1:]) + "\n")
+    with pytest.raises(DatasetError, match=r"df\.csv:2: expected 10 columns .*found 12"):
+        load_oml(path, **SIZE)
