@@ -161,7 +161,7 @@ def _copy_project(tmp_path: Path) -> Path:
 def test_tutorial_blocks_are_read_as_written():
     blocks = tutorial_blocks(TUTORIAL.read_text(encoding="utf-8"))
     shell = [(code, run) for lang, code, run in blocks if lang == "bash"]
-    assert [run for _, run in shell].count(False) == 1  # only the 25-minute quick preset is not run
+    assert [run for _, run in shell].count(False) == 1  # only the quick preset (minutes) is not run
     assert any("--preset smoke" in code and run for code, run in shell)
     install = shell[0][0].strip()
     assert install in (ROOT / "README.md").read_text(encoding="utf-8")  # the README's first command
