@@ -530,12 +530,12 @@ def _write_report(run_dir: Path, *, formats, compare, plots: bool, print_format:
     check_run_files(run_dir)  # every file it reads, before anything is written
     drawer = plots_drawer(run_dir, jobs) if plots else None  # with jobs > 1, drawn alongside what follows
     try:
-        agg = aggregate_run(run_dir)  # once: the tables, the cross-modal tables and the printout share it
+        agg = aggregate_run(run_dir)  # once: tables, cross-modal tables, statistics and printout share it
         written = write_reports(run_dir, formats=tuple(formats), compare=compare, latex_width=latex_width, agg=agg)
         # paired (cross-modal) datasets: both directions side by side
         written += write_cross_modal_tables(agg, run_dir / "tables", tuple(formats), latex_width)
         # significance, ranks, search diagnostics, cost, power, CD diagrams and report.html
-        stats_written, findings = write_run_report(run_dir, plots=plots,
+        stats_written, findings = write_run_report(run_dir, plots=plots, agg=agg,
                                                    plots_ready=drawer.result if drawer else None)
     except BaseException:
         if drawer is not None:

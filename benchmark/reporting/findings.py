@@ -94,12 +94,14 @@ def constant_repeats_note(agg: pd.DataFrame, pairs: pd.DataFrame) -> str | None:
             "p = 1 when equal, 0 when not (Hedges' g n/a)")
 
 
-def analyse_run(run_dir: str | os.PathLike, *, alpha: float = ALPHA,
-                difference: float = TARGET_DIFFERENCE) -> RunAnalysis:
-    """Compute every frame of :class:`RunAnalysis` from ``run_dir``'s CSV files."""
+def analyse_run(run_dir: str | os.PathLike, *, alpha: float = ALPHA, difference: float = TARGET_DIFFERENCE,
+                agg: pd.DataFrame | None = None) -> RunAnalysis:
+    """Compute every frame of :class:`RunAnalysis` from ``run_dir``'s CSV files (``agg``: their aggregate,
+    ``aggregate_run(run_dir)``, when the caller has it already)."""
     run_dir = Path(run_dir)
     manifest = read_manifest(run_dir)
-    agg = aggregate(read_results(run_dir / "results.csv"), manifest)
+    if agg is None:
+        agg = aggregate(read_results(run_dir / "results.csv"), manifest)
     pairs = pairwise_comparisons(agg, alpha=alpha)
     power = pairwise_power(agg, difference=difference, alpha=alpha)
     keys = ["dataset", "embedding", "metric", "method_a", "method_b"]
